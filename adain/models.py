@@ -1,0 +1,191 @@
+"""The AdaIN network in Flax NNX: normalised VGG-19 encoder to relu4_1, AdaIN, mirrored decoder.
+
+Layer tables keep the PyTorch Sequential indices of pytorch-AdaIN's net.py, so that a state dict
+key such as ``"29.weight"`` names exactly one of our layers (see adain/weights.py).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from flax import nnx
+
+from adain import ops
+
+
+class EncoderLayer(NamedTuple):
+  torch_index: int
+  cin: int
+  cout: int
+  ksize: int
+  pool_before: bool
+  tap: str | None  # name of the feature this layer's ReLU output is, if it is returned
+
+
+# vgg[:31] of net.py: conv0 (1x1 colour transform, no ReLU), then 3x3 convs with ReLU.
+ENCODER_LAYERS = (
+    EncoderLayer(0, 3, 3, 1, False, None),
+    EncoderLayer(2, 3, 64, 3, False, "relu1_1"),
+    EncoderLayer(5, 64, 64, 3, False, None),
+    EncoderLayer(9, 64, 128, 3, True, "relu2_1"),
+    EncoderLayer(12, 128, 128, 3, False, None),
+    EncoderLayer(16, 128, 256, 3, True, "relu3_1"),
+    EncoderLayer(19, 256, 256, 3, False, None),
+    EncoderLayer(22, 256, 256, 3, False, None),
+    EncoderLayer(25, 256, 256, 3, False, None),
+    EncoderLayer(29, 256, 512, 3, True, "relu4_1"),
+)
+FEATURES = ("relu1_1", "relu2_1", "relu3_1", "relu4_1")
+
+# The rest of the published vgg_normalised (relu4_2 .. relu5_4): present in the files, unused.
+VGG_UNUSED_LAYERS = tuple((i, 512, 512) for i in (32, 35, 38, 42, 45, 48, 51))
+
+
+class DecoderLayer(NamedTuple):
+  torch_index: int
+  cin: int
+  cout: int
+  upsample_before: bool
+  relu: bool
+
+
+DECODER_LAYERS = (
+    DecoderLayer(1, 512, 256, False, True),
+    DecoderLayer(5, 256, 256, True, True),
+    DecoderLayer(8, 256, 256, False, True),
+    DecoderLayer(11, 256, 256, False, True),
+    DecoderLayer(14, 256, 128, False, True),
+    DecoderLayer(18, 128, 128, True, True),
+    DecoderLayer(21, 128, 64, False, True),
+    DecoderLayer(25, 64, 64, True, True),
+    DecoderLayer(28, 64, 3, False, False),
+)
+
+MIN_SIDE = 16  # relu4_1 needs at least 2x2 positions for reflection padding and statistics.
+
+
+def _torch_default_init(key, shape, fan_in):
+  """PyTorch's default Conv2d init: U(-1/sqrt(fan_in), 1/sqrt(fan_in)) for weight and bias."""
+  bound = 1.0 / np.sqrt(fan_in)
+  return jax.random.uniform(key, shape, jnp.float32, -bound, bound)
+
+
+class ReflectConv(nnx.Module):
+  """Reflection-padded VALID convolution; kernel in HWIO (PyTorch's OIHW transposed)."""
+
+  def __init__(self, cin: int, cout: int, ksize: int, *, rngs: nnx.Rngs):
+    fan_in = cin * ksize * ksize
+    self.ksize = ksize
+    self.kernel = nnx.Param(_torch_default_init(rngs.params(), (ksize, ksize, cin, cout), fan_in))
+    self.bias = nnx.Param(_torch_default_init(rngs.params(), (cout,), fan_in))
+
+  def __call__(self, x_bhwc: jax.Array) -> jax.Array:
+    if self.ksize > 1:
+      x_bhwc = ops.reflect_pad(x_bhwc, self.ksize // 2)
+    return ops.conv2d(x_bhwc, self.kernel[...], self.bias[...])
+
+
+class Encoder(nnx.Module):
+  """Normalised VGG-19 up to relu4_1 (frozen in training). Input: RGB in [0, 1], NHWC."""
+
+  def __init__(self, *, rngs: nnx.Rngs):
+    self.convs = nnx.List([ReflectConv(l.cin, l.cout, l.ksize, rngs=rngs) for l in ENCODER_LAYERS])
+
+  def features(self, x_bhwc: jax.Array) -> dict[str, jax.Array]:
+    """relu1_1, relu2_1, relu3_1 and relu4_1 activations."""
+    out = {}
+    for layer, conv in zip(ENCODER_LAYERS, self.convs):
+      if layer.pool_before:
+        x_bhwc = ops.max_pool_ceil(x_bhwc)
+      x_bhwc = conv(x_bhwc)
+      if layer.torch_index:  # every layer but the 1x1 colour conv has a ReLU
+        x_bhwc = jax.nn.relu(x_bhwc)
+      if layer.tap:
+        out[layer.tap] = x_bhwc
+    return out
+
+  def __call__(self, x_bhwc: jax.Array) -> jax.Array:
+    return self.features(x_bhwc)["relu4_1"]
+
+
+class Decoder(nnx.Module):
+  """Mirror of the encoder: relu4_1 features to an RGB image (8x the feature size)."""
+
+  def __init__(self, *, rngs: nnx.Rngs):
+    self.convs = nnx.List([ReflectConv(l.cin, l.cout, 3, rngs=rngs) for l in DECODER_LAYERS])
+
+  def __call__(self, f_bhwc: jax.Array) -> jax.Array:
+    for layer, conv in zip(DECODER_LAYERS, self.convs):
+      if layer.upsample_before:
+        f_bhwc = ops.upsample_nearest2x(f_bhwc)
+      f_bhwc = conv(f_bhwc)
+      if layer.relu:
+        f_bhwc = jax.nn.relu(f_bhwc)
+    return f_bhwc
+
+
+@jax.tree_util.register_dataclass
+@dataclasses.dataclass(frozen=True)
+class StyleCode:
+  """A style as AdaIN sees it: per-channel mean and std of relu4_1 features, shapes (B, 512).
+
+  Codes mix linearly: AdaIN is affine in (mean, std), so a weighted sum of codes gives exactly
+  the weighted sum of the AdaIN outputs that pytorch-AdaIN's style interpolation computes.
+  """
+
+  mean: jax.Array
+  std: jax.Array
+
+  def __len__(self) -> int:
+    return self.mean.shape[0]
+
+  def __getitem__(self, i) -> "StyleCode":
+    return StyleCode(self.mean[i], self.std[i])
+
+  def mix(self, weights) -> "StyleCode":
+    """One code, the weighted average of this batch of codes (weights are normalised to sum 1)."""
+    w = jnp.asarray(weights, jnp.float32)
+    w = w / jnp.sum(w)
+    return StyleCode((w @ self.mean)[None], (w @ self.std)[None])
+
+  @staticmethod
+  def concat(codes) -> "StyleCode":
+    return StyleCode(jnp.concatenate([c.mean for c in codes]), jnp.concatenate([c.std for c in codes]))
+
+
+class AdaIN(nnx.Module):
+  """Encoder + AdaIN + decoder, with the content-code / style-code split as its API."""
+
+  def __init__(self, *, rngs: nnx.Rngs | None = None):
+    rngs = rngs if rngs is not None else nnx.Rngs(0)
+    self.encoder = Encoder(rngs=rngs)
+    self.decoder = Decoder(rngs=rngs)
+
+  def encode_content(self, images_bhwc: jax.Array) -> jax.Array:
+    """Content code: relu4_1 features, (B, ceil(H/8), ceil(W/8), 512)."""
+    return self.encoder(images_bhwc)
+
+  def encode_style(self, images_bhwc: jax.Array, mask_bhw: jax.Array | None = None) -> StyleCode:
+    return StyleCode(*ops.mean_std(self.encoder(images_bhwc), mask_bhw))
+
+  def generate(self, content_code: jax.Array, style: StyleCode, alpha: float | jax.Array = 1.0,
+               mask_bhw: jax.Array | None = None) -> jax.Array:
+    """Decode the content code re-styled by ``style``; alpha blends with the content code.
+
+    ``style`` holds one code per content image, or one code broadcast to all. With a mask
+    (1 = foreground, at the content code's resolution) ``style`` must hold two codes: the first
+    styles the foreground, the second the background, each with its own region's statistics.
+    """
+    if mask_bhw is None:
+      target = ops.adain(content_code, style.mean, style.std)
+    else:
+      fg = ops.adain(content_code, style.mean[:1], style.std[:1], mask_bhw)
+      bg = ops.adain(content_code, style.mean[1:2], style.std[1:2], 1.0 - mask_bhw)
+      m = mask_bhw[..., None]
+      target = m * fg + (1.0 - m) * bg
+    target = alpha * target + (1.0 - alpha) * content_code
+    return self.decoder(target.astype(content_code.dtype))

@@ -7,6 +7,7 @@ key such as ``"29.weight"`` names exactly one of our layers (see adain/weights.p
 from __future__ import annotations
 
 import dataclasses
+import os
 from typing import NamedTuple
 
 import jax
@@ -15,6 +16,10 @@ import numpy as np
 from flax import nnx
 
 from adain import ops
+from adain.errors import AdainError
+from adain.npz import read_npz, write_npz
+
+STYLE_CODE_FORMAT = "adain-style-code/1"
 
 
 class EncoderLayer(NamedTuple):
@@ -155,6 +160,24 @@ class StyleCode:
   @staticmethod
   def concat(codes) -> "StyleCode":
     return StyleCode(jnp.concatenate([c.mean for c in codes]), jnp.concatenate([c.std for c in codes]))
+
+  def save(self, path: str | os.PathLike) -> None:
+    """Writes the code as .npz (float32 arrays, no pickles), atomically."""
+    write_npz(path, {"__format__": np.asarray(STYLE_CODE_FORMAT),
+                     "mean": np.asarray(self.mean, np.float32),
+                     "std": np.asarray(self.std, np.float32)})
+
+  @staticmethod
+  def load(path: str | os.PathLike) -> "StyleCode":
+    z = read_npz(path, STYLE_CODE_FORMAT)
+    mean, std = z.get("mean"), z.get("std")
+    channels = ENCODER_LAYERS[-1].cout
+    if mean is None or std is None or mean.ndim != 2 or mean.shape[1] != channels \
+        or mean.shape != std.shape or not len(mean):
+      raise AdainError(path, f"style code needs mean and std of shape (N, {channels})")
+    if not (np.all(np.isfinite(mean)) and np.all(np.isfinite(std)) and np.all(std > 0)):
+      raise AdainError(path, "style code holds NaN, Inf or non-positive std values")
+    return StyleCode(jnp.asarray(mean, jnp.float32), jnp.asarray(std, jnp.float32))
 
 
 class AdaIN(nnx.Module):

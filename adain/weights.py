@@ -8,12 +8,15 @@ nn.Sequential; this module checks names and shapes against the architecture and 
 from __future__ import annotations
 
 import os
+import zipfile
+from pathlib import Path
 
 import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
 from adain.errors import WeightsError
+from adain.npz import read_npz, write_npz
 from adain.models import DECODER_LAYERS, ENCODER_LAYERS, VGG_UNUSED_LAYERS, AdaIN
 
 StateDict = dict[str, np.ndarray]
@@ -91,3 +94,139 @@ def encoder_state_dict(model: AdaIN) -> StateDict:
 
 def decoder_state_dict(model: AdaIN) -> StateDict:
   return _dump_convs(model.decoder.convs, DECODER_LAYERS)
+
+
+NATIVE_FORMAT = "adain-weights/1"
+
+
+def save_native(path: str | os.PathLike, sd: StateDict, kind: str, **meta: str | int) -> None:
+  """Writes a state dict as our native .npz, with ``kind`` and string metadata."""
+  header = {"__format__": NATIVE_FORMAT, "__kind__": kind}
+  header.update({f"__{k}__": str(v) for k, v in meta.items()})
+  write_npz(path, {**{k: np.asarray(v) for k, v in header.items()}, **sd})
+
+
+def load_native(path: str | os.PathLike, kind: str) -> tuple[StateDict, dict[str, str]]:
+  """Reads a native .npz (no pickles): the checked state dict and its metadata strings."""
+  arrays = read_npz(path, NATIVE_FORMAT, WeightsError)
+  meta = {k.strip("_"): str(arrays.pop(k)) for k in list(arrays) if k.startswith("__")}
+  if meta.get("kind") != kind:
+    raise WeightsError(path, f"holds {meta.get('kind')!r} weights, expected {kind!r}")
+  return check_state_dict(arrays, kind, path), meta
+
+
+def _read_any(path: Path, kind: str) -> StateDict:
+  """Reads .pth (either torch.save layout), .t7 or native .npz, chosen by content, not name."""
+  try:
+    with open(path, "rb") as f:
+      head = f.read(4)
+  except OSError as e:
+    raise WeightsError(path, f"cannot read weights file ({e.strerror or e})") from None
+  if not head:
+    raise WeightsError(path, "empty file, not a weights file")
+  if head.startswith(b"PK"):
+    try:
+      with zipfile.ZipFile(path) as z:
+        native = "__format__.npy" in z.namelist()
+    except (zipfile.BadZipFile, OSError) as e:
+      raise WeightsError(path, f"damaged zip archive ({e})") from None
+    if native:
+      return load_native(path, kind)[0]
+  if head.startswith(b"PK") or head[:1] == b"\x80":
+    from adain.torch_pickle import read_torch_state_dict
+    return check_state_dict(read_torch_state_dict(path), kind, path)
+  from adain.t7 import read_t7_state_dict
+  return check_state_dict(read_t7_state_dict(path), kind, path)
+
+
+def native_path(source: Path) -> Path:
+  """Where the converted copy of a .pth/.t7 file is kept: beside it."""
+  return source.with_name(source.name + ".adain.npz")
+
+
+def load_weights(path: str | os.PathLike, kind: str) -> StateDict:
+  """A checked state dict from any supported file; converts once to native .npz beside it.
+
+  The converted copy records the source's size and mtime; a changed source is read again.
+  Where the folder is read-only the source is simply read each time.
+  """
+  path = Path(path)
+  if path.is_dir():
+    path = path / "decoder.npz"  # a training workdir: its exported latest decoder
+    if kind != "decoder" or not path.is_file():
+      raise WeightsError(path.parent, f"is a folder, not a {kind} weights file"
+                         + (" (no decoder.npz: not a training workdir)" if kind == "decoder" else ""))
+  if not path.exists():
+    raise WeightsError(path, "no such file")
+  st = path.stat()
+  stamp = f"{st.st_size}:{st.st_mtime_ns}"
+  cached = native_path(path)
+  if path.suffix != ".npz" and cached.is_file():
+    try:
+      sd, meta = load_native(cached, kind)
+      if meta.get("source") == stamp:
+        return sd
+    except WeightsError:
+      pass  # a stale or broken conversion is simply redone
+  sd = _read_any(path, kind)
+  if path.suffix != ".npz":
+    try:
+      save_native(cached, sd, kind, source=stamp)
+    except OSError:
+      pass
+  return sd
+
+
+# --- Where weights are looked for, and fetched from on first use. ---
+
+FILENAMES = {"vgg": ("vgg_normalised.pth", "vgg_normalised.t7"),
+             "decoder": ("decoder.pth", "decoder.t7")}
+
+
+def adain_home() -> Path:
+  """Per-user weights cache and download folder: $ADAIN_HOME, default ~/.cache/adain."""
+  return Path(os.environ.get("ADAIN_HOME") or "~/.cache/adain").expanduser()
+
+
+def search_dirs() -> tuple[Path, Path]:
+  return Path("checkpoints"), adain_home()
+
+
+def find_weights(kind: str) -> Path | None:
+  """The first published-name file in checkpoints/ (cwd), then the per-user cache."""
+  for folder in search_dirs():
+    for name in FILENAMES[kind]:
+      if (folder / name).is_file():
+        return folder / name
+  return None
+
+
+def resolve_weights(kind: str, flag: str | os.PathLike | None = None, *,
+                    download: bool = True, progress: bool = True) -> StateDict:
+  """The state dict for ``kind``: the flag's file, else a found file, else a fresh download."""
+  if flag:
+    return load_weights(flag, kind)
+  found = find_weights(kind)
+  if found is not None:
+    return load_weights(found, kind)
+  from adain import download as dl
+  dest_dir = adain_home()
+  if download:
+    errors = []
+    for source in dl.PUBLISHED[kind]:
+      dest = dest_dir / source.filename
+      try:
+        dl.fetch([source.url], dest, lambda p: _read_any(p, kind), progress=progress)
+        return load_weights(dest, kind)
+      except dl.DownloadError as e:
+        errors.append(e.problem)
+    reason = "; ".join(errors)
+  else:
+    reason = "downloads are off"
+  checkpoints, home = search_dirs()
+  names = FILENAMES[kind]
+  urls = ", ".join(s.url for s in dl.PUBLISHED[kind])
+  raise WeightsError(None, (
+      f"no {kind} weights found and none could be fetched ({reason}). Download {names[0]} "
+      f"(or {names[1]}) from {urls} and place it at {checkpoints / names[0]} or "
+      f"{home / names[0]}, or pass --{kind} FILE."))

@@ -1,0 +1,222 @@
+"""python -m adain.stylize: stylize content images with style images or style codes.
+
+Flags follow pytorch-AdaIN's test.py, and its spellings (--content_dir, --save_ext, ...) are
+accepted too, so its users' scripts run unchanged. With neither --content nor --style it
+stylizes the demo pair bundled in adain/assets.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import sys
+import time
+from importlib import resources
+from pathlib import Path
+
+from adain.errors import AdainError
+
+ASSETS = resources.files("adain") / "assets"
+
+
+class _Parser(argparse.ArgumentParser):
+  """Usage errors as one line on stderr, exit status 2."""
+
+  def error(self, message):
+    self.exit(2, f"{self.prog}: error: {message}\n")
+
+
+def _floats(text: str) -> list[float]:
+  try:
+    values = [float(v) for v in text.split(",")]
+  except ValueError:
+    raise argparse.ArgumentTypeError(f"expected comma-separated numbers, got {text!r}") from None
+  if not all(math.isfinite(v) and v >= 0 for v in values) or sum(values) <= 0:
+    raise argparse.ArgumentTypeError(f"weights must be finite, >= 0 and not all 0: {text!r}")
+  return values
+
+
+def _alpha(text: str) -> float:
+  try:
+    a = float(text)
+  except ValueError:
+    raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+  if not 0.0 <= a <= 1.0:  # also false for NaN
+    raise argparse.ArgumentTypeError(f"must be in [0, 1], got {text}")
+  return a
+
+
+def _size(text: str) -> int:
+  try:
+    n = int(text)
+  except ValueError:
+    raise argparse.ArgumentTypeError(f"expected a whole number of pixels, got {text!r}") from None
+  if n < 0:
+    raise argparse.ArgumentTypeError(f"must be >= 0, got {n}")
+  return n
+
+
+def build_parser() -> argparse.ArgumentParser:
+  p = _Parser(prog="python -m adain.stylize", description=__doc__.split("\n")[0],
+              formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+  p.add_argument("--content", help="content image")
+  p.add_argument("--content-dir", "--content_dir", dest="content_dir",
+                 help="folder of content images (each is stylized with each style)")
+  p.add_argument("--style", help="style image(s) or .npz style code(s), comma-separated")
+  p.add_argument("--style-dir", "--style_dir", dest="style_dir", help="folder of style images")
+  p.add_argument("--style-weights", "--style_interpolation_weights", dest="style_weights",
+                 type=_floats, help="mix the styles with these weights into one")
+  p.add_argument("--mask", help="mask image: white parts take the first style, black the second")
+  p.add_argument("--alpha", type=_alpha, default=1.0,
+                 help="degree of stylization, 0 (content) to 1 (full style)")
+  p.add_argument("--content-size", "--content_size", dest="content_size", type=_size, default=512,
+                 help="shorter side of the content image; 0 keeps its size")
+  p.add_argument("--style-size", "--style_size", dest="style_size", type=_size, default=512,
+                 help="shorter side of the style image; 0 keeps its size")
+  p.add_argument("--crop", action="store_true", help="center-crop to a size x size square")
+  p.add_argument("--preserve-color", "--preserve_color", dest="preserve_color", nargs="?",
+                 const="coral", choices=("coral", "luminance"),
+                 help="keep the content's colours (bare flag: coral, as pytorch-AdaIN)")
+  p.add_argument("--vgg", help="encoder weights (.pth, .t7 or .npz)")
+  p.add_argument("--decoder", help="decoder weights (.pth, .t7, .npz) or a training workdir")
+  p.add_argument("--output", default="output", help="output folder")
+  p.add_argument("--ext", "--save_ext", dest="ext", default="jpg", type=lambda s: s.lstrip(".").lower(),
+                 choices=("jpg", "png"), help="output image format")
+  return p
+
+
+def _listdir(folder: str, parser: argparse.ArgumentParser) -> list[Path]:
+  d = Path(folder)
+  if not d.is_dir():
+    parser.error(f"{folder}: not a folder")
+  files = sorted(f for f in d.iterdir() if f.is_file() and not f.name.startswith("."))
+  if not files:
+    parser.error(f"{folder}: no files in this folder")
+  return files
+
+
+def _inputs(args, parser) -> tuple[list[Path], list[Path]]:
+  if not any((args.content, args.content_dir, args.style, args.style_dir)):
+    return [Path(str(ASSETS / "content.png"))], [Path(str(ASSETS / "style.png"))]
+  if args.content and args.content_dir or args.style and args.style_dir:
+    parser.error("give --content or --content-dir, and --style or --style-dir, not both of a pair")
+  if not (args.content or args.content_dir) or not (args.style or args.style_dir):
+    parser.error("both a content (--content/--content-dir) and a style (--style/--style-dir) are needed")
+  contents = [Path(args.content)] if args.content else _listdir(args.content_dir, parser)
+  styles = [Path(s) for s in args.style.split(",")] if args.style else _listdir(args.style_dir, parser)
+  return contents, styles
+
+
+def _check_args(args, parser, styles: list[Path]) -> None:
+  if args.style_weights is not None and len(args.style_weights) != len(styles):
+    parser.error(f"--style-weights has {len(args.style_weights)} weights for {len(styles)} styles")
+  if args.mask and len(styles) != 2:
+    parser.error(f"--mask needs exactly two styles (foreground, background), got {len(styles)}")
+  if args.mask and args.style_weights:
+    parser.error("--mask and --style-weights cannot be combined")
+  if args.preserve_color and (args.mask or args.style_weights):
+    parser.error("--preserve-color works with one style at a time, not with --mask or --style-weights")
+  out = Path(args.output)
+  if out.exists() and not out.is_dir():
+    parser.error(f"{out}: output path exists and is not a folder")
+
+
+def run(args, parser) -> int:
+  """Stylizes every content x style pair; returns the process exit status."""
+  from tqdm import tqdm
+
+  from adain import imageio
+  from adain.models import StyleCode
+  from adain.stylizer import Stylizer, feature_hw
+
+  contents, styles = _inputs(args, parser)
+  _check_args(args, parser, styles)
+  out_dir = Path(args.output)
+  try:
+    out_dir.mkdir(parents=True, exist_ok=True)
+  except OSError as e:
+    parser.error(f"{out_dir}: cannot create output folder ({e.strerror})")
+  start = time.perf_counter()
+  try:
+    stylizer = Stylizer.from_files(args.vgg, args.decoder)
+  except AdainError as e:
+    print(f"error: {e}", file=sys.stderr)
+    return 1
+
+  failed = 0
+
+  def fail(e: AdainError) -> None:
+    nonlocal failed
+    failed += 1
+    tqdm.write(f"error: {e}", file=sys.stderr)
+
+  # Each style is read and encoded once per run; per-pair colour preservation needs the image.
+  style_inputs: dict[Path, object] = {}
+  for s in styles:
+    try:
+      if s.suffix.lower() == ".npz":
+        if args.preserve_color:
+          raise AdainError(s, "--preserve-color needs the style image, not a style code")
+        style_inputs[s] = StyleCode.load(s)
+      else:
+        img = imageio.load_image(s, args.style_size, args.crop)
+        style_inputs[s] = img if args.preserve_color else stylizer.encode_style(img)
+    except AdainError as e:
+      fail(e)
+  mixed = args.style_weights is not None or args.mask
+  if args.mask:
+    try:
+      imageio.load_mask(args.mask, (1, 1))
+    except AdainError as e:
+      fail(e)
+  if failed and mixed or not style_inputs:
+    print(f"error: {failed} input(s) could not be read; nothing written", file=sys.stderr)
+    return 1
+  if args.style_weights is not None:
+    jobs = [("interpolation", StyleCode.concat(list(style_inputs.values())).mix(args.style_weights))]
+  elif args.mask:
+    jobs = [("stylized_" + "_".join(s.stem for s in styles), StyleCode.concat(list(style_inputs.values())))]
+  else:
+    jobs = [(f"stylized_{s.stem}", style) for s, style in style_inputs.items()]
+
+  written = 0
+  with tqdm(total=len(contents) * len(jobs), unit="image", file=sys.stderr, disable=None) as bar:
+    for c in contents:
+      try:
+        content = imageio.load_image(c, args.content_size, args.crop)
+        mask = imageio.load_mask(args.mask, feature_hw(content.shape[:2])) if args.mask else None
+      except AdainError as e:
+        fail(e)
+        bar.update(len(jobs))
+        continue
+      for suffix, style in jobs:
+        try:
+          if isinstance(style, StyleCode):
+            out = stylizer.generate(content, style, args.alpha, mask)
+          else:
+            out = stylizer.stylize(content, style, args.alpha, args.preserve_color)
+          path = out_dir / f"{c.stem}_{suffix}.{args.ext}"
+          imageio.save_image(path, out)
+          written += 1
+          tqdm.write(str(path))
+        except AdainError as e:
+          fail(e)
+        bar.update(1)
+  elapsed = time.perf_counter() - start
+  summary = f"wrote {written} image(s) to {out_dir}/ in {elapsed:.1f} s"
+  print(summary + (f", {failed} failed" if failed else ""), file=sys.stderr)
+  return 1 if failed else 0
+
+
+def main(argv: list[str] | None = None) -> int:
+  parser = build_parser()
+  args = parser.parse_args(argv)
+  try:
+    return run(args, parser)
+  except KeyboardInterrupt:
+    print("interrupted", file=sys.stderr)
+    return 130
+
+
+if __name__ == "__main__":
+  sys.exit(main())

@@ -131,17 +131,17 @@ def run(args, parser) -> int:
 
   contents, styles = _inputs(args, parser)
   _check_args(args, parser, styles)
-  out_dir = Path(args.output)
-  try:
-    out_dir.mkdir(parents=True, exist_ok=True)
-  except OSError as e:
-    parser.error(f"{out_dir}: cannot create output folder ({e.strerror})")
   start = time.perf_counter()
   try:
     stylizer = Stylizer.from_files(args.vgg, args.decoder)
   except AdainError as e:
     print(f"error: {e}", file=sys.stderr)
     return 1
+  out_dir = Path(args.output)
+  try:
+    out_dir.mkdir(parents=True, exist_ok=True)
+  except OSError as e:
+    parser.error(f"{out_dir}: cannot create output folder ({e.strerror})")
 
   failed = 0
 

@@ -11,7 +11,7 @@ import numpy as np
 from flax import nnx
 
 from adain import color
-from adain.errors import AdainError
+from adain.errors import AdainError, WeightsError
 from adain.models import MIN_SIDE, AdaIN, StyleCode
 from adain.weights import model_from_state_dicts, resolve_weights
 
@@ -60,9 +60,15 @@ class Stylizer:
                  decoder: str | os.PathLike | None = None, *, download: bool = True,
                  progress: bool = True) -> "Stylizer":
     """Weights from the given files, else checkpoints/ or the cache, else the published URLs."""
-    vgg_sd = resolve_weights("vgg", vgg, download=download, progress=progress)
-    decoder_sd = resolve_weights("decoder", decoder, download=download, progress=progress)
-    return cls(model_from_state_dicts(vgg_sd, decoder_sd))
+    found, errors = {}, []
+    for kind, flag in (("vgg", vgg), ("decoder", decoder)):
+      try:
+        found[kind] = resolve_weights(kind, flag, download=download, progress=progress)
+      except WeightsError as e:
+        errors.append(str(e))
+    if errors:  # both problems at once, so that one message says everything to place
+      raise WeightsError(None, "\n".join(errors))
+    return cls(model_from_state_dicts(found["vgg"], found["decoder"]))
 
   def encode_style(self, style_hw3: np.ndarray) -> StyleCode:
     """The style code (relu4_1 mean and std) of one image: a batch of one."""

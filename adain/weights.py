@@ -210,23 +210,19 @@ def resolve_weights(kind: str, flag: str | os.PathLike | None = None, *,
   if found is not None:
     return load_weights(found, kind)
   from adain import download as dl
-  dest_dir = adain_home()
-  if download:
-    errors = []
-    for source in dl.PUBLISHED[kind]:
-      dest = dest_dir / source.filename
-      try:
-        dl.fetch([source.url], dest, lambda p: _read_any(p, kind), progress=progress)
-        return load_weights(dest, kind)
-      except dl.DownloadError as e:
-        errors.append(e.problem)
-    reason = "; ".join(errors)
-  else:
-    reason = "downloads are off"
+  sources = dl.PUBLISHED[kind]
+  reasons = []
+  for source in sources if download else ():
+    dest = adain_home() / source.filename
+    try:
+      dl.fetch([source.url], dest, lambda p: _read_any(p, kind), progress=progress)
+      return load_weights(dest, kind)
+    except dl.DownloadError as e:
+      reasons.append(e.problem.removeprefix("download failed from every source: "))
   checkpoints, home = search_dirs()
-  names = FILENAMES[kind]
-  urls = ", ".join(s.url for s in dl.PUBLISHED[kind])
+  first, *others = sources
+  alternatives = "".join(f"; {s.filename} from {s.url} works too" for s in others)
   raise WeightsError(None, (
-      f"no {kind} weights found and none could be fetched ({reason}). Download {names[0]} "
-      f"(or {names[1]}) from {urls} and place it at {checkpoints / names[0]} or "
-      f"{home / names[0]}, or pass --{kind} FILE."))
+      f"no {kind} weights found, and fetching them failed ({'; '.join(reasons) or 'downloads are off'}). "
+      f"Place {first.filename} from {first.url} at {checkpoints / first.filename} or "
+      f"{home / first.filename}{alternatives}; or pass --{kind} FILE."))

@@ -59,27 +59,27 @@ def _size(text: str) -> int:
 def build_parser() -> argparse.ArgumentParser:
   p = _Parser(prog="python -m adain.stylize", description=__doc__.split("\n")[0],
               formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-  p.add_argument("--content", help="content image")
-  p.add_argument("--content-dir", "--content_dir", dest="content_dir",
+  p.add_argument("--content", metavar="FILE", help="content image")
+  p.add_argument("--content-dir", "--content_dir", dest="content_dir", metavar="DIR",
                  help="folder of content images (each is stylized with each style)")
-  p.add_argument("--style", help="style image(s) or .npz style code(s), comma-separated")
-  p.add_argument("--style-dir", "--style_dir", dest="style_dir", help="folder of style images")
-  p.add_argument("--style-weights", "--style_interpolation_weights", dest="style_weights",
+  p.add_argument("--style", metavar="FILE[,FILE...]", help="style image(s) or .npz style code(s), comma-separated")
+  p.add_argument("--style-dir", "--style_dir", dest="style_dir", metavar="DIR", help="folder of style images")
+  p.add_argument("--style-weights", "--style_interpolation_weights", dest="style_weights", metavar="W1,W2,...",
                  type=_floats, help="mix the styles with these weights into one")
-  p.add_argument("--mask", help="mask image: white parts take the first style, black the second")
-  p.add_argument("--alpha", type=_alpha, default=1.0,
+  p.add_argument("--mask", metavar="FILE", help="mask image: white parts take the first style, black the second")
+  p.add_argument("--alpha", type=_alpha, default=1.0, metavar="A",
                  help="degree of stylization, 0 (content) to 1 (full style)")
-  p.add_argument("--content-size", "--content_size", dest="content_size", type=_size, default=512,
+  p.add_argument("--content-size", "--content_size", dest="content_size", type=_size, default=512, metavar="N",
                  help="shorter side of the content image; 0 keeps its size")
-  p.add_argument("--style-size", "--style_size", dest="style_size", type=_size, default=512,
+  p.add_argument("--style-size", "--style_size", dest="style_size", type=_size, default=512, metavar="N",
                  help="shorter side of the style image; 0 keeps its size")
   p.add_argument("--crop", action="store_true", help="center-crop to a size x size square")
   p.add_argument("--preserve-color", "--preserve_color", dest="preserve_color", nargs="?",
                  const="coral", choices=("coral", "luminance"),
                  help="keep the content's colours (bare flag: coral, as pytorch-AdaIN)")
-  p.add_argument("--vgg", help="encoder weights (.pth, .t7 or .npz)")
-  p.add_argument("--decoder", help="decoder weights (.pth, .t7, .npz) or a training workdir")
-  p.add_argument("--output", default="output", help="output folder")
+  p.add_argument("--vgg", metavar="FILE", help="encoder weights (.pth, .t7 or .npz)")
+  p.add_argument("--decoder", metavar="FILE_OR_DIR", help="decoder weights (.pth, .t7, .npz) or a training workdir")
+  p.add_argument("--output", default="output", metavar="DIR", help="output folder")
   p.add_argument("--ext", "--save_ext", dest="ext", default="jpg", type=lambda s: s.lstrip(".").lower(),
                  choices=("jpg", "png"), help="output image format")
   return p

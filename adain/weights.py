@@ -66,9 +66,8 @@ def check_state_dict(sd: StateDict, kind: str, path: str | os.PathLike | None = 
 
 def _load_convs(convs, layers, sd: StateDict) -> None:
   for conv, layer in zip(convs, layers):
-    w_oihw = sd[f"{layer.torch_index}.weight"]
-    conv.kernel[...] = jnp.asarray(np.transpose(w_oihw, (2, 3, 1, 0)))
-    conv.bias[...] = jnp.asarray(sd[f"{layer.torch_index}.bias"])
+    conv.kernel.set_value(jnp.asarray(np.transpose(sd[f"{layer.torch_index}.weight"], (2, 3, 1, 0))))
+    conv.bias.set_value(jnp.asarray(sd[f"{layer.torch_index}.bias"]))
 
 
 def _dump_convs(convs, layers) -> StateDict:
@@ -80,11 +79,15 @@ def _dump_convs(convs, layers) -> StateDict:
 
 
 def model_from_state_dicts(vgg: StateDict, decoder: StateDict | None = None) -> AdaIN:
-  """An AdaIN model holding these weights (a decoder left out stays at its random init)."""
-  model = AdaIN(rngs=nnx.Rngs(0))
+  """An AdaIN model holding these weights; a decoder left out is all zeros (encoding only).
+
+  The model is built abstractly (nnx.eval_shape) and filled: no random init is paid for.
+  """
+  model = nnx.eval_shape(lambda: AdaIN(rngs=nnx.Rngs(0)))
   _load_convs(model.encoder.convs, ENCODER_LAYERS, check_state_dict(vgg, "vgg"))
-  if decoder is not None:
-    _load_convs(model.decoder.convs, DECODER_LAYERS, check_state_dict(decoder, "decoder"))
+  if decoder is None:
+    decoder = {k: np.zeros(shape, np.float32) for k, shape in DECODER_SHAPES.items()}
+  _load_convs(model.decoder.convs, DECODER_LAYERS, check_state_dict(decoder, "decoder"))
   return model
 
 

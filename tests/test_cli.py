@@ -205,3 +205,16 @@ def test_demo_pair_without_content_or_style(weights, tmp_path):
   assert run(["--alpha", "0.8", "--output", str(out), "--content-size", "64", "--style-size", "64"],
              weights) == 0
   assert [p.name for p in out.iterdir()] == ["content_stylized_style.jpg"]
+
+
+@pytest.mark.parametrize("name", ["evil_reduce_system_zip.pth", "evil_newobj_legacy.pth",
+                                  "evil_function.t7"])
+def test_crafted_weights_are_refused(images, weights, tmp_path, capsys, monkeypatch, name):
+  c, s = images
+  monkeypatch.chdir(tmp_path)  # where the payloads would create their marker file
+  evil = Path(__file__).parent / "fixtures" / "weights" / name
+  rc = stylize.main(["--content", str(c / "a.png"), "--style", str(s / "x.png"), "--vgg", str(evil),
+                     "--decoder", str(weights[1]), "--output", str(tmp_path / "o")])
+  err = capsys.readouterr().err
+  assert rc == 1 and err.startswith(f"error: {evil}: ") and err.count("\n") == 1
+  assert not (tmp_path / "adain_pwned").exists()

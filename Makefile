@@ -22,6 +22,22 @@ stylize: $(STAMP)
 
 bench: $(STAMP)
 	$(PY) -m adain.bench
+	$(PY) -m train.bench --bf16
+
+# The paper's decoder recipe. CONTENT / STYLE: an image folder (recursive) or
+# tfds:NAME[/CONFIG][:SPLIT]; a missing dataset stops with how to get it. Killed or stopped,
+# the same command resumes. ARGS adds flags, e.g. ARGS=--config.max_steps=1000.
+train: CONTENT ?= tfds:coco/2017
+train: STYLE ?= data/wikiart
+train: WORKDIR ?= workdir/train
+train: $(STAMP)
+	$(PY) -m train --workdir $(WORKDIR) --config train/configs/default.py \
+	  --config.content=$(CONTENT) --config.style=$(STYLE) $(ARGS)
+
+# A tiny fresh run on images the pipeline draws itself (under 2 minutes on a laptop CPU).
+train-smoke: $(STAMP)
+	rm -rf workdir/smoke
+	$(PY) -m train --workdir workdir/smoke --config train/configs/smoke.py
 
 # Regenerates tests/fixtures with PyTorch (a separate venv; the test suite never needs torch).
 fixtures:
@@ -29,6 +45,7 @@ fixtures:
 	.venv-fixtures/bin/pip install -q torch==2.13.0 numpy pillow torchfile
 	.venv-fixtures/bin/python tools/make_weight_fixtures.py
 	.venv-fixtures/bin/python tools/make_parity_fixtures.py
+	.venv-fixtures/bin/python tools/make_train_fixtures.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache

@@ -1,0 +1,35 @@
+"""The paper's training losses, as pytorch-AdaIN's net.py computes them (mean-square, float32)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+import jax
+import jax.numpy as jnp
+
+from adain import ops
+from adain.models import FEATURES
+
+
+def mse(a: jax.Array, b: jax.Array) -> jax.Array:
+  """Mean of squared differences over all elements, as torch.nn.MSELoss()."""
+  return jnp.mean(jnp.square(a.astype(jnp.float32) - b.astype(jnp.float32)))
+
+
+def content_loss(output_relu4_1: jax.Array, target: jax.Array) -> jax.Array:
+  """MSE between the output's relu4_1 features and the AdaIN target the decoder was given.
+
+  The target is a constant of the decoder's parameters, as the reference asserts.
+  """
+  return mse(output_relu4_1, jax.lax.stop_gradient(target))
+
+
+def style_loss(output_features: Mapping[str, jax.Array], style_features: Mapping[str, jax.Array],
+               layers: Sequence[str] = FEATURES) -> jax.Array:
+  """Sum over ``layers`` of MSE(means) + MSE(stds) of the output's and the style's features."""
+  total = jnp.zeros((), jnp.float32)
+  for name in layers:
+    out_mean, out_std = ops.mean_std(output_features[name])
+    sty_mean, sty_std = ops.mean_std(jax.lax.stop_gradient(style_features[name]))
+    total = total + mse(out_mean, sty_mean) + mse(out_std, sty_std)
+  return total

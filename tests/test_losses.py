@@ -1,0 +1,40 @@
+"""adain.losses against pytorch-AdaIN's losses (tools/make_train_fixtures.py, losses.npz)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import jax.numpy as jnp
+import numpy as np
+
+from adain import losses
+from adain.models import FEATURES
+
+FIXTURE = os.path.join(os.path.dirname(__file__), "fixtures", "train", "losses.npz")
+
+
+def test_losses_match_pytorch_reference():
+  z = np.load(FIXTURE)
+  out = {n: jnp.asarray(z[f"out_{n}"]) for n in FEATURES}
+  style = {n: jnp.asarray(z[f"style_{n}"]) for n in FEATURES}
+  np.testing.assert_allclose(losses.content_loss(out["relu4_1"], jnp.asarray(z["target"])),
+                             z["content_loss"], rtol=1e-6)
+  np.testing.assert_allclose(losses.style_loss(out, style), z["style_loss"], rtol=1e-5)
+
+
+def test_style_loss_layers_and_zero():
+  z = np.load(FIXTURE)
+  out = {n: jnp.asarray(z[f"out_{n}"]) for n in FEATURES}
+  style = {n: jnp.asarray(z[f"style_{n}"]) for n in FEATURES}
+  assert float(losses.style_loss(out, out)) == 0.0
+  per_layer = [float(losses.style_loss(out, style, (n,))) for n in FEATURES]
+  np.testing.assert_allclose(sum(per_layer), z["style_loss"], rtol=1e-5)
+
+
+def test_adain_does_not_import_training_dependencies():
+  # (optax is not checked: flax.nnx itself imports it.)
+  code = ("import sys, adain, adain.losses; bad = {'tensorflow', 'orbax', 'train'} & "
+          "{m.split('.')[0] for m in sys.modules}; assert not bad, bad")
+  subprocess.run([sys.executable, "-c", code], check=True, cwd=os.path.dirname(FIXTURE))

@@ -1,0 +1,241 @@
+"""Training: one step against PyTorch, and whole runs on tiny synthetic data (outputs, exact
+resume, signals, 1 vs 4 devices, NaN, mismatched checkpoints).
+
+Golden values: tests/fixtures/train/step.npz, written once by tools/make_train_fixtures.py
+(torch 2.13 CPU, float32): pytorch-AdaIN's net.py forward and one step of train.py's Adam on
+tests/seeded_weights.py's weights and four 32 px image pairs.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import functools
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import jax
+import numpy as np
+import orbax.checkpoint as ocp
+import pytest
+
+import seeded_weights
+from adain import weights
+from train import trainer
+from train.configs import default, smoke
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+FIXTURE = os.path.join(ROOT, "tests", "fixtures", "train", "step.npz")
+# Runs share the golden step's shapes (batch 4 of 32 px), so one compile serves every test.
+RUN = dict(max_steps=6, save_every=2, log_every=1, sample_every=3, batch_size=4)
+
+
+def _session_dir(tmp_path_factory):
+  """A folder shared by this session's xdist workers (each has its own basetemp below it)."""
+  base = tmp_path_factory.getbasetemp()
+  return base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base
+
+
+@pytest.fixture(scope="module", autouse=True)
+def cache_env(tmp_path_factory):
+  """A persistent compilation cache shared by this session's workers and their subprocesses."""
+  path = str(_session_dir(tmp_path_factory) / "adain-jax-cache")
+  names = ("jax_compilation_cache_dir", "jax_persistent_cache_min_compile_time_secs")
+  old = [getattr(jax.config, n) for n in names]
+  jax.config.update(names[0], path)
+  jax.config.update(names[1], 0)
+  yield {"JAX_COMPILATION_CACHE_DIR": path, "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS": "0"}
+  for n, v in zip(names, old):
+    jax.config.update(n, v)
+
+
+def _setup(weights, bf16=False):
+  vgg, decoder = weights
+  cfg = default.get_config()
+  cfg.vgg, cfg.init_decoder, cfg.crop_size, cfg.load_size, cfg.bf16 = (
+      str(vgg), str(decoder), 32, 32, bf16)
+  model = trainer.build_model(cfg)
+  state, encoder_params = trainer.init_state(model, jax.make_mesh((1,), ("data",)))
+  return cfg, trainer.recipe_of(cfg, model), state, encoder_params
+
+
+def test_one_step_matches_pytorch(weights):
+  z = np.load(FIXTURE)
+  np.testing.assert_allclose(z["weights_checksum"], seeded_weights.checksum(
+      seeded_weights.vgg_state_dict(), seeded_weights.decoder_state_dict()), rtol=1e-12)
+  cfg, recipe, state, encoder_params = _setup(weights)
+  step, _ = trainer.jit_steps(recipe, jax.make_mesh((1,), ("data",)))
+  lr = np.float32(trainer.learning_rate(cfg, 0))
+  state, m0 = step(state, encoder_params, z["content"], z["style"], lr)
+  np.testing.assert_allclose(m0["content_loss"], z["content_loss0"], rtol=2e-5)
+  np.testing.assert_allclose(m0["style_loss"], z["style_loss0"], rtol=2e-5)
+  np.testing.assert_allclose(m0["loss"], z["content_loss0"] + 10 * z["style_loss0"], rtol=2e-5)
+  # Adam's first update moves each weight by about lr: the last layer's bias shows its sign.
+  np.testing.assert_allclose(state["params"]["convs"][8]["bias"], z["bias_28_after"], atol=1e-7)
+  # The losses after the update (same images): the whole update, through the whole network.
+  _, m1 = step(state, encoder_params, z["content"], z["style"],
+               np.float32(trainer.learning_rate(cfg, 1)))
+  np.testing.assert_allclose(m1["content_loss"], z["content_loss1"], rtol=2e-3)
+  np.testing.assert_allclose(m1["style_loss"], z["style_loss1"], rtol=2e-3)
+
+
+def test_bf16_losses_are_close_to_float32(weights):
+  """bf16 compute (forward only: compiling the bf16 step too would double this file's time)."""
+  z = np.load(FIXTURE)
+  _, recipe, state, encoder_params = _setup(weights, bf16=True)
+  _, loss_c, loss_s = jax.jit(functools.partial(trainer.forward, recipe))(
+      state["params"], encoder_params, z["content"], z["style"])
+  np.testing.assert_allclose(loss_c, z["content_loss0"], rtol=0.1)
+  np.testing.assert_allclose(loss_s, z["style_loss0"], rtol=0.1)
+
+
+def _cfg(**kw):
+  cfg = smoke.get_config()
+  cfg.update({**RUN, **kw})
+  return cfg
+
+
+def _metrics(workdir):
+  with open(os.path.join(workdir, "metrics.jsonl")) as f:
+    return [json.loads(line) for line in f]
+
+
+def _decoder(workdir):
+  return weights.load_native(os.path.join(workdir, "decoder.npz"), "decoder")
+
+
+def _assert_same_run(a, b):
+  """Bit for bit: the decoder and every logged loss."""
+  (sd_a, meta_a), (sd_b, meta_b) = _decoder(a), _decoder(b)
+  assert meta_a["step"] == meta_b["step"]
+  for k in sd_a:
+    np.testing.assert_array_equal(sd_a[k], sd_b[k], err_msg=k)
+  ma, mb = _metrics(a), _metrics(b)
+  assert [m["step"] for m in mb] == [m["step"] for m in ma] == list(range(1, 7))
+  for x, y in zip(ma, mb):
+    assert (x["loss"], x["content_loss"], x["style_loss"]) == (
+        y["loss"], y["content_loss"], y["style_loss"]), x["step"]
+
+
+def _train_cli(workdir, *flags, env=None):
+  """`python -m train` in a subprocess sharing a compilation cache with its siblings."""
+  args = [sys.executable, "-m", "train", "--workdir", str(workdir),
+          "--config", os.path.join(ROOT, "train/configs/smoke.py")]
+  args += [f"--config.{k}={v}" for k, v in RUN.items()] + list(flags)
+  return subprocess.Popen(args, cwd=ROOT, env={**os.environ, **(env or {})},
+                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def _wait_for(predicate, proc, timeout=240):
+  end = time.time() + timeout
+  while not predicate():
+    assert proc.poll() is None, proc.communicate()
+    assert time.time() < end, "timed out"
+    time.sleep(0.05)
+
+
+def _logged_step(workdir):
+  try:
+    return max(m["step"] for m in _metrics(workdir))
+  except (FileNotFoundError, ValueError):
+    return 0
+
+
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory):
+  """An uninterrupted 6-step run, made once per session: a second worker waits and reuses it."""
+  workdir = _session_dir(tmp_path_factory) / "adain-reference"
+  with open(f"{workdir}.lock", "w") as lock:
+    fcntl.flock(lock, fcntl.LOCK_EX)
+    if not (workdir / "checkpoints" / "6").is_dir():
+      assert trainer.train_and_evaluate(_cfg(), str(workdir)) == 6
+  return workdir
+
+
+def test_smoke_run_writes_everything(reference):
+  records = _metrics(reference)
+  assert set(records[0]) >= {"step", "loss", "content_loss", "style_loss", "lr", "steps_per_sec",
+                             "devices", "skipped_content", "skipped_style"}
+  assert records[0]["devices"] == 1 and records[0]["skipped_content"] == 0
+  assert records[0]["lr"] == 1e-4 and records[1]["lr"] == 1e-4 / (1 + 5e-5)
+  import tensorflow as tf
+  from tensorflow.core.util import event_pb2
+
+  events = [event_pb2.Event.FromString(r.numpy()) for f in os.listdir(reference / "tensorboard")
+            for r in tf.data.TFRecordDataset(str(reference / "tensorboard" / f))]
+  tags = {(v.tag, e.step) for e in events for v in e.summary.value}
+  assert {(k, s) for k in ("loss", "content_loss", "style_loss", "lr") for s in range(1, 7)} <= tags
+  assert sorted(os.listdir(reference / "samples")) == ["step_0000003.png", "step_0000006.png"]
+  assert sorted(os.listdir(reference / "checkpoints")) == ["2", "4", "6"]
+  sd = weights.load_weights(reference, "decoder")  # what `adain.stylize --decoder WORKDIR` reads
+  assert _decoder(reference)[1]["step"] == "6" and len(sd) == 18
+  assert trainer.train_and_evaluate(_cfg(), str(reference)) == 6  # finished: nothing to do
+
+
+def test_resume_is_bit_for_bit(reference, tmp_path):
+  assert trainer.train_and_evaluate(_cfg(max_steps=3), str(tmp_path)) == 3
+  assert trainer.train_and_evaluate(_cfg(), str(tmp_path)) == 6
+  _assert_same_run(reference, tmp_path)
+
+
+def test_sigterm_saves_and_sigkill_resumes(reference, tmp_path, cache_env, monkeypatch):
+  batches = trainer.data.batches
+
+  def sigterm_after_two(*args):
+    for i, b in enumerate(batches(*args)):
+      if i == 2:  # lands as step 3's batch is read: step 3 runs, is saved, and the run stops
+        os.kill(os.getpid(), signal.SIGTERM)
+      yield b
+
+  monkeypatch.setattr(trainer.data, "batches", sigterm_after_two)
+  with pytest.raises(trainer.Interrupted, match="stopped by SIGTERM at step 3"):
+    trainer.train_and_evaluate(_cfg(save_every=100), str(tmp_path))
+  assert os.listdir(tmp_path / "checkpoints") == ["3"]
+  monkeypatch.undo()
+
+  proc = _train_cli(tmp_path, env=cache_env)  # resumes, and is killed mid-run
+  _wait_for(lambda: _logged_step(tmp_path) > 3, proc)
+  proc.kill()
+  proc.communicate()
+  assert proc.returncode == -signal.SIGKILL  # killed mid-run, not finished
+  assert trainer.train_and_evaluate(_cfg(), str(tmp_path)) == 6
+  assert not [d for d in os.listdir(tmp_path / "checkpoints") if "tmp" in d]
+  _assert_same_run(reference, tmp_path)
+
+
+def test_one_and_four_devices_agree(reference, tmp_path, cache_env):
+  proc = _train_cli(tmp_path, "--config.max_steps=3", "--config.sample_every=100",
+                    env={**cache_env, "XLA_FLAGS": "--xla_force_host_platform_device_count=4"})
+  _, err = proc.communicate(timeout=300)
+  assert proc.returncode == 0, err
+  one, four = _metrics(reference)[:3], _metrics(tmp_path)
+  assert [m["devices"] for m in one + four] == [1] * 3 + [4] * 3
+  for a, b in zip(one, four):
+    for k in ("loss", "content_loss", "style_loss"):
+      np.testing.assert_allclose(a[k], b[k], rtol=1e-5, err_msg=f"step {a['step']} {k}")
+
+
+def test_nan_loss_stops_and_keeps_last_good_checkpoint(tmp_path):
+  with pytest.raises(trainer.TrainError, match=r"loss is (nan|inf) at step (\d)") as e:
+    trainer.train_and_evaluate(_cfg(lr=1e12, save_every=1), str(tmp_path))
+  bad = int(str(e.value).split(" at step ")[1].split(" ")[0])
+  assert f"last good checkpoint, step {bad - 1}" in str(e.value)
+  assert max(int(d) for d in os.listdir(tmp_path / "checkpoints")) == bad - 1
+
+
+def test_refuses_a_checkpoint_of_another_config(reference, tmp_path):
+  with pytest.raises(trainer.TrainError, match="batch_size: checkpoint 4, now 8"):
+    trainer.train_and_evaluate(_cfg(batch_size=8), str(reference))
+  # Same config, but a checkpoint holding another state structure.
+  ckpt = trainer.Checkpoints(str(tmp_path), _cfg(), None)
+  meta = {"format": trainer.CHECKPOINT_FORMAT, "run_config": ckpt.run_config(),
+          "content_pos": [0], "style_pos": [0]}
+  ckpt.manager.save(1, args=ocp.args.Composite(
+      state=ocp.args.StandardSave({"params": np.zeros(3, np.float32)}),
+      meta=ocp.args.JsonSave(meta)))
+  ckpt.close()
+  with pytest.raises(trainer.TrainError, match="another structure"):
+    trainer.train_and_evaluate(_cfg(), str(tmp_path))

@@ -1,0 +1,424 @@
+"""The decoder's training loop: a pure jitted step, data parallel over a `data` mesh axis.
+
+Step numbers count finished updates: the checkpoint and the metrics line of step k hold the
+state after k updates and the losses of the k-th update (computed on batch k - 1). A resumed
+run restores step k and goes on with update k + 1 on the very batch an uninterrupted run would
+use, so no step runs twice or is skipped, and the result is bit for bit the same on CPU.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import glob
+import json
+import math
+import os
+import signal
+import time
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+import optax
+import orbax.checkpoint as ocp
+from flax import nnx
+from jax.sharding import NamedSharding, PartitionSpec
+from PIL import Image
+from tqdm import tqdm
+
+from adain import losses, ops, weights
+from adain.errors import AdainError
+from adain.models import FEATURES, MIN_SIDE, AdaIN, Decoder
+from train import data
+
+CHECKPOINT_FORMAT = "adain-train/1"
+# Config fields a checkpoint must agree with: they fix what its state and data positions mean.
+RUN_FIELDS = ("content", "style", "seed", "batch_size", "load_size", "crop_size", "style_layers")
+
+
+class TrainError(AdainError):
+  """A run that cannot start or go on; the message says why and what to do."""
+
+
+class Interrupted(Exception):
+  """Stopped by a signal after saving ``step``; the same command resumes."""
+
+  def __init__(self, step: int, signum: int):
+    self.step, self.signum = step, signum
+    super().__init__(f"stopped by {signal.Signals(signum).name} at step {step}, checkpoint saved; "
+                     "run the same command again to resume")
+
+
+def check_config(cfg: ml_collections.ConfigDict, devices: int) -> None:
+  if cfg.batch_size % devices:
+    raise TrainError(None, f"batch_size {cfg.batch_size} is not a multiple of the {devices} "
+                     "devices that share it")
+  if cfg.crop_size < MIN_SIDE or cfg.load_size < cfg.crop_size:
+    raise TrainError(None, f"need {MIN_SIDE} <= crop_size <= load_size, got crop_size "
+                     f"{cfg.crop_size} and load_size {cfg.load_size}")
+  unknown = set(cfg.style_layers) - set(FEATURES)
+  if unknown or not cfg.style_layers:
+    raise TrainError(None, f"style_layers must be a non-empty subset of {FEATURES}")
+
+
+def _random_vgg(seed: int) -> dict[str, np.ndarray]:
+  """He-normal VGG weights: unlike PyTorch's default init, relu4_1 does not fade to zero."""
+  rng = np.random.default_rng(seed)
+  return {name: (rng.standard_normal(shape) * np.sqrt(2.0 / np.prod(shape[1:])) if len(shape) == 4
+                 else np.zeros(shape)).astype(np.float32)
+          for name, shape in weights.VGG_SHAPES.items()}
+
+
+def build_model(cfg: ml_collections.ConfigDict) -> AdaIN:
+  """The pretrained VGG from cfg.vgg and a decoder from cfg.init_decoder or a seeded init."""
+  if cfg.vgg == "random":
+    vgg = _random_vgg(cfg.seed)
+  elif cfg.vgg and os.path.exists(cfg.vgg):
+    vgg = weights.load_weights(cfg.vgg, "vgg")
+  else:
+    raise TrainError(cfg.vgg or None, "the pretrained VGG is missing: download "
+                     "https://github.com/naoto0804/pytorch-AdaIN/releases/download/v0.0.0/"
+                     "vgg_normalised.pth to checkpoints/vgg_normalised.pth, or pass "
+                     "--config.vgg=PATH (.pth, .t7 or .npz)")
+  if cfg.init_decoder:
+    return weights.model_from_state_dicts(vgg, weights.load_weights(cfg.init_decoder, "decoder"))
+  model = weights.model_from_state_dicts(vgg)
+  model.decoder = Decoder(rngs=nnx.Rngs(cfg.seed))
+  return model
+
+
+def learning_rate(cfg: ml_collections.ConfigDict, step: int) -> float:
+  """train.py's adjust_learning_rate: lr / (1 + lr_decay * number of updates done)."""
+  return cfg.lr / (1.0 + cfg.lr_decay * step)
+
+
+# torch.optim.Adam's defaults; the learning rate is applied by the step, a runtime input, so
+# that one compiled step serves any lr and schedule.
+ADAM = optax.scale_by_adam(b1=0.9, b2=0.999, eps=1e-8)
+
+
+@dataclasses.dataclass(frozen=True)
+class Recipe:
+  """What the step computes, fixed at trace time (hashable: equal recipes share a compile)."""
+
+  encoder: nnx.GraphDef
+  decoder: nnx.GraphDef
+  content_weight: float
+  style_weight: float
+  style_layers: tuple[str, ...]
+  alpha: float
+  dtype: Any
+
+
+def recipe_of(cfg: ml_collections.ConfigDict, model: AdaIN) -> Recipe:
+  return Recipe(nnx.graphdef(model.encoder), nnx.graphdef(model.decoder), cfg.content_weight,
+                cfg.style_weight, tuple(cfg.style_layers), cfg.alpha,
+                jnp.bfloat16 if cfg.bf16 else jnp.float32)
+
+
+def _to(dtype, tree):
+  return jax.tree.map(lambda x: x.astype(dtype), tree)
+
+
+def forward(recipe: Recipe, decoder_params, encoder_params, content_u8, style_u8):
+  """Output images, and the content and style losses of net.py's forward."""
+  encoder = nnx.merge(recipe.encoder, _to(recipe.dtype, encoder_params))
+  decoder = nnx.merge(recipe.decoder, _to(recipe.dtype, decoder_params))
+  images = jnp.concatenate([content_u8, style_u8]).astype(recipe.dtype) / 255
+  both = encoder.features(images)  # one pass for content and style: a smaller program
+  n = content_u8.shape[0]
+  style_feats = {k: v[n:] for k, v in both.items()}
+  content_feat = both["relu4_1"][:n]
+  target = ops.adain(content_feat, *ops.mean_std(style_feats["relu4_1"]))
+  target = recipe.alpha * target + (1 - recipe.alpha) * content_feat
+  output = decoder(target.astype(recipe.dtype))
+  out_feats = encoder.features(output)
+  loss_c = losses.content_loss(out_feats["relu4_1"], target)
+  loss_s = losses.style_loss(out_feats, style_feats, recipe.style_layers)
+  return output, loss_c, loss_s
+
+
+def train_step(state, encoder_params, content_u8, style_u8, lr, *, recipe: Recipe):
+  """One Adam update of the decoder; returns the new state and the update's losses."""
+
+  def loss_fn(params):
+    _, loss_c, loss_s = forward(recipe, params, encoder_params, content_u8, style_u8)
+    loss = recipe.content_weight * loss_c + recipe.style_weight * loss_s
+    return loss, {"loss": loss, "content_loss": loss_c, "style_loss": loss_s}
+
+  grads, metrics = jax.grad(loss_fn, has_aux=True)(state["params"])
+  direction, opt_state = ADAM.update(grads, state["opt_state"])
+  params = jax.tree.map(lambda p, d: p - lr * d, state["params"], direction)
+  return {"params": params, "opt_state": opt_state}, metrics
+
+
+def sample_step(state, encoder_params, content_u8, style_u8, *, recipe: Recipe):
+  """A (H, 3W, 3) uint8 strip (content | style | output) for each of the first 4 images."""
+  c, s = content_u8[:4], style_u8[:4]
+  output, _, _ = forward(recipe, state["params"], encoder_params, c, s)
+  output = jnp.round(jnp.clip(output.astype(jnp.float32), 0, 1) * 255).astype(jnp.uint8)
+  return jnp.concatenate([c, s, output], axis=2)
+
+
+def shardings(mesh: jax.sharding.Mesh) -> tuple[NamedSharding, NamedSharding]:
+  """(replicated, split over the batch axis)."""
+  return NamedSharding(mesh, PartitionSpec()), NamedSharding(mesh, PartitionSpec("data"))
+
+
+@functools.cache
+def jit_steps(recipe: Recipe, mesh: jax.sharding.Mesh):
+  """(train step, sample step), jitted once per recipe and mesh; the state is donated."""
+  repl, batch = shardings(mesh)
+  step = jax.jit(functools.partial(train_step, recipe=recipe), donate_argnums=0,
+                 in_shardings=(repl, repl, batch, batch, repl), out_shardings=(repl, repl))
+  sample = jax.jit(functools.partial(sample_step, recipe=recipe),
+                   in_shardings=(repl, repl, batch, batch), out_shardings=repl)
+  return step, sample
+
+
+def init_state(model: AdaIN, mesh: jax.sharding.Mesh):
+  """(train state, encoder parameters), replicated on the mesh."""
+  repl, _ = shardings(mesh)
+  params = nnx.state(model.decoder)
+  state = {"params": params, "opt_state": ADAM.init(params)}
+  return jax.device_put(state, repl), jax.device_put(nnx.state(model.encoder), repl)
+
+
+def _host(tree):
+  """A replicated tree as host NumPy arrays (works on every process of a multi-host run)."""
+  return jax.tree.map(lambda x: np.asarray(x.addressable_data(0)), tree)
+
+
+class Checkpoints:
+  """orbax checkpoints under WORKDIR/checkpoints plus the exported WORKDIR/decoder.npz."""
+
+  def __init__(self, workdir: str, cfg: ml_collections.ConfigDict, model: AdaIN):
+    self.workdir, self.cfg, self.model = workdir, cfg, model
+    for stale in glob.glob(os.path.join(workdir, "decoder.npz.tmp-*")):  # adain.npz's, if killed
+      os.remove(stale)
+    self.manager = ocp.CheckpointManager(
+        os.path.abspath(os.path.join(workdir, "checkpoints")),
+        item_handlers={"state": ocp.StandardCheckpointHandler(),
+                       "meta": ocp.JsonCheckpointHandler()},
+        options=ocp.CheckpointManagerOptions(max_to_keep=cfg.keep_checkpoints, create=True,
+                                             cleanup_tmp_directories=True))
+
+  def run_config(self) -> dict:
+    return {k: list(v) if isinstance(v, tuple) else v
+            for k, v in self.cfg.to_dict().items() if k in RUN_FIELDS}
+
+  def restore(self, state, positions: dict):
+    """(step, state, positions) of the latest checkpoint, or step 0 and the given ones."""
+    step = self.manager.latest_step()
+    if step is None:
+      return 0, state, positions
+    where = os.path.join(self.workdir, "checkpoints", str(step))
+    meta = self.manager.restore(step, args=ocp.args.Composite(meta=ocp.args.JsonRestore()))["meta"]
+    if meta.get("format") != CHECKPOINT_FORMAT:
+      raise TrainError(where, f"not an adain training checkpoint ({meta.get('format')!r})")
+    saved, ours = meta["run_config"], self.run_config()
+    diff = [f"{k}: checkpoint {saved.get(k)!r}, now {ours[k]!r}" for k in ours
+            if saved.get(k) != ours[k]]
+    if diff:
+      raise TrainError(where, "was made with another config (" + "; ".join(diff) + "). Resume "
+                       "with the same config, or start in a new --workdir")
+    if len(meta["content_pos"]) != jax.process_count():
+      raise TrainError(where, f"was saved by {len(meta['content_pos'])} processes, not "
+                       f"{jax.process_count()}")
+    want = sorted((tuple(x.shape), str(x.dtype)) for x in jax.tree.leaves(state))
+    have = sorted((tuple(m.shape), str(m.dtype))
+                  for m in jax.tree.leaves(self.manager.item_metadata(step)["state"]))
+    if want != have:
+      extra = sorted(set(have) - set(want)) or sorted(set(want) - set(have))
+      raise TrainError(where, f"holds a train state of another structure ({len(have)} arrays, "
+                       f"expected {len(want)}; e.g. {extra[:1]}): not this config's decoder and "
+                       "optimizer. Start in a new --workdir")
+    abstract = jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=x.sharding),
+                            state)
+    try:
+      restored = self.manager.restore(step, args=ocp.args.Composite(
+          state=ocp.args.StandardRestore(abstract)))["state"]
+    except (ValueError, KeyError, TypeError) as e:
+      raise TrainError(where, f"does not match this config's train state ({e})") from None
+    p = jax.process_index()
+    return step, restored, {"content": meta["content_pos"][p], "style": meta["style_pos"][p]}
+
+  def save(self, step: int, state, positions: dict) -> None:
+    """Saves asynchronously, and exports the decoder for `python -m adain.stylize`."""
+    from jax.experimental import multihost_utils
+
+    pos = multihost_utils.process_allgather(
+        np.array([positions["content"], positions["style"]], np.int64))
+    pos = np.asarray(pos).reshape(-1, 2)
+    meta = {"format": CHECKPOINT_FORMAT, "run_config": self.run_config(),
+            "content_pos": pos[:, 0].tolist(), "style_pos": pos[:, 1].tolist()}
+    self.manager.save(step, args=ocp.args.Composite(state=ocp.args.StandardSave(state),
+                                                    meta=ocp.args.JsonSave(meta)))
+    if jax.process_index() == 0:
+      nnx.update(self.model.decoder, _host(state["params"]))
+      weights.save_native(os.path.join(self.workdir, "decoder.npz"),
+                          weights.decoder_state_dict(self.model), "decoder", step=step)
+
+  def close(self) -> None:
+    self.manager.wait_until_finished()
+    self.manager.close()
+
+
+class Reporter:
+  """metrics.jsonl, TensorBoard scalars and sample grids (written by process 0 only)."""
+
+  def __init__(self, workdir: str, start_step: int):
+    self.workdir = workdir
+    self.enabled = jax.process_index() == 0
+    self.path = os.path.join(workdir, "metrics.jsonl")
+    if self.enabled:
+      self._truncate(start_step)
+      import tensorflow as tf
+      from tensorflow.core.framework import summary_pb2
+
+      self.tf = tf
+      self.writer = tf.summary.create_file_writer(os.path.join(workdir, "tensorboard"))
+      # What tensorboard's tf.summary.scalar writes, without needing the tensorboard package.
+      self.scalar_meta = summary_pb2.SummaryMetadata(
+          plugin_data=summary_pb2.SummaryMetadata.PluginData(plugin_name="scalars"))
+
+  def _truncate(self, step: int) -> None:
+    """Drops lines past the restored step, left by a killed run, so no step appears twice."""
+    if not os.path.exists(self.path):
+      return
+    with open(self.path) as f:
+      keep = [line for line in f if line.strip() and json.loads(line)["step"] <= step]
+    with open(self.path + ".tmp", "w") as f:
+      f.writelines(keep)
+    os.replace(self.path + ".tmp", self.path)
+
+  def scalars(self, record: dict) -> None:
+    if not self.enabled:
+      return
+    with open(self.path, "a") as f:
+      f.write(json.dumps(record) + "\n")
+    with self.writer.as_default(step=record["step"]):
+      for k, v in record.items():
+        if k != "step":
+          self.tf.summary.write(k, self.tf.constant(v, self.tf.float32),
+                                metadata=self.scalar_meta.SerializeToString())
+    self.writer.flush()
+
+  def grid(self, step: int, strips: np.ndarray) -> None:
+    if self.enabled:
+      os.makedirs(os.path.join(self.workdir, "samples"), exist_ok=True)
+      Image.fromarray(np.concatenate(list(strips), axis=0)).save(
+          os.path.join(self.workdir, "samples", f"step_{step:07d}.png"))
+
+  def close(self) -> None:
+    if self.enabled:
+      self.writer.close()
+
+
+class _Signals:
+  """Turns the first SIGTERM / SIGINT into a request to save and stop; a second one kills."""
+
+  def __init__(self):
+    self.received = None
+    self._old = {s: signal.signal(s, self._handle) for s in (signal.SIGTERM, signal.SIGINT)}
+
+  def _handle(self, signum, frame):
+    self.received = signum
+    self.restore()
+
+  def restore(self) -> None:
+    for s, handler in self._old.items():
+      signal.signal(s, handler)
+
+
+def _finite_or_raise(step: int, metrics: dict, last_saved: int, workdir: str) -> dict:
+  values = {k: float(v) for k, v in metrics.items()}
+  if not all(math.isfinite(v) for v in values.values()):
+    kept = (f"the last good checkpoint, step {last_saved}, is kept in {workdir}/checkpoints"
+            if last_saved else "no checkpoint was saved")
+    raise TrainError(None, f"loss is {values['loss']} at step {step} (content "
+                     f"{values['content_loss']}, style {values['style_loss']}); stopped, and "
+                     f"{kept}. Lower --config.lr or check the data")
+  return values
+
+
+def train_and_evaluate(cfg: ml_collections.ConfigDict, workdir: str) -> int:
+  """Trains until cfg.max_steps or a signal; returns the last step reached (saved)."""
+  devices = jax.device_count()
+  check_config(cfg, devices)
+  os.makedirs(workdir, exist_ok=True)
+  mesh = jax.make_mesh((devices,), ("data",))
+  model = build_model(cfg)
+  recipe = recipe_of(cfg, model)
+  state, encoder_params = init_state(model, mesh)
+  processes, local_batch = jax.process_count(), cfg.batch_size // jax.process_count()
+  ckpt = Checkpoints(workdir, cfg, model)
+  start, state, pos = ckpt.restore(state, {"content": jax.process_index(),
+                                           "style": jax.process_index()})
+  step = start
+  if step >= cfg.max_steps:
+    ckpt.close()
+    return step
+  step_fn, sample_fn = jit_steps(recipe, mesh)
+  _, batch_sharding = shardings(mesh)
+  report = Reporter(workdir, start)
+  batches = data.batches(cfg, workdir, pos["content"], pos["style"], local_batch, processes)
+  signals = _Signals()
+  bar = tqdm(total=cfg.max_steps, initial=start, desc="train", unit="step", dynamic_ncols=True,
+             disable=jax.process_index() != 0)
+  last_saved = start
+  pending = None  # the previous step's metrics: read while the next step runs
+  window = (time.perf_counter(), step)
+
+  def finish(entry) -> None:
+    nonlocal window
+    s, metrics, p = entry
+    values = _finite_or_raise(s, metrics, last_saved, workdir)
+    bar.update(1)
+    if s % cfg.log_every == 0 or s == cfg.max_steps:
+      now = time.perf_counter()
+      record = {"step": s, **values, "lr": learning_rate(cfg, s - 1),
+                "steps_per_sec": (s - window[1]) / (now - window[0]), "devices": devices,
+                # unreadable files so far: examples this process read minus those it used
+                **{f"skipped_{k}": (p[k] - jax.process_index()) // processes - s * local_batch
+                   for k in ("content", "style")}}
+      window = (now, s)
+      report.scalars(record)
+      bar.set_postfix(loss=f"{values['loss']:.4g}")
+
+  try:
+    while step < cfg.max_steps and signals.received is None:
+      b = next(batches)
+      content = jax.make_array_from_process_local_data(batch_sharding, b.content)
+      style = jax.make_array_from_process_local_data(batch_sharding, b.style)
+      lr = np.float32(learning_rate(cfg, step))
+      state, metrics = step_fn(state, encoder_params, content, style, lr)
+      step += 1
+      if pending:
+        finish(pending)
+      pos = {"content": b.next_content, "style": b.next_style}
+      pending = (step, metrics, pos)
+      if step % cfg.sample_every == 0:
+        report.grid(step, np.asarray(sample_fn(state, encoder_params, content, style)
+                                     .addressable_data(0)))
+      if step % cfg.save_every == 0 or step == cfg.max_steps:
+        finish(pending)
+        pending = None
+        ckpt.save(step, state, pos)
+        last_saved = step
+    if pending:
+      finish(pending)
+    if step != last_saved:
+      ckpt.save(step, state, pos)
+  finally:
+    signals.restore()
+    bar.close()
+    ckpt.close()
+    report.close()
+  if signals.received is not None:
+    raise Interrupted(step, signals.received)
+  return step
+

@@ -69,4 +69,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
+  from adain.runtime import reexec_with_huge_pages
+
+  reexec_with_huge_pages("adain.encode_style")
   sys.exit(main())

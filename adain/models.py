@@ -88,9 +88,9 @@ class ReflectConv(nnx.Module):
     self.kernel = nnx.Param(_torch_default_init(rngs.params(), (ksize, ksize, cin, cout), fan_in))
     self.bias = nnx.Param(_torch_default_init(rngs.params(), (cout,), fan_in))
 
-  def __call__(self, x_bhwc: jax.Array) -> jax.Array:
+  def __call__(self, x_bhwc: jax.Array, valid_hw: jax.Array | None = None) -> jax.Array:
     if self.ksize > 1:
-      x_bhwc = ops.reflect_pad(x_bhwc, self.ksize // 2)
+      x_bhwc = ops.reflect_pad(x_bhwc, self.ksize // 2, valid_hw)
     return ops.conv2d(x_bhwc, self.kernel[...], self.bias[...])
 
 
@@ -100,21 +100,25 @@ class Encoder(nnx.Module):
   def __init__(self, *, rngs: nnx.Rngs):
     self.convs = nnx.List([ReflectConv(l.cin, l.cout, l.ksize, rngs=rngs) for l in ENCODER_LAYERS])
 
-  def features(self, x_bhwc: jax.Array) -> dict[str, jax.Array]:
-    """relu1_1, relu2_1, relu3_1 and relu4_1 activations."""
+  def features(self, x_bhwc: jax.Array, valid_hw: jax.Array | None = None) -> dict[str, jax.Array]:
+    """relu1_1, relu2_1, relu3_1 and relu4_1 activations.
+
+    ``valid_hw``: the image is x's top-left (h, w) only, the rest filler (see ops.reflect_pad).
+    """
     out = {}
     for layer, conv in zip(ENCODER_LAYERS, self.convs):
       if layer.pool_before:
-        x_bhwc = ops.max_pool_ceil(x_bhwc)
-      x_bhwc = conv(x_bhwc)
+        x_bhwc = ops.max_pool_ceil(x_bhwc, valid_hw)
+        valid_hw = None if valid_hw is None else (valid_hw + 1) // 2
+      x_bhwc = conv(x_bhwc, valid_hw)
       if layer.torch_index:  # every layer but the 1x1 colour conv has a ReLU
         x_bhwc = jax.nn.relu(x_bhwc)
       if layer.tap:
         out[layer.tap] = x_bhwc
     return out
 
-  def __call__(self, x_bhwc: jax.Array) -> jax.Array:
-    return self.features(x_bhwc)["relu4_1"]
+  def __call__(self, x_bhwc: jax.Array, valid_hw: jax.Array | None = None) -> jax.Array:
+    return self.features(x_bhwc, valid_hw)["relu4_1"]
 
 
 class Decoder(nnx.Module):
@@ -123,11 +127,12 @@ class Decoder(nnx.Module):
   def __init__(self, *, rngs: nnx.Rngs):
     self.convs = nnx.List([ReflectConv(l.cin, l.cout, 3, rngs=rngs) for l in DECODER_LAYERS])
 
-  def __call__(self, f_bhwc: jax.Array) -> jax.Array:
+  def __call__(self, f_bhwc: jax.Array, valid_hw: jax.Array | None = None) -> jax.Array:
     for layer, conv in zip(DECODER_LAYERS, self.convs):
       if layer.upsample_before:
         f_bhwc = ops.upsample_nearest2x(f_bhwc)
-      f_bhwc = conv(f_bhwc)
+        valid_hw = None if valid_hw is None else valid_hw * 2
+      f_bhwc = conv(f_bhwc, valid_hw)
       if layer.relu:
         f_bhwc = jax.nn.relu(f_bhwc)
     return f_bhwc
@@ -188,27 +193,49 @@ class AdaIN(nnx.Module):
     self.encoder = Encoder(rngs=rngs)
     self.decoder = Decoder(rngs=rngs)
 
-  def encode_content(self, images_bhwc: jax.Array) -> jax.Array:
-    """Content code: relu4_1 features, (B, ceil(H/8), ceil(W/8), 512)."""
-    return self.encoder(images_bhwc)
+  def encode_content(self, images_bhwc: jax.Array, valid_hw: jax.Array | None = None) -> jax.Array:
+    """Content code: relu4_1 features, (B, ceil(H/8), ceil(W/8), 512).
 
-  def encode_style(self, images_bhwc: jax.Array, mask_bhw: jax.Array | None = None) -> StyleCode:
-    return StyleCode(*ops.mean_std(self.encoder(images_bhwc), mask_bhw))
+    ``valid_hw`` here and below: the image is only the top-left (h, w) of the input, the rest
+    filler (see ops.reflect_pad); the code's valid part is then ceil(h/8) x ceil(w/8).
+    """
+    return self.encoder(images_bhwc, valid_hw)
+
+  def encode_style(self, images_bhwc: jax.Array, mask_bhw: jax.Array | None = None,
+                   valid_hw: jax.Array | None = None) -> StyleCode:
+    features = self.encoder(images_bhwc, valid_hw)
+    if valid_hw is not None:
+      valid = ops.valid_mask(features.shape[:3], -(-valid_hw // 8))
+      mask_bhw = valid if mask_bhw is None else mask_bhw * valid
+    return StyleCode(*ops.mean_std(features, mask_bhw))
 
   def generate(self, content_code: jax.Array, style: StyleCode, alpha: float | jax.Array = 1.0,
-               mask_bhw: jax.Array | None = None) -> jax.Array:
+               mask_bhw: jax.Array | None = None, content_stats: StyleCode | None = None,
+               valid_hw: jax.Array | None = None) -> jax.Array:
     """Decode the content code re-styled by ``style``; alpha blends with the content code.
 
     ``style`` holds one code per content image, or one code broadcast to all. With a mask
     (1 = foreground, at the content code's resolution) ``style`` must hold two codes: the first
     styles the foreground, the second the background, each with its own region's statistics.
+    ``content_stats`` (one per region) replaces the content code's own statistics: a tile of a
+    large image is normalised with the whole image's (adain.tiling). ``valid_hw`` is the
+    code's valid part, as encode_content's.
     """
+    valid = None if valid_hw is None else ops.valid_mask(content_code.shape[:3], valid_hw)
+
+    def restyle(region, code: StyleCode, stats: StyleCode | None):
+      if valid is not None:
+        region = valid if region is None else region * valid
+      return ops.adain(content_code, code.mean, code.std, region,
+                       None if stats is None else (stats.mean, stats.std))
+
     if mask_bhw is None:
-      target = ops.adain(content_code, style.mean, style.std)
+      target = restyle(None, style, content_stats)
     else:
-      fg = ops.adain(content_code, style.mean[:1], style.std[:1], mask_bhw)
-      bg = ops.adain(content_code, style.mean[1:2], style.std[1:2], 1.0 - mask_bhw)
+      stats = (None, None) if content_stats is None else (content_stats[:1], content_stats[1:2])
+      fg = restyle(mask_bhw, style[:1], stats[0])
+      bg = restyle(1.0 - mask_bhw, style[1:2], stats[1])
       m = mask_bhw[..., None]
       target = m * fg + (1.0 - m) * bg
     target = alpha * target + (1.0 - alpha) * content_code
-    return self.decoder(target.astype(content_code.dtype))
+    return self.decoder(target.astype(content_code.dtype), valid_hw)

@@ -74,6 +74,11 @@ def build_parser() -> argparse.ArgumentParser:
   p.add_argument("--style-size", "--style_size", dest="style_size", type=_size, default=512, metavar="N",
                  help="shorter side of the style image; 0 keeps its size")
   p.add_argument("--crop", action="store_true", help="center-crop to a size x size square")
+  p.add_argument("--tile", type=_size, metavar="N",
+                 help="stylize in N-pixel tiles joined without seams (0: never; default: only when "
+                      "the image would not fit in memory)")
+  p.add_argument("--dtype", choices=("float32", "bfloat16"), default="float32",
+                 help="network precision; bfloat16 is for GPUs (slower on a CPU, off parity)")
   p.add_argument("--preserve-color", "--preserve_color", dest="preserve_color", nargs="?",
                  const="coral", choices=("coral", "luminance"),
                  help="keep the content's colours (bare flag: coral, as pytorch-AdaIN)")
@@ -133,7 +138,7 @@ def run(args, parser) -> int:
   _check_args(args, parser, styles)
   start = time.perf_counter()
   try:
-    stylizer = Stylizer.from_files(args.vgg, args.decoder)
+    stylizer = Stylizer.from_files(args.vgg, args.decoder, dtype=args.dtype)
   except AdainError as e:
     print(f"error: {e}", file=sys.stderr)
     return 1
@@ -160,7 +165,7 @@ def run(args, parser) -> int:
         style_inputs[s] = StyleCode.load(s)
       else:
         img = imageio.load_image(s, args.style_size, args.crop)
-        style_inputs[s] = img if args.preserve_color else stylizer.encode_style(img)
+        style_inputs[s] = img if args.preserve_color else stylizer.encode_style(img, args.tile)
     except AdainError as e:
       fail(e)
   mixed = args.style_weights is not None or args.mask
@@ -192,9 +197,9 @@ def run(args, parser) -> int:
       for suffix, style in jobs:
         try:
           if isinstance(style, StyleCode):
-            out = stylizer.generate(content, style, args.alpha, mask)
+            out = stylizer.generate(content, style, args.alpha, mask, args.tile)
           else:
-            out = stylizer.stylize(content, style, args.alpha, args.preserve_color)
+            out = stylizer.stylize(content, style, args.alpha, args.preserve_color, args.tile)
           path = out_dir / f"{c.stem}_{suffix}.{args.ext}"
           imageio.save_image(path, out)
           written += 1
@@ -219,4 +224,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
+  from adain.runtime import reexec_with_huge_pages
+
+  reexec_with_huge_pages("adain.stylize")
   sys.exit(main())

@@ -10,25 +10,58 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
-from adain import color
+from adain import color, tiling
 from adain.errors import AdainError, WeightsError
 from adain.models import MIN_SIDE, AdaIN, StyleCode
-from adain.weights import model_from_state_dicts, resolve_weights
+from adain.weights import adain_home, model_from_state_dicts, resolve_weights
 
 PRESERVE_COLOR = ("coral", "luminance")
 
 
-@functools.partial(jax.jit, static_argnums=0)
-def _encode_style(graphdef, state, images_bhwc):
-  return nnx.merge(graphdef, state).encode_style(images_bhwc)
+def bucket(n: int) -> int:
+  """The array length that an image side of n pixels is stylized in (see _in_bucket).
+
+  n rounded up to a multiple of 64, or of 1/8 of the largest power of two <= n when that is
+  more: a folder of mixed sizes compiles a few shapes, not one per size, for at most 64 pixels
+  or 1/8 of extra work per side.
+  """
+  step = max(64, 1 << max(n.bit_length() - 4, 0))
+  return -(-n // step) * step
+
+
+def _in_bucket(img_hw3: np.ndarray, dtype) -> tuple[jax.Array, jax.Array]:
+  """The image in the top-left of a zero bucket-size batch of one, and its (h, w).
+
+  The network takes the valid size as a traced value and mirrors each layer at the image's own
+  edges (ops.reflect_pad), so the result is the image's alone, to float rounding.
+  """
+  h, w = img_hw3.shape[:2]
+  filled = np.zeros((1, bucket(h), bucket(w), 3), np.float32)
+  filled[0, :h, :w] = img_hw3
+  return jnp.asarray(filled, dtype), jnp.array([h, w], jnp.int32)
 
 
 @functools.partial(jax.jit, static_argnums=0)
-def _stylize(graphdef, state, content_bhwc, style: StyleCode, alpha, mask_bhw):
-  """Encode, AdaIN, decode; the decoder's 8-aligned output is cropped to the input's size."""
+def _encode_style(graphdef, state, images_bhwc, valid_hw):
+  return nnx.merge(graphdef, state).encode_style(images_bhwc, valid_hw=valid_hw)
+
+
+@functools.partial(jax.jit, static_argnums=0)
+def _stylize(graphdef, state, content_bhwc, style: StyleCode, alpha, mask_bhw, valid_hw):
+  """Encode, AdaIN, decode the valid_hw part of a bucket (the caller crops the output)."""
   model = nnx.merge(graphdef, state)
-  out = model.generate(model.encode_content(content_bhwc), style, alpha, mask_bhw)
-  return out[:, :content_bhwc.shape[1], :content_bhwc.shape[2]]
+  code = model.encode_content(content_bhwc, valid_hw)
+  return model.generate(code, style, alpha, mask_bhw, valid_hw=-(-valid_hw // 8)).astype(jnp.float32)
+
+
+def enable_compilation_cache() -> None:
+  """Keeps compiled programs in $ADAIN_HOME/jax-cache (default ~/.cache/adain/jax-cache).
+
+  A second run then loads them instead of compiling again (seconds per image size on a CPU).
+  A cache directory the user configured for JAX is kept.
+  """
+  if jax.config.jax_compilation_cache_dir is None:
+    jax.config.update("jax_compilation_cache_dir", str(adain_home() / "jax-cache"))
 
 
 def _check_size(img_hw3: np.ndarray, what: str) -> None:
@@ -48,17 +81,29 @@ def feature_hw(image_hw: tuple[int, int]) -> tuple[int, int]:
 class Stylizer:
   """Loads weights once and stylizes many images.
 
-  Images are float32 HWC RGB in [0, 1] (see adain.imageio). Each image size compiles once;
-  style codes can be computed once (``encode_style``) and reused for any number of contents.
+  Images are float32 HWC RGB in [0, 1] (see adain.imageio). Each size bucket (see ``bucket``)
+  compiles once; style codes can be computed once (``encode_style``) and reused for any number
+  of contents. ``tile`` arguments: None chooses tiling from the available memory
+  (adain.tiling), 0 never tiles, N uses tiles of N pixels (rounded up to a multiple of 8).
+  ``dtype`` bfloat16 runs the network in bfloat16 (AdaIN statistics stay float32): meant for
+  accelerators; on a CPU it is slower and off parity.
   """
 
-  def __init__(self, model: AdaIN):
-    self.graphdef, self.state = nnx.split(model)
+  def __init__(self, model: AdaIN, dtype=jnp.float32):
+    enable_compilation_cache()
+    self.graphdef, state = nnx.split(model)
+    self.dtype = jnp.dtype(dtype)
+    self.state = jax.tree.map(lambda a: a.astype(self.dtype), state)
+
+  @staticmethod
+  def _tile(img_hw3: np.ndarray, tile: int | None) -> int:
+    h, w = img_hw3.shape[:2]
+    return tiling.choose_tile(h, w) if tile is None else -(-tile // 8) * 8
 
   @classmethod
   def from_files(cls, vgg: str | os.PathLike | None = None,
                  decoder: str | os.PathLike | None = None, *, download: bool = True,
-                 progress: bool = True) -> "Stylizer":
+                 progress: bool = True, dtype=jnp.float32) -> "Stylizer":
     """Weights from the given files, else checkpoints/ or the cache, else the published URLs."""
     found, errors = {}, []
     for kind, flag in (("vgg", vgg), ("decoder", decoder)):
@@ -68,29 +113,39 @@ class Stylizer:
         errors.append(str(e))
     if errors:  # both problems at once, so that one message says everything to place
       raise WeightsError(None, "\n".join(errors))
-    return cls(model_from_state_dicts(found["vgg"], found["decoder"]))
+    return cls(model_from_state_dicts(found["vgg"], found["decoder"]), dtype)
 
-  def encode_style(self, style_hw3: np.ndarray) -> StyleCode:
+  def encode_style(self, style_hw3: np.ndarray, tile: int | None = None) -> StyleCode:
     """The style code (relu4_1 mean and std) of one image: a batch of one."""
     _check_size(style_hw3, "style image")
-    return _encode_style(self.graphdef, self.state, jnp.asarray(style_hw3)[None])
+    tile = self._tile(style_hw3, tile)
+    if tiling.is_tiled(*style_hw3.shape[:2], tile):
+      return tiling.encode(self.graphdef, self.state, np.asarray(style_hw3, self.dtype), tile,
+                           keep_code=False)[1]
+    return _encode_style(self.graphdef, self.state, *_in_bucket(style_hw3, self.dtype))
 
   def generate(self, content_hw3: np.ndarray, style: StyleCode, alpha: float = 1.0,
-               mask_hw: np.ndarray | None = None) -> np.ndarray:
+               mask_hw: np.ndarray | None = None, tile: int | None = None) -> np.ndarray:
     """Stylizes one content image with a style code (two codes with a foreground mask)."""
     _check_size(content_hw3, "content image")
-    if mask_hw is not None:
-      if len(style) != 2:
-        raise AdainError(None, f"a mask needs exactly two styles (foreground, background), got {len(style)}")
-      mask_hw = jnp.asarray(mask_hw, jnp.float32)[None]
-    elif len(style) != 1:
+    if mask_hw is not None and len(style) != 2:
+      raise AdainError(None, f"a mask needs exactly two styles (foreground, background), got {len(style)}")
+    if mask_hw is None and len(style) != 1:
       raise AdainError(None, f"expected one style code, got {len(style)}: mix them first")
-    out = _stylize(self.graphdef, self.state, jnp.asarray(content_hw3)[None], style,
-                   jnp.float32(alpha), mask_hw)
-    return np.asarray(out[0])
+    h, w = content_hw3.shape[:2]
+    tile = self._tile(content_hw3, tile)
+    if tiling.is_tiled(h, w, tile):
+      return tiling.generate(self.graphdef, self.state, np.asarray(content_hw3, self.dtype), style,
+                             jnp.float32(alpha), tile, mask_hw)
+    content, valid_hw = _in_bucket(content_hw3, self.dtype)
+    if mask_hw is not None:
+      hc, wc = mask_hw.shape
+      mask_hw = jnp.zeros((1, content.shape[1] // 8, content.shape[2] // 8)).at[0, :hc, :wc].set(mask_hw)
+    out = _stylize(self.graphdef, self.state, content, style, jnp.float32(alpha), mask_hw, valid_hw)
+    return np.asarray(out[0, :h, :w])
 
   def stylize(self, content_hw3: np.ndarray, style_hw3: np.ndarray, alpha: float = 1.0,
-              preserve_color: str | None = None) -> np.ndarray:
+              preserve_color: str | None = None, tile: int | None = None) -> np.ndarray:
     """Stylizes with a style image, optionally keeping the content's colours.
 
     ``coral`` recolours the style image to the content's colour statistics before encoding
@@ -98,11 +153,12 @@ class Stylizer:
     content's chroma back.
     """
     if preserve_color == "coral":
-      return self.generate(content_hw3, self.encode_style(color.coral(style_hw3, content_hw3)), alpha)
+      return self.generate(content_hw3, self.encode_style(color.coral(style_hw3, content_hw3), tile),
+                           alpha, tile=tile)
     if preserve_color == "luminance":
       content_y, style_y = color.to_luminance_input(content_hw3, style_hw3)
-      out_y = self.generate(content_y, self.encode_style(style_y), alpha)
+      out_y = self.generate(content_y, self.encode_style(style_y, tile), alpha, tile=tile)
       return color.merge_luminance(out_y, content_hw3)
     if preserve_color is not None:
       raise AdainError(None, f"preserve_color must be one of {PRESERVE_COLOR}, not {preserve_color!r}")
-    return self.generate(content_hw3, self.encode_style(style_hw3), alpha)
+    return self.generate(content_hw3, self.encode_style(style_hw3, tile), alpha, tile=tile)

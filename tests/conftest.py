@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+import os
+import tempfile
+
 import numpy as np
 import pytest
 from PIL import Image
 
 import seeded_weights
 from adain.weights import save_native
+
+# The suite never touches the user's weights cache or compilation cache.
+os.environ["ADAIN_HOME"] = tempfile.mkdtemp(prefix="adain-home-")
 
 
 @pytest.fixture(scope="session")

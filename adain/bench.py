@@ -1,0 +1,128 @@
+"""python -m adain.bench: stylization speed and memory on this machine, as JSON lines.
+
+For each size, a fresh process (so that its memory high-water mark is its own) times the
+Stylizer on random images with random weights (speed does not depend on either): images per
+second with a cached style code (``generate``) and with a style image encoded for each content
+(``stylize``, as pytorch-AdaIN's test.py does), the one-off compile time of each, and the peak
+resident memory. ``--tiled N`` adds one tiled stylization of an N x N image. The persistent
+compilation cache is off here, so compile times are real. Training speed: ``python -m train.bench``.
+For the side-by-side with PyTorch see tools/bench_torch_reference.py.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import resource
+import statistics
+import subprocess
+import sys
+import time
+
+
+def peak_rss_mb() -> float:
+  """This process's resident-memory high-water mark (Linux reports KiB)."""
+  return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def _timed(fn, repeats: int) -> tuple[float, float]:
+  """(first call's seconds, median of the next ``repeats``): the first one compiles."""
+  t0 = time.perf_counter()
+  fn()
+  first = time.perf_counter() - t0
+  times = []
+  for _ in range(repeats):
+    t0 = time.perf_counter()
+    fn()
+    times.append(time.perf_counter() - t0)
+  return first, statistics.median(times)
+
+
+def _stylizer():
+  import jax
+  import numpy as np
+
+  from adain.models import AdaIN
+  from adain.stylizer import Stylizer
+
+  jax.config.update("jax_enable_compilation_cache", False)
+  return Stylizer(AdaIN()), np.random.default_rng(0)
+
+
+def bench_size(size: int, repeats: int) -> list[dict]:
+  stylizer, rng = _stylizer()
+  content, style = (rng.random((size, size, 3), dtype="float32") for _ in range(2))
+  enc_first, enc_s = _timed(lambda: stylizer.encode_style(style).mean.block_until_ready(), repeats)
+  code = stylizer.encode_style(style)
+  gen_first, gen_s = _timed(lambda: stylizer.generate(content, code), repeats)
+  _, sty_s = _timed(lambda: stylizer.stylize(content, style), repeats)
+  common = {"bench": "stylize", "size": size, "peak_rss_mb": round(peak_rss_mb())}
+  return [
+      {**common, "cached_style": True, "images_per_s": round(1 / gen_s, 4), "s_per_image": round(gen_s, 3),
+       "compile_s": round(gen_first - gen_s, 2)},
+      {**common, "cached_style": False, "images_per_s": round(1 / sty_s, 4), "s_per_image": round(sty_s, 3),
+       "compile_s": round(enc_first - enc_s + gen_first - gen_s, 2)},
+  ]
+
+
+def bench_tiled(size: int, tile: int | None) -> list[dict]:
+  """One tiled stylization (tile None: chosen from available memory), compile included."""
+  from adain import tiling
+
+  stylizer, rng = _stylizer()
+  content = rng.random((size, size, 3), dtype="float32")
+  code = stylizer.encode_style(rng.random((256, 256, 3), dtype="float32"))
+  tile = tiling.choose_tile(size, size) if tile is None else tile
+  t0 = time.perf_counter()
+  stylizer.generate(content, code, tile=tile)
+  s = time.perf_counter() - t0
+  return [{"bench": "tiled", "size": size, "tile": tile, "s": round(s, 1),
+           "tiles": len(tiling.windows(size, tile)) ** 2 if tile else 1,
+           "peak_rss_mb": round(peak_rss_mb())}]
+
+
+def main(argv: list[str] | None = None) -> int:
+  p = argparse.ArgumentParser(prog="python -m adain.bench", description=__doc__.split("\n")[0])
+  p.add_argument("--sizes", default="256,512,1024", help="comma-separated square image sizes")
+  p.add_argument("--repeats", type=int, default=3, help="timed calls per measurement (median)")
+  p.add_argument("--tiled", type=int, metavar="N", help="also time one tiled N x N stylization")
+  p.add_argument("--tile", type=int, metavar="N", help="tile size for --tiled (default: automatic)")
+  p.add_argument("--child", nargs=2, help=argparse.SUPPRESS)  # (kind, size): one measurement
+  args = p.parse_args(argv)
+  if args.child:
+    kind, size = args.child[0], int(args.child[1])
+    lines = bench_size(size, args.repeats) if kind == "size" else bench_tiled(size, args.tile)
+    for line in lines:
+      print(json.dumps(line), flush=True)
+    return 0
+
+  import jax
+
+  import adain.ops  # noqa: F401  (sets XLA_FLAGS, reported below)
+
+  print(json.dumps({"bench": "machine", "device": str(jax.devices()[0]), "jax": jax.__version__,
+                    "cpus": os.cpu_count(), "processor": platform.processor() or platform.machine(),
+                    "xla_flags": os.environ.get("XLA_FLAGS", ""),
+                    "glibc_tunables": os.environ.get("GLIBC_TUNABLES", "")}), flush=True)
+  jobs = [("size", int(s)) for s in args.sizes.split(",") if s]
+  if args.tiled:
+    jobs.append(("tiled", args.tiled))
+  for kind, size in jobs:
+    cmd = [sys.executable, "-m", "adain.bench", "--child", kind, str(size), "--repeats", str(args.repeats)]
+    if args.tile is not None:
+      cmd += ["--tile", str(args.tile)]
+    done = subprocess.run(cmd, stdout=subprocess.PIPE, text=True)
+    sys.stdout.write(done.stdout)
+    if done.returncode:
+      print(json.dumps({"bench": kind, "size": size, "error": f"exit status {done.returncode}"}), flush=True)
+  print(json.dumps({"bench": "train", "see": "python -m train.bench"}), flush=True)
+  return 0
+
+
+if __name__ == "__main__":
+  from adain.runtime import reexec_with_huge_pages
+
+  reexec_with_huge_pages("adain.bench")
+  sys.exit(main())

@@ -1,0 +1,154 @@
+"""Side-by-side timing of pytorch-AdaIN and adain: a folder of images stylized with one style.
+
+Run with the fixtures virtualenv (torch, numpy, pillow); it runs our CLI with the main .venv:
+
+  .venv-fixtures/bin/python tools/bench_torch_reference.py --content-dir DIR --style FILE
+
+Each round times three whole processes, alternating so that a busy machine slows all of them
+alike: pytorch-AdaIN's test.py loop (below, re-implemented from its net.py and test.py as
+tools/make_parity_fixtures.py does), ``python -m adain.stylize`` with the style image, and with
+the style's code (.npz, from ``python -m adain.encode_style``). The JSON lines give each run's
+seconds, and the summary the medians and torch/ours ratios (above 1: we are faster). The first
+round of ours runs with an empty compilation cache and is reported apart (``cold``).
+
+Weights are the seeded stand-ins of tests/seeded_weights.py, saved with torch.save as .pth, which
+both sides read: speed does not depend on their values. ``--prepare SRC DST`` writes square
+centre crops of SRC's images at --size pixels into DST, to get a folder of equal-size images.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "tools"))
+sys.path.insert(0, str(ROOT / "tests"))
+MAIN_PYTHON = ROOT / ".venv" / "bin" / "python"
+
+
+def prepare(src: Path, dst: Path, size: int) -> None:
+  """Centre crops of every image in src, scaled to size x size, as PNG in dst."""
+  dst.mkdir(parents=True, exist_ok=True)
+  for f in sorted(src.iterdir()):
+    with Image.open(f) as im:
+      im = im.convert("RGB")
+      side = min(im.size)
+      left, top = (im.width - side) // 2, (im.height - side) // 2
+      im = im.crop((left, top, left + side, top + side)).resize((size, size), Image.BICUBIC)
+      im.save(dst / f"{f.stem}.png")
+
+
+def write_weights(folder: Path) -> tuple[Path, Path]:
+  import torch
+
+  import seeded_weights
+
+  paths = folder / "vgg_normalised.pth", folder / "decoder.pth"
+  for path, sd in zip(paths, (seeded_weights.vgg_state_dict(full=True), seeded_weights.decoder_state_dict())):
+    torch.save({k: torch.from_numpy(v) for k, v in sd.items()}, path)
+  return paths
+
+
+def torch_run(content_dir: Path, style: Path, vgg: Path, decoder: Path, output: Path) -> None:
+  """pytorch-AdaIN's test.py for a folder and one style: per pair, load, encode both, decode, save.
+
+  Prints one JSON line with per-image seconds (the process's total is timed by its parent).
+  """
+  import torch
+
+  import make_parity_fixtures as ref
+
+  vgg_net, _, decoder_net = ref.reference_modules(
+      {k: v.numpy() for k, v in torch.load(vgg).items()},
+      {k: v.numpy() for k, v in torch.load(decoder).items()})
+
+  def load(path):  # test.py's transform of an image whose shorter side already has its size
+    with Image.open(path) as im:
+      arr = np.asarray(im.convert("RGB"), np.float32) / 255.0
+    return torch.from_numpy(arr.transpose(2, 0, 1).copy())[None]
+
+  output.mkdir(parents=True, exist_ok=True)
+  times = []
+  for c in sorted(content_dir.iterdir()):
+    t0 = time.perf_counter()
+    with torch.no_grad():
+      out = ref.style_transfer(vgg_net, decoder_net, load(c), load(style))
+    Image.fromarray(ref.saved_uint8(out)).save(output / f"{c.stem}_stylized_{style.stem}.jpg")
+    times.append(time.perf_counter() - t0)
+  print(json.dumps({"per_image_s": times, "threads": torch.get_num_threads()}))
+
+
+def timed(cmd: list[str], env: dict[str, str]) -> tuple[float, str]:
+  t0 = time.perf_counter()
+  done = subprocess.run(cmd, env=env, capture_output=True, text=True, check=True)
+  return time.perf_counter() - t0, done.stdout
+
+
+def main() -> None:
+  p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+  p.add_argument("--content-dir", type=Path)
+  p.add_argument("--style", type=Path)
+  p.add_argument("--rounds", type=int, default=3)
+  p.add_argument("--prepare", nargs=2, type=Path, metavar=("SRC", "DST"))
+  p.add_argument("--size", type=int, default=512)
+  p.add_argument("--torch-only", nargs=4, type=Path, metavar=("CONTENT_DIR", "STYLE", "VGG", "DECODER"),
+                 help=argparse.SUPPRESS)
+  args = p.parse_args()
+  if args.prepare:
+    prepare(*args.prepare, args.size)
+    return
+  if args.torch_only:
+    torch_run(*args.torch_only, Path(tempfile.mkdtemp()))
+    return
+  if not (args.content_dir and args.style):
+    p.error("--content-dir and --style are needed")
+
+  with tempfile.TemporaryDirectory() as tmp:
+    tmp = Path(tmp)
+    vgg, decoder = write_weights(tmp)
+    env = {**os.environ, "ADAIN_HOME": str(tmp / "home")}
+    n = len(list(args.content_dir.iterdir()))
+    ours = [str(MAIN_PYTHON), "-m", "adain.stylize", "--content-dir", str(args.content_dir),
+            "--vgg", str(vgg), "--decoder", str(decoder), "--content-size", "0", "--style-size", "0",
+            "--output", str(tmp / "ours")]
+    code = tmp / "style.npz"
+    subprocess.run([str(MAIN_PYTHON), "-m", "adain.encode_style", str(args.style), "--output", str(code),
+                    "--vgg", str(vgg), "--style-size", "0"], check=True, capture_output=True,
+                   env={**env, "ADAIN_HOME": str(tmp / "other")})  # ours_cold: nothing compiled yet
+    runs = {
+        "torch": [sys.executable, __file__, "--torch-only", str(args.content_dir), str(args.style),
+                  str(vgg), str(decoder)],
+        "ours": ours + ["--style", str(args.style)],
+        "ours_cached_code": ours + ["--style", str(code)],
+    }
+    seconds: dict[str, list[float]] = {k: [] for k in runs}
+    for r in range(args.rounds + 1):
+      for name, cmd in runs.items():
+        s, out = timed(cmd, env)
+        if r == 0 and name == "ours":
+          print(json.dumps({"run": "ours_cold", "s": round(s, 2), "images": n}), flush=True)
+          continue
+        seconds[name].append(s)
+        line = {"run": name, "round": r, "s": round(s, 2), "images": n}
+        if name == "torch":
+          line["per_image_s"] = [round(t, 2) for t in json.loads(out)["per_image_s"]]
+        print(json.dumps(line), flush=True)
+    med = {k: statistics.median(v) for k, v in seconds.items() if v}
+    print(json.dumps({"summary": {k: round(v, 2) for k, v in med.items()},
+                      "torch_over_ours": round(med["torch"] / med["ours"], 3),
+                      "torch_over_ours_cached_code": round(med["torch"] / med["ours_cached_code"], 3)}))
+
+
+if __name__ == "__main__":
+  main()

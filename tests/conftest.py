@@ -33,3 +33,18 @@ def write_image(path, h, w, seed=0):
   img = np.clip(base + 0.2 * rng.standard_normal((h, w, 3)), 0, 1)
   Image.fromarray((img * 255).astype(np.uint8)).save(path)
   return path
+
+
+def weight_writers():
+  """tools/make_weight_fixtures.py as a module: its byte-level writers import neither torch nor
+  torchfile, so the reader tests build mutated files with them."""
+  import importlib.util
+  import sys
+  from pathlib import Path
+
+  if "make_weight_fixtures" not in sys.modules:
+    path = Path(__file__).resolve().parents[1] / "tools" / "make_weight_fixtures.py"
+    spec = importlib.util.spec_from_file_location("make_weight_fixtures", path)
+    sys.modules[spec.name] = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(sys.modules[spec.name])
+  return sys.modules["make_weight_fixtures"]

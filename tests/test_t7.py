@@ -7,32 +7,21 @@ there against torchfile; the mutated files here are built with the same writer.
 
 from __future__ import annotations
 
-import importlib.util
 import struct
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 from adain.errors import WeightsError
+from conftest import weight_writers
 from adain.t7 import parse_t7_state_dict, read_t7_state_dict
 
 ROOT = Path(__file__).resolve().parents[1]
 FIXTURES = ROOT / "tests" / "fixtures" / "weights"
 
 
-def _writers():
-  """tools/make_weight_fixtures.py, whose writers import neither torch nor torchfile."""
-  if "make_weight_fixtures" not in sys.modules:
-    spec = importlib.util.spec_from_file_location("make_weight_fixtures",
-                                                  ROOT / "tools" / "make_weight_fixtures.py")
-    sys.modules[spec.name] = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(sys.modules[spec.name])
-  return sys.modules["make_weight_fixtures"]
-
-
-mk = _writers()
+mk = weight_writers()
 B = np.array([0.5, -1.5], np.float32)
 
 

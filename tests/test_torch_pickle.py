@@ -7,8 +7,6 @@ are built here with that script's byte-level writers, which need no torch.
 
 from __future__ import annotations
 
-import importlib.util
-import sys
 import zipfile
 from pathlib import Path
 
@@ -16,23 +14,14 @@ import numpy as np
 import pytest
 
 from adain.errors import WeightsError
+from conftest import weight_writers
 from adain.torch_pickle import parse_torch_state_dict, read_torch_state_dict
 
 ROOT = Path(__file__).resolve().parents[1]
 FIXTURES = ROOT / "tests" / "fixtures" / "weights"
 
 
-def _writers():
-  """tools/make_weight_fixtures.py, whose writers import neither torch nor torchfile."""
-  if "make_weight_fixtures" not in sys.modules:
-    spec = importlib.util.spec_from_file_location("make_weight_fixtures",
-                                                  ROOT / "tools" / "make_weight_fixtures.py")
-    sys.modules[spec.name] = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(sys.modules[spec.name])
-  return sys.modules["make_weight_fixtures"]
-
-
-mk = _writers()
+mk = weight_writers()
 
 LAYOUTS = ("zip", "legacy")
 W = np.arange(12, dtype="<f4")  # the storage of the hand-written files below

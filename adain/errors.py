@@ -20,3 +20,12 @@ class WeightsError(AdainError):
 
 class ImageError(AdainError):
   """An image file that is missing, broken, too large or of a refused format."""
+
+
+def read_weights_bytes(path: str | os.PathLike) -> bytes:
+  """A weights file's bytes, or WeightsError naming it: the readers parse bytes, not files."""
+  try:
+    with open(path, "rb") as f:
+      return f.read()
+  except OSError as e:
+    raise WeightsError(path, f"cannot read: {e.strerror or e}") from None

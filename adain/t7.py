@@ -15,7 +15,7 @@ import struct
 
 import numpy as np
 
-from adain.errors import WeightsError
+from adain.errors import WeightsError, read_weights_bytes
 
 StateDict = dict[str, np.ndarray]
 
@@ -219,12 +219,7 @@ def read_t7_state_dict(path: str | os.PathLike) -> StateDict:
   Convolution weights come back as (out, in, kH, kW), whatever shape the file stores them in;
   arrays keep the stored element type (float32 for Float and Cuda tensors, float64 for Double).
   """
-  try:
-    with open(path, "rb") as f:
-      data = f.read()
-  except OSError as e:
-    raise WeightsError(path, f"cannot read: {e.strerror or e}") from None
-  return parse_t7_state_dict(data, path)
+  return parse_t7_state_dict(read_weights_bytes(path), path)
 
 
 def parse_t7_state_dict(data: bytes, path: str | os.PathLike | None = None) -> StateDict:

@@ -19,7 +19,7 @@ import zipfile
 
 import numpy as np
 
-from adain.errors import WeightsError
+from adain.errors import WeightsError, read_weights_bytes
 
 StateDict = dict[str, np.ndarray]
 
@@ -559,12 +559,7 @@ def read_torch_state_dict(path: str | os.PathLike) -> StateDict:
 
   bfloat16 tensors come back as float32 (exactly); bool tensors as bool.
   """
-  try:
-    with open(path, "rb") as f:
-      data = f.read()
-  except OSError as e:
-    raise WeightsError(path, f"cannot read: {e.strerror or e}") from None
-  return parse_torch_state_dict(data, path)
+  return parse_torch_state_dict(read_weights_bytes(path), path)
 
 
 def parse_torch_state_dict(data: bytes, path: str | os.PathLike | None = None) -> StateDict:

@@ -7,6 +7,7 @@ nn.Sequential; this module checks names and shapes against the architecture and 
 
 from __future__ import annotations
 
+import io
 import os
 import zipfile
 from pathlib import Path
@@ -15,7 +16,7 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
-from adain.errors import WeightsError
+from adain.errors import WeightsError, read_weights_bytes
 from adain.npz import read_npz, write_npz
 from adain.models import DECODER_LAYERS, ENCODER_LAYERS, VGG_UNUSED_LAYERS, AdaIN
 
@@ -120,26 +121,22 @@ def load_native(path: str | os.PathLike, kind: str) -> tuple[StateDict, dict[str
 
 def _read_any(path: Path, kind: str) -> StateDict:
   """Reads .pth (either torch.save layout), .t7 or native .npz, chosen by content, not name."""
-  try:
-    with open(path, "rb") as f:
-      head = f.read(4)
-  except OSError as e:
-    raise WeightsError(path, f"cannot read weights file ({e.strerror or e})") from None
-  if not head:
+  data = read_weights_bytes(path)
+  if not data:
     raise WeightsError(path, "empty file, not a weights file")
-  if head.startswith(b"PK"):
+  if data.startswith(b"PK"):
     try:
-      with zipfile.ZipFile(path) as z:
+      with zipfile.ZipFile(io.BytesIO(data)) as z:
         native = "__format__.npy" in z.namelist()
     except (zipfile.BadZipFile, OSError) as e:
       raise WeightsError(path, f"damaged zip archive ({e})") from None
     if native:
       return load_native(path, kind)[0]
-  if head.startswith(b"PK") or head[:1] == b"\x80":
-    from adain.torch_pickle import read_torch_state_dict
-    return check_state_dict(read_torch_state_dict(path), kind, path)
-  from adain.t7 import read_t7_state_dict
-  return check_state_dict(read_t7_state_dict(path), kind, path)
+  if data.startswith(b"PK") or data[:1] == b"\x80":
+    from adain.torch_pickle import parse_torch_state_dict
+    return check_state_dict(parse_torch_state_dict(data, path), kind, path)
+  from adain.t7 import parse_t7_state_dict
+  return check_state_dict(parse_t7_state_dict(data, path), kind, path)
 
 
 def native_path(source: Path) -> Path:

@@ -11,17 +11,17 @@ import sys
 from pathlib import Path
 
 from adain.errors import AdainError
-from adain.stylize import _Parser, _size
+from adain import cli
 
 
 def build_parser() -> argparse.ArgumentParser:
-  p = _Parser(prog="python -m adain.encode_style", description=__doc__.split("\n")[0],
+  p = cli.Parser(prog="python -m adain.encode_style", description=__doc__.split("\n")[0],
               formatter_class=argparse.ArgumentDefaultsHelpFormatter)
   p.add_argument("images", nargs="+", help="style images")
   p.add_argument("--output", required=True,
                  help="a .npz file (one image), or a folder that gets IMAGE_STEM.npz per image")
   p.add_argument("--vgg", help="encoder weights (.pth, .t7 or .npz)")
-  p.add_argument("--style-size", "--style_size", dest="style_size", type=_size, default=512,
+  p.add_argument("--style-size", "--style_size", dest="style_size", type=cli.pixels, default=512,
                  help="shorter side the style image is resized to; 0 keeps its size")
   p.add_argument("--crop", action="store_true", help="center-crop to a size x size square")
   return p
@@ -44,7 +44,7 @@ def main(argv: list[str] | None = None) -> int:
   parser = build_parser()
   args = parser.parse_args(argv)
   outputs = output_paths(args.images, args.output, parser)
-  from adain import imageio
+  from adain.media import images
   from adain.stylizer import Stylizer
   from adain.weights import model_from_state_dicts, resolve_weights
 
@@ -57,7 +57,7 @@ def main(argv: list[str] | None = None) -> int:
   failed = 0
   for image, out in zip(args.images, outputs):
     try:
-      code = stylizer.encode_style(imageio.load_image(image, args.style_size, args.crop))
+      code = stylizer.encode_style(images.load_image(image, args.style_size, args.crop))
       code.save(out)
       print(out)
     except (AdainError, OSError) as e:

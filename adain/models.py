@@ -1,7 +1,7 @@
 """The AdaIN network in Flax NNX: normalised VGG-19 encoder to relu4_1, AdaIN, mirrored decoder.
 
 Layer tables keep the PyTorch Sequential indices of pytorch-AdaIN's net.py, so that a state dict
-key such as ``"29.weight"`` names exactly one of our layers (see adain/weights.py).
+key such as ``"29.weight"`` names exactly one of our layers (see adain/weights/).
 """
 
 from __future__ import annotations

@@ -8,56 +8,19 @@ stylizes the demo pair bundled in adain/assets.
 from __future__ import annotations
 
 import argparse
-import math
 import sys
 import time
 from importlib import resources
 from pathlib import Path
 
+from adain import cli
 from adain.errors import AdainError
 
 ASSETS = resources.files("adain") / "assets"
 
 
-class _Parser(argparse.ArgumentParser):
-  """Usage errors as one line on stderr, exit status 2."""
-
-  def error(self, message):
-    self.exit(2, f"{self.prog}: error: {message}\n")
-
-
-def _floats(text: str) -> list[float]:
-  try:
-    values = [float(v) for v in text.split(",")]
-  except ValueError:
-    raise argparse.ArgumentTypeError(f"expected comma-separated numbers, got {text!r}") from None
-  if not all(math.isfinite(v) and v >= 0 for v in values) or sum(values) <= 0:
-    raise argparse.ArgumentTypeError(f"weights must be finite, >= 0 and not all 0: {text!r}")
-  return values
-
-
-def _alpha(text: str) -> float:
-  try:
-    a = float(text)
-  except ValueError:
-    raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
-  if not 0.0 <= a <= 1.0:  # also false for NaN
-    raise argparse.ArgumentTypeError(f"must be in [0, 1], got {text}")
-  return a
-
-
-def _size(text: str) -> int:
-  try:
-    n = int(text)
-  except ValueError:
-    raise argparse.ArgumentTypeError(f"expected a whole number of pixels, got {text!r}") from None
-  if n < 0:
-    raise argparse.ArgumentTypeError(f"must be >= 0, got {n}")
-  return n
-
-
 def build_parser() -> argparse.ArgumentParser:
-  p = _Parser(prog="python -m adain.stylize", description=__doc__.split("\n")[0],
+  p = cli.Parser(prog="python -m adain.stylize", description=__doc__.split("\n")[0],
               formatter_class=argparse.ArgumentDefaultsHelpFormatter)
   p.add_argument("--content", metavar="FILE", help="content image")
   p.add_argument("--content-dir", "--content_dir", dest="content_dir", metavar="DIR",
@@ -65,16 +28,16 @@ def build_parser() -> argparse.ArgumentParser:
   p.add_argument("--style", metavar="FILE[,FILE...]", help="style image(s) or .npz style code(s), comma-separated")
   p.add_argument("--style-dir", "--style_dir", dest="style_dir", metavar="DIR", help="folder of style images")
   p.add_argument("--style-weights", "--style_interpolation_weights", dest="style_weights", metavar="W1,W2,...",
-                 type=_floats, help="mix the styles with these weights into one")
+                 type=cli.weights, help="mix the styles with these weights into one")
   p.add_argument("--mask", metavar="FILE", help="mask image: white parts take the first style, black the second")
-  p.add_argument("--alpha", type=_alpha, default=1.0, metavar="A",
+  p.add_argument("--alpha", type=cli.alpha, default=1.0, metavar="A",
                  help="degree of stylization, 0 (content) to 1 (full style)")
-  p.add_argument("--content-size", "--content_size", dest="content_size", type=_size, default=512, metavar="N",
+  p.add_argument("--content-size", "--content_size", dest="content_size", type=cli.pixels, default=512, metavar="N",
                  help="shorter side of the content image; 0 keeps its size")
-  p.add_argument("--style-size", "--style_size", dest="style_size", type=_size, default=512, metavar="N",
+  p.add_argument("--style-size", "--style_size", dest="style_size", type=cli.pixels, default=512, metavar="N",
                  help="shorter side of the style image; 0 keeps its size")
   p.add_argument("--crop", action="store_true", help="center-crop to a size x size square")
-  p.add_argument("--tile", type=_size, metavar="N",
+  p.add_argument("--tile", type=cli.pixels, metavar="N",
                  help="stylize in N-pixel tiles joined without seams (0: never; default: only when "
                       "the image would not fit in memory)")
   p.add_argument("--dtype", choices=("float32", "bfloat16"), default="float32",
@@ -130,7 +93,7 @@ def run(args, parser) -> int:
   """Stylizes every content x style pair; returns the process exit status."""
   from tqdm import tqdm
 
-  from adain import imageio
+  from adain.media import images
   from adain.models import StyleCode
   from adain.stylizer import Stylizer, feature_hw
 
@@ -164,14 +127,14 @@ def run(args, parser) -> int:
           raise AdainError(s, "--preserve-color needs the style image, not a style code")
         style_inputs[s] = StyleCode.load(s)
       else:
-        img = imageio.load_image(s, args.style_size, args.crop)
+        img = images.load_image(s, args.style_size, args.crop)
         style_inputs[s] = img if args.preserve_color else stylizer.encode_style(img, args.tile)
     except AdainError as e:
       fail(e)
   mixed = args.style_weights is not None or args.mask
   if args.mask:
     try:
-      imageio.load_mask(args.mask, (1, 1))
+      images.load_mask(args.mask, (1, 1))
     except AdainError as e:
       fail(e)
   if failed and mixed or not style_inputs:
@@ -188,8 +151,8 @@ def run(args, parser) -> int:
   with tqdm(total=len(contents) * len(jobs), unit="image", file=sys.stderr, disable=None) as bar:
     for c in contents:
       try:
-        content = imageio.load_image(c, args.content_size, args.crop)
-        mask = imageio.load_mask(args.mask, feature_hw(content.shape[:2])) if args.mask else None
+        content = images.load_image(c, args.content_size, args.crop)
+        mask = images.load_mask(args.mask, feature_hw(content.shape[:2])) if args.mask else None
       except AdainError as e:
         fail(e)
         bar.update(len(jobs))
@@ -201,7 +164,7 @@ def run(args, parser) -> int:
           else:
             out = stylizer.stylize(content, style, args.alpha, args.preserve_color, args.tile)
           path = out_dir / f"{c.stem}_{suffix}.{args.ext}"
-          imageio.save_image(path, out)
+          images.save_image(path, out)
           written += 1
           tqdm.write(str(path))
         except AdainError as e:

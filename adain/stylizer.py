@@ -29,15 +29,15 @@ def bucket(n: int) -> int:
   return -(-n // step) * step
 
 
-def _in_bucket(img_hw3: np.ndarray, dtype) -> tuple[jax.Array, jax.Array]:
-  """The image in the top-left of a zero bucket-size batch of one, and its (h, w).
+def _in_bucket(imgs_bhw3: np.ndarray, dtype) -> tuple[jax.Array, jax.Array]:
+  """Images of one size in the top-left of a zero batch of bucket size, and their (h, w).
 
-  The network takes the valid size as a traced value and mirrors each layer at the image's own
-  edges (ops.reflect_pad), so the result is the image's alone, to float rounding.
+  The network takes the valid size as a traced value and mirrors each layer at the images' own
+  edges (ops.reflect_pad), so each result is its image's alone, to float rounding.
   """
-  h, w = img_hw3.shape[:2]
-  filled = np.zeros((1, bucket(h), bucket(w), 3), np.float32)
-  filled[0, :h, :w] = img_hw3
+  b, h, w = imgs_bhw3.shape[:3]
+  filled = np.zeros((b, bucket(h), bucket(w), 3), np.float32)
+  filled[:, :h, :w] = imgs_bhw3
   return jnp.asarray(filled, dtype), jnp.array([h, w], jnp.int32)
 
 
@@ -81,7 +81,7 @@ def feature_hw(image_hw: tuple[int, int]) -> tuple[int, int]:
 class Stylizer:
   """Loads weights once and stylizes many images.
 
-  Images are float32 HWC RGB in [0, 1] (see adain.imageio). Each size bucket (see ``bucket``)
+  Images are float32 HWC RGB in [0, 1] (see adain.media.images). Each size bucket (see ``bucket``)
   compiles once; style codes can be computed once (``encode_style``) and reused for any number
   of contents. ``tile`` arguments: None chooses tiling from the available memory
   (adain.tiling), 0 never tiles, N uses tiles of N pixels (rounded up to a multiple of 8).
@@ -122,27 +122,38 @@ class Stylizer:
     if tiling.is_tiled(*style_hw3.shape[:2], tile):
       return tiling.encode(self.graphdef, self.state, np.asarray(style_hw3, self.dtype), tile,
                            keep_code=False)[1]
-    return _encode_style(self.graphdef, self.state, *_in_bucket(style_hw3, self.dtype))
+    return _encode_style(self.graphdef, self.state, *_in_bucket(style_hw3[None], self.dtype))
 
   def generate(self, content_hw3: np.ndarray, style: StyleCode, alpha: float = 1.0,
                mask_hw: np.ndarray | None = None, tile: int | None = None) -> np.ndarray:
     """Stylizes one content image with a style code (two codes with a foreground mask)."""
-    _check_size(content_hw3, "content image")
+    return self.generate_batch(np.asarray(content_hw3)[None], style, alpha, mask_hw, tile)[0]
+
+  def generate_batch(self, contents_bhw3: np.ndarray, style: StyleCode, alpha: float = 1.0,
+                     mask_hw: np.ndarray | None = None, tile: int | None = None) -> np.ndarray:
+    """Stylizes B content images of one size with one style in one compiled call.
+
+    Each output equals ``generate`` of its image alone (per-image AdaIN statistics); video
+    frames and same-size dataset images use this to keep an accelerator busy. Images that need
+    tiling go one at a time through adain.tiling.
+    """
+    contents_bhw3 = np.asarray(contents_bhw3)
+    _check_size(contents_bhw3[0], "content image")
     if mask_hw is not None and len(style) != 2:
       raise AdainError(None, f"a mask needs exactly two styles (foreground, background), got {len(style)}")
     if mask_hw is None and len(style) != 1:
       raise AdainError(None, f"expected one style code, got {len(style)}: mix them first")
-    h, w = content_hw3.shape[:2]
-    tile = self._tile(content_hw3, tile)
+    b, h, w = contents_bhw3.shape[:3]
+    tile = self._tile(contents_bhw3[0], tile)
     if tiling.is_tiled(h, w, tile):
-      return tiling.generate(self.graphdef, self.state, np.asarray(content_hw3, self.dtype), style,
-                             jnp.float32(alpha), tile, mask_hw)
-    content, valid_hw = _in_bucket(content_hw3, self.dtype)
+      return np.stack([tiling.generate(self.graphdef, self.state, np.asarray(c, self.dtype), style,
+                                       jnp.float32(alpha), tile, mask_hw) for c in contents_bhw3])
+    content, valid_hw = _in_bucket(contents_bhw3, self.dtype)
     if mask_hw is not None:
       hc, wc = mask_hw.shape
       mask_hw = jnp.zeros((1, content.shape[1] // 8, content.shape[2] // 8)).at[0, :hc, :wc].set(mask_hw)
     out = _stylize(self.graphdef, self.state, content, style, jnp.float32(alpha), mask_hw, valid_hw)
-    return np.asarray(out[0, :h, :w])
+    return np.asarray(out[:, :h, :w])
 
   def stylize(self, content_hw3: np.ndarray, style_hw3: np.ndarray, alpha: float = 1.0,
               preserve_color: str | None = None, tile: int | None = None) -> np.ndarray:

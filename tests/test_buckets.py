@@ -13,6 +13,7 @@ import pytest
 
 import seeded_weights
 from adain import stylizer as stylizer_module
+from adain.models import StyleCode
 from adain.stylizer import Stylizer, bucket
 from adain.weights import model_from_state_dicts
 
@@ -81,3 +82,15 @@ def test_bfloat16_stays_close_to_float32(model):
   assert got.dtype == np.float32 and got.shape == want.shape
   err = np.max(np.abs(got - want))
   assert 0 < err < 0.1 * np.ptp(want)  # really bfloat16 (not float32), and still the same image
+
+
+def test_a_batch_is_each_image_alone(model):
+  s = Stylizer(model)
+  styles = StyleCode.concat([s.encode_style(_image(40, 48, 3)), s.encode_style(_image(48, 40, 4))])
+  frames = np.stack([_image(37, 45, seed) for seed in (5, 6, 7)])
+  mask = (np.arange(5 * 6).reshape(5, 6) % 3 == 0).astype(np.float32)
+  for style, m in ((styles[:1], None), (styles, mask)):
+    got = s.generate_batch(frames, style, 0.7, m)
+    assert got.shape == frames.shape
+    for frame, out in zip(frames, got):
+      assert_close(out, s.generate(frame, style, 0.7, m))

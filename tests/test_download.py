@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from adain.download import PUBLISHED, DownloadError, fetch
+from adain.weights.download import PUBLISHED, DownloadError, fetch
 from adain.errors import WeightsError
 
 BODY = b"pretend weights " * 1000  # 16 kB, more than one read chunk would need to be exact

@@ -15,7 +15,7 @@ import pytest
 
 from adain.errors import WeightsError
 from conftest import weight_writers
-from adain.t7 import parse_t7_state_dict, read_t7_state_dict
+from adain.weights.t7 import parse_t7_state_dict, read_t7_state_dict
 
 ROOT = Path(__file__).resolve().parents[1]
 FIXTURES = ROOT / "tests" / "fixtures" / "weights"

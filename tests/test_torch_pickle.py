@@ -15,7 +15,7 @@ import pytest
 
 from adain.errors import WeightsError
 from conftest import weight_writers
-from adain.torch_pickle import parse_torch_state_dict, read_torch_state_dict
+from adain.weights.torch_pickle import parse_torch_state_dict, read_torch_state_dict
 
 ROOT = Path(__file__).resolve().parents[1]
 FIXTURES = ROOT / "tests" / "fixtures" / "weights"
@@ -139,7 +139,7 @@ def test_hostile_files_are_refused_without_running(tmp_path, monkeypatch, name, 
 
 
 def test_reader_never_uses_pickle_or_torch():
-  source = (ROOT / "adain" / "torch_pickle.py").read_text()
+  source = (ROOT / "adain" / "weights" / "torch_pickle.py").read_text()
   for banned in ("import pickle", "pickle.load(", "import torch", "from torch", "eval(", "exec("):
     assert banned not in source
 

@@ -12,7 +12,8 @@ import numpy as np
 import pytest
 
 import seeded_weights
-from adain import download, weights
+from adain import weights
+from adain.weights import download
 from adain.errors import WeightsError
 from adain.weights import load_weights, resolve_weights, save_native
 

@@ -10,7 +10,7 @@ tests/test_parity.py can check our JAX model against it without torch or the 28 
 Expected arrays are stored NHWC / HWC float32 (uint8 for saved images) in expected.npz.
 
 It also writes the seeded weights with torch.save in both layouts (zip and legacy) to a temp dir
-and, where adain.torch_pickle.read_torch_state_dict exists, checks that it reads them back
+and, where adain.weights.torch_pickle.read_torch_state_dict exists, checks that it reads them back
 exactly. That reader needs jax (via the adain package), which this virtualenv lacks, so the check
 runs this script again under the main .venv with ``--check-pth DIR`` (that mode needs no torch).
 """
@@ -247,7 +247,7 @@ def check_pth_roundtrip(vgg_sd, decoder_sd) -> None:
 def read_back(tmp: str) -> None:
   """The ``--check-pth`` mode, under the main .venv: no torch here."""
   try:
-    from adain.torch_pickle import read_torch_state_dict
+    from adain.weights.torch_pickle import read_torch_state_dict
   except ImportError as e:
     print(f"torch_pickle check skipped: {e}")
     return

@@ -11,9 +11,9 @@ import numpy as np
 import pytest
 from PIL import Image, ImageFile
 
-from adain import imageio
+from adain.media import images
 from adain.errors import ImageError
-from adain.imageio import load_image, load_mask, save_image
+from adain.media.images import load_image, load_mask, save_image
 
 
 @pytest.fixture(autouse=True)
@@ -382,4 +382,4 @@ def test_saved_file_gets_normal_permissions(tmp_path):
 
 
 def test_accepted_formats():
-  assert set(imageio.ACCEPTED_FORMATS) == {"JPEG", "PNG", "BMP", "GIF", "TIFF", "WEBP"}
+  assert set(images.ACCEPTED_FORMATS) == {"JPEG", "PNG", "BMP", "GIF", "TIFF", "WEBP"}

@@ -133,9 +133,9 @@ def _read_any(path: Path, kind: str) -> StateDict:
     if native:
       return load_native(path, kind)[0]
   if data.startswith(b"PK") or data[:1] == b"\x80":
-    from adain.torch_pickle import parse_torch_state_dict
+    from adain.weights.torch_pickle import parse_torch_state_dict
     return check_state_dict(parse_torch_state_dict(data, path), kind, path)
-  from adain.t7 import parse_t7_state_dict
+  from adain.weights.t7 import parse_t7_state_dict
   return check_state_dict(parse_t7_state_dict(data, path), kind, path)
 
 
@@ -209,7 +209,7 @@ def resolve_weights(kind: str, flag: str | os.PathLike | None = None, *,
   found = find_weights(kind)
   if found is not None:
     return load_weights(found, kind)
-  from adain import download as dl
+  from adain.weights import download as dl
   sources = dl.PUBLISHED[kind]
   reasons = []
   for source in sources if download else ():

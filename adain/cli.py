@@ -1,0 +1,46 @@
+"""Shared pieces of the command-line modules: the parser class and flag value types.
+
+Only command modules (adain.stylize, adain.encode_style, ...) import this; the library never sees argv.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+
+
+class Parser(argparse.ArgumentParser):
+  """Usage errors as one line on stderr, exit status 2."""
+
+  def error(self, message):
+    self.exit(2, f"{self.prog}: error: {message}\n")
+
+
+def weights(text: str) -> list[float]:
+  try:
+    values = [float(v) for v in text.split(",")]
+  except ValueError:
+    raise argparse.ArgumentTypeError(f"expected comma-separated numbers, got {text!r}") from None
+  if not all(math.isfinite(v) and v >= 0 for v in values) or sum(values) <= 0:
+    raise argparse.ArgumentTypeError(f"weights must be finite, >= 0 and not all 0: {text!r}")
+  return values
+
+
+def alpha(text: str) -> float:
+  try:
+    a = float(text)
+  except ValueError:
+    raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+  if not 0.0 <= a <= 1.0:  # also false for NaN
+    raise argparse.ArgumentTypeError(f"must be in [0, 1], got {text}")
+  return a
+
+
+def pixels(text: str) -> int:
+  try:
+    n = int(text)
+  except ValueError:
+    raise argparse.ArgumentTypeError(f"expected a whole number of pixels, got {text!r}") from None
+  if n < 0:
+    raise argparse.ArgumentTypeError(f"must be >= 0, got {n}")
+  return n

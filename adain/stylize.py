@@ -105,6 +105,9 @@ def run(args, parser) -> int:
   except AdainError as e:
     print(f"error: {e}", file=sys.stderr)
     return 1
+  if stylizer.variant.fusion == "concat" and (args.style_weights or args.mask or args.alpha != 1):
+    parser.error("an Enc-Concat-Dec (concat) decoder takes one style at a time at alpha 1: "
+                 "no --style-weights, --mask or --alpha")
   out_dir = Path(args.output)
   try:
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -125,7 +128,7 @@ def run(args, parser) -> int:
       if s.suffix.lower() == ".npz":
         if args.preserve_color:
           raise AdainError(s, "--preserve-color needs the style image, not a style code")
-        style_inputs[s] = StyleCode.load(s)
+        style_inputs[s] = stylizer.load_style_code(s)
       else:
         img = images.load_image(s, args.style_size, args.crop)
         style_inputs[s] = img if args.preserve_color else stylizer.encode_style(img, args.tile)
@@ -159,7 +162,7 @@ def run(args, parser) -> int:
         continue
       for suffix, style in jobs:
         try:
-          if isinstance(style, StyleCode):
+          if not args.preserve_color:  # a style code (or a concat decoder's StyleFeatures)
             out = stylizer.generate(content, style, args.alpha, mask, args.tile)
           else:
             out = stylizer.stylize(content, style, args.alpha, args.preserve_color, args.tile)

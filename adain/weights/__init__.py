@@ -77,7 +77,8 @@ def check_state_dict(sd: StateDict, kind: str, path: str | os.PathLike | None = 
   required = VGG_SHAPES if kind == "vgg" else decoder_shapes(variant)
   optional = VGG_OPTIONAL_SHAPES if kind == "vgg" else {}
   what = ("a normalised VGG-19 (vgg_normalised)" if kind == "vgg" else
-          "an AdaIN decoder" if variant == Variant() else f"a {variant.name} decoder")
+          "an AdaIN decoder" if variant == Variant() else
+          f"an AdaIN decoder of variant {variant.name!r}")
   missing = [k for k in required if k not in sd]
   if missing:
     raise WeightsError(path, f"not {what}: missing {len(missing)} tensor(s), e.g. {missing[0]!r}")

@@ -183,14 +183,14 @@ class Norm(nnx.Module):
       mask = None if valid_hw is None else ops.valid_mask(x.shape[:3], valid_hw)
       mean, std = ops.mean_std(x, mask, ddof=0)
       mean, std = mean[:, None, None, :], std[:, None, None, :]
-    elif train:
-      b, h, w, c = x.shape
-      mean, std = ops.mean_std(x.reshape(1, b * h, w, c), ddof=0)
-      n = b * h * w
-      var_unbiased = (jnp.square(std[0]) - ops.EPS) * n / max(n - 1, 1)
+    elif train:  # reductions, not a reshape: the batch axis may be sharded over devices
+      mean = jnp.mean(x, axis=(0, 1, 2))
+      var = jnp.mean(jnp.square(x - mean), axis=(0, 1, 2))
+      std = jnp.sqrt(var + ops.EPS)
+      n = x.shape[0] * x.shape[1] * x.shape[2]
       m = BN_MOMENTUM
-      self.mean[...] = (1 - m) * self.mean[...] + m * jax.lax.stop_gradient(mean[0])
-      self.var[...] = (1 - m) * self.var[...] + m * jax.lax.stop_gradient(var_unbiased)
+      self.mean[...] = (1 - m) * self.mean[...] + m * jax.lax.stop_gradient(mean)
+      self.var[...] = (1 - m) * self.var[...] + m * jax.lax.stop_gradient(var * n / max(n - 1, 1))
     else:
       mean, std = self.mean[...], jnp.sqrt(self.var[...] + ops.EPS)
     y = (x - mean) / std * self.scale[...] + self.bias[...]

@@ -99,8 +99,9 @@ def build_model(cfg: ml_collections.ConfigDict) -> AdaIN:
   if cfg.init_decoder:
     decoder = weights.load_weights(cfg.init_decoder, "decoder")
     if weights.variant_of(decoder) != variant:
-      raise TrainError(cfg.init_decoder, f"is a {weights.variant_of(decoder).name} decoder, but "
-                       f"this config trains a {variant.name} decoder (fields fusion, decoder_norm)")
+      raise TrainError(cfg.init_decoder, f"holds a decoder of variant "
+                       f"{weights.variant_of(decoder).name!r}, but this config trains "
+                       f"{variant.name!r} (fields fusion, decoder_norm)")
     return weights.model_from_state_dicts(vgg, decoder)
   model = weights.model_from_state_dicts(vgg)
   model.variant = variant

@@ -53,16 +53,6 @@ def build_parser() -> argparse.ArgumentParser:
   return p
 
 
-def _listdir(folder: str, parser: argparse.ArgumentParser) -> list[Path]:
-  d = Path(folder)
-  if not d.is_dir():
-    parser.error(f"{folder}: not a folder")
-  files = sorted(f for f in d.iterdir() if f.is_file() and not f.name.startswith("."))
-  if not files:
-    parser.error(f"{folder}: no files in this folder")
-  return files
-
-
 def _inputs(args, parser) -> tuple[list[Path], list[Path]]:
   if not any((args.content, args.content_dir, args.style, args.style_dir)):
     return [Path(str(ASSETS / "content.png"))], [Path(str(ASSETS / "style.png"))]
@@ -70,8 +60,8 @@ def _inputs(args, parser) -> tuple[list[Path], list[Path]]:
     parser.error("give --content or --content-dir, and --style or --style-dir, not both of a pair")
   if not (args.content or args.content_dir) or not (args.style or args.style_dir):
     parser.error("both a content (--content/--content-dir) and a style (--style/--style-dir) are needed")
-  contents = [Path(args.content)] if args.content else _listdir(args.content_dir, parser)
-  styles = [Path(s) for s in args.style.split(",")] if args.style else _listdir(args.style_dir, parser)
+  contents = [Path(args.content)] if args.content else parser.files_in(args.content_dir)
+  styles = [Path(s) for s in args.style.split(",")] if args.style else parser.files_in(args.style_dir)
   return contents, styles
 
 
@@ -180,13 +170,7 @@ def run(args, parser) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-  parser = build_parser()
-  args = parser.parse_args(argv)
-  try:
-    return run(args, parser)
-  except KeyboardInterrupt:
-    print("interrupted", file=sys.stderr)
-    return 130
+  return build_parser().main(run, argv)
 
 
 if __name__ == "__main__":

@@ -56,16 +56,6 @@ def build_parser() -> argparse.ArgumentParser:
   return p
 
 
-def _image_files(folder: str, limit: int, parser) -> list[Path]:
-  d = Path(folder)
-  if not d.is_dir():
-    parser.error(f"{folder}: not a folder")
-  files = sorted(f for f in d.iterdir() if f.is_file() and not f.name.startswith("."))
-  if not files:
-    parser.error(f"{folder}: no files in this folder")
-  return files[:limit] if limit else files
-
-
 # --- The measurements: jitted per input shape, on the frozen VGG's encoder. ---
 
 @functools.partial(jax.jit, static_argnums=0)
@@ -234,8 +224,8 @@ def run(args, parser) -> int:
 
   if not args.decoder and not args.baselines:
     parser.error("nothing to evaluate: give --decoder (repeatable) and/or --baselines")
-  contents = _image_files(args.content, args.num_contents, parser)
-  styles = _image_files(args.style, args.num_styles, parser)
+  contents = parser.files_in(args.content)[:args.num_contents or None]
+  styles = parser.files_in(args.style)[:args.num_styles or None]
   out_dir = Path(args.output)
   if out_dir.exists() and not out_dir.is_dir():
     parser.error(f"{out_dir}: output path exists and is not a folder")
@@ -335,13 +325,7 @@ def run(args, parser) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-  parser = build_parser()
-  args = parser.parse_args(argv)
-  try:
-    return run(args, parser)
-  except KeyboardInterrupt:
-    print("interrupted", file=sys.stderr)
-    return 130
+  return build_parser().main(run, argv)
 
 
 if __name__ == "__main__":

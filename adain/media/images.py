@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageOps
 
-from adain.errors import ImageError
+from adain.errors import ImageError, one_line
 
 # Formats we decode. Anything else (EPS runs Ghostscript, PSD/ICO/... are rarely photos) is refused
 # by name before a decoder runs.
@@ -36,9 +36,15 @@ def load_image(path: str | os.PathLike, size: int = 0, crop: bool = False) -> np
   with their alpha, since the network has no alpha channel; the result is opaque. 16-bit grey is
   scaled by 1/65535 and float images are clipped to [0, 1].
   """
+  return from_pil(_decode(path), size, crop, path)
+
+
+def from_pil(im: Image.Image, size: int = 0, crop: bool = False,
+             path: str | os.PathLike | None = None) -> np.ndarray:
+  """A decoded picture (an image file's, a video frame's) as ``load_image`` returns it."""
   if size < 0 or (crop and size == 0):
     raise ValueError(f"size must be >= 0, and > 0 with crop; got size={size}, crop={crop}")
-  planes = _fit(_planes(_decode(path), path), size, crop, path)
+  planes = _fit(_planes(im, path), size, crop, path)
   chans = [_as_float(p).reshape(p.size[1], p.size[0], -1) for p in planes]
   img = np.concatenate(chans, axis=2)
   if img.shape[2] == 1:
@@ -46,23 +52,30 @@ def load_image(path: str | os.PathLike, size: int = 0, crop: bool = False) -> np
   return np.ascontiguousarray(img, dtype=np.float32)
 
 
-def load_mask(path: str | os.PathLike, hw: tuple[int, int]) -> np.ndarray:
+def load_mask(path: str | os.PathLike, hw: tuple[int, int] | None = None) -> np.ndarray:
   """Reads a spatial-control mask as (h, w) float32 in {0, 1}: white (> 0.5 grey) is foreground.
 
   Like the original AdaIN's mask handling: greyscale, nearest-neighbour resize to ``hw``, then a
-  0.5 threshold. Transparent pixels count as white, as in ``load_image``.
+  0.5 threshold. Transparent pixels count as white, as in ``load_image``. ``hw`` None keeps the
+  file's size (``resize_mask`` then gives the same mask as loading at the smaller size).
   """
-  h, w = (int(v) for v in hw)
-  if h <= 0 or w <= 0:
-    raise ValueError(f"mask size must be positive, got {hw}")
   planes = _planes(_decode(path), path)
   if len(planes) == 3:  # RGB composited in float: ITU-R 601 luma, as PIL's convert("L").
     r, g, b = (np.asarray(p) for p in planes)
     planes = [Image.fromarray(0.299 * r + 0.587 * g + 0.114 * b)]
   elif planes[0].mode == "RGB":
     planes = [planes[0].convert("L")]
-  grey = _as_float(planes[0].resize((w, h), Image.Resampling.NEAREST))
-  return (grey > 0.5).astype(np.float32)
+  grey = _as_float(planes[0])
+  return resize_mask(grey, grey.shape if hw is None else hw)
+
+
+def resize_mask(mask_hw: np.ndarray, hw: tuple[int, int]) -> np.ndarray:
+  """A mask with values in [0, 1] resized (nearest) to ``hw`` and thresholded at 0.5."""
+  h, w = (int(v) for v in hw)
+  if h <= 0 or w <= 0:
+    raise ValueError(f"mask size must be positive, got {hw}")
+  resized = Image.fromarray(np.asarray(mask_hw, np.float32)).resize((w, h), Image.Resampling.NEAREST)
+  return (np.asarray(resized) > 0.5).astype(np.float32)
 
 
 def save_image(path: str | os.PathLike, img_hw3: np.ndarray, quality: int = 95) -> None:
@@ -88,10 +101,7 @@ def save_image(path: str | os.PathLike, img_hw3: np.ndarray, quality: int = 95) 
   if not folder.is_dir():
     problem = "is not a folder" if folder.exists() else "does not exist"
     raise ImageError(path, f"cannot write: the parent {str(folder)!r} {problem}")
-  # float32 arithmetic, as torchvision does on the model's float32 tensors (boundaries matter).
-  scaled = img.astype(np.float32) * np.float32(255) + np.float32(0.5)
-  data = np.clip(scaled, 0, 255).astype(np.uint8)
-  pil = Image.fromarray(data, "RGB")
+  pil = Image.fromarray(to_uint8(img), "RGB")
   # Our own name with O_EXCL rather than mkstemp: the file gets the usual umask-derived permissions.
   tmp = folder / f".{path.name}.{secrets.token_hex(6)}.tmp"
   try:
@@ -107,6 +117,15 @@ def save_image(path: str | os.PathLike, img_hw3: np.ndarray, quality: int = 95) 
     if isinstance(e, OSError):
       raise ImageError(path, f"cannot write: {e.strerror or e}") from None
     raise
+
+
+def to_uint8(img: np.ndarray) -> np.ndarray:
+  """Floats in [0, 1] to bytes as torchvision's ``save_image`` rounds them.
+
+  float32 arithmetic, as torchvision does on the model's float32 tensors (boundaries matter).
+  """
+  scaled = np.asarray(img).astype(np.float32) * np.float32(255) + np.float32(0.5)
+  return np.clip(scaled, 0, 255).astype(np.uint8)
 
 
 def _decode(path: str | os.PathLike) -> Image.Image:
@@ -134,7 +153,7 @@ def _decode(path: str | os.PathLike) -> Image.Image:
       except (Image.DecompressionBombError, Image.DecompressionBombWarning):
         raise ImageError(path, _too_big(_header_size(f))) from None
       except Exception as e:  # A plugin choking on a malformed header.
-        raise ImageError(path, f"corrupt {_sniff(f) or 'image'} file ({_one_line(e)})") from None
+        raise ImageError(path, f"corrupt {_sniff(f) or 'image'} file ({one_line(e)})") from None
       # Restated rather than trusted to Pillow's warning mechanics: the limit itself is the rule.
       if Image.MAX_IMAGE_PIXELS is not None and im.width * im.height > Image.MAX_IMAGE_PIXELS:
         raise ImageError(path, _too_big(im.size))
@@ -146,7 +165,7 @@ def _decode(path: str | os.PathLike) -> Image.Image:
         if "truncated" in str(e):
           problem = f"{fmt} file is truncated (it ends before the image data does)"
           raise ImageError(path, problem) from None
-        raise ImageError(path, f"corrupt {fmt} data ({_one_line(e)})") from None
+        raise ImageError(path, f"corrupt {fmt} data ({one_line(e)})") from None
 
 
 def _unidentified(f) -> str:
@@ -192,10 +211,6 @@ def _too_big(wh: tuple[int, int] | None) -> str:
   return f"image too large ({dims}limit {limit}); refusing a possible decompression bomb"
 
 
-def _one_line(e: BaseException) -> str:
-  return " ".join(str(e).split()) or type(e).__name__
-
-
 def _has_alpha(im: Image.Image) -> bool:
   if im.mode in _ALPHA_MODES or "transparency" in im.info:
     return True
@@ -222,7 +237,7 @@ def _planes(im: Image.Image, path) -> list[Image.Image]:
   try:
     return [im.convert("RGB")]
   except ValueError as e:
-    raise ImageError(path, f"unsupported colour mode {im.mode} ({_one_line(e)})") from None
+    raise ImageError(path, f"unsupported colour mode {im.mode} ({one_line(e)})") from None
 
 
 def _fit(planes: list[Image.Image], size: int, crop: bool, path) -> list[Image.Image]:

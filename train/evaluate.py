@@ -120,14 +120,14 @@ class Measure:
 # --- Reports. ---
 
 def _thumb(img_hw3: np.ndarray) -> np.ndarray:
-  """An image fitted into a CELL x CELL white square (uint8)."""
+  """An image scaled to fit a CELL x CELL white square (uint8)."""
   from PIL import Image
 
   u8 = np.round(np.clip(img_hw3, 0, 1) * 255).astype(np.uint8)
-  im = Image.fromarray(u8)
-  im.thumbnail((CELL, CELL), Image.Resampling.LANCZOS)
+  scale = CELL / max(u8.shape[:2])
+  h, w = (max(1, min(CELL, round(n * scale))) for n in u8.shape[:2])
+  im = Image.fromarray(u8).resize((w, h), Image.Resampling.LANCZOS)
   cell = np.full((CELL, CELL, 3), 255, np.uint8)
-  h, w = im.size[1], im.size[0]
   y, x = (CELL - h) // 2, (CELL - w) // 2
   cell[y:y + h, x:x + w] = np.asarray(im)
   return cell

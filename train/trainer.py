@@ -152,8 +152,9 @@ def forward(recipe: Recipe, decoder_params, encoder_params, content_u8, style_u8
   sees the content and style features stacked instead, and is measured as the paper's model.
   """
   encoder = nnx.merge(recipe.encoder, _to(recipe.dtype, encoder_params))
-  decoder = nnx.merge(recipe.decoder, _to(recipe.dtype, decoder_params),  # fresh variables:
-                      *([] if batch_stats is None else [_to(jnp.float32, batch_stats)]))  # mutable here
+  # Batch statistics as fresh variables of this trace, so that training may update them.
+  stats = [] if batch_stats is None else [_to(jnp.float32, batch_stats)]
+  decoder = nnx.merge(recipe.decoder, _to(recipe.dtype, decoder_params), *stats)
   images = jnp.concatenate([content_u8, style_u8]).astype(recipe.dtype) / 255
   both = encoder.features(images)  # one pass for content and style: a smaller program
   n = content_u8.shape[0]

@@ -95,10 +95,16 @@ def stylize_frames(stylizer: Stylizer, frames: Iterable[np.ndarray], style, *, a
   """
   if not 0 <= stabilize < 1:
     raise ValueError(f"stabilize must be in [0, 1), got {stabilize}")
+  yield from steadied(_stylized(stylizer, frames, style, alpha, mask, preserve_color, batch, tile),
+                      stabilize)
+
+
+def steadied(pairs: Iterable[tuple[np.ndarray, np.ndarray]], strength: float) -> Iterator[np.ndarray]:
+  """Outputs of (input frame, its stylization) pairs in order, through ``steady`` (0: as they are)."""
   prev_in = prev_out = None
-  for cur_in, out in _stylized(stylizer, frames, style, alpha, mask, preserve_color, batch, tile):
-    if stabilize > 0 and prev_out is not None:
-      out = steady(prev_out, out, prev_in, cur_in, stabilize)
+  for cur_in, out in pairs:
+    if strength > 0 and prev_out is not None:
+      out = steady(prev_out, out, prev_in, cur_in, strength)
     prev_in, prev_out = cur_in, out
     yield out
 

@@ -53,10 +53,10 @@ def build_parser() -> argparse.ArgumentParser:
   p.add_argument("--crf", type=crf, default=18, metavar="N",
                  help="video: H.264 quality, 1 (best) to 51; 0 is lossless (RGB, exact frames)")
   p.add_argument("--stabilize", type=stabilize, metavar="S",
-                 help="video: temporal smoothing of the content statistics, 0 (off: each frame "
-                      "is its still image) to below 1 (default: adain.video.STABILIZE, 0.8)")
+                 help="video: smoothing over time where the scene is still, 0 (off: each frame "
+                      "is its still image) to below 1; None: adain.video.STABILIZE (0.8)")
   p.add_argument("--batch", type=batch, metavar="N",
-                 help="video: frames per step (default: from the available memory, at most 8)")
+                 help="video: frames per step; None: from the available memory, at most 8")
   return p
 
 

@@ -84,19 +84,20 @@ def default_batch(h: int, w: int) -> int:
 def stylize_frames(stylizer: Stylizer, frames: Iterable[np.ndarray], style, *, alpha: float = 1.0,
                    mask: np.ndarray | None = None, preserve_color: str | None = None,
                    stabilize: float = STABILIZE, batch: int | None = None,
-                   tile: int | None = None) -> Iterator[np.ndarray]:
+                   tile: int | None = None, total: int | None = None) -> Iterator[np.ndarray]:
   """Stylized frames, in order, for frames of one size (HWC float32 RGB in [0, 1]).
 
   ``style``: a StyleCode (two with ``mask``, an (H, W) array in [0, 1] at any resolution, white
   taking the first), or with ``preserve_color`` ("coral", "luminance") a style image. Each
   frame's result with ``stabilize=0`` is exactly ``Stylizer.generate`` (or ``stylize``) of it;
   ``stabilize`` in (0, 1) is the strength of ``steady``. Colour preservation stylizes frame by
-  frame (its style code depends on each frame's colours), not in batches.
+  frame (its style code depends on each frame's colours), not in batches. ``batch`` None: from
+  the available memory (``default_batch``), at most ``total`` (the frame count, if known).
   """
   if not 0 <= stabilize < 1:
     raise ValueError(f"stabilize must be in [0, 1), got {stabilize}")
-  yield from steadied(_stylized(stylizer, frames, style, alpha, mask, preserve_color, batch, tile),
-                      stabilize)
+  pairs = _stylized(stylizer, frames, style, alpha, mask, preserve_color, batch, tile, total)
+  yield from steadied(pairs, stabilize)
 
 
 def steadied(pairs: Iterable[tuple[np.ndarray, np.ndarray]], strength: float) -> Iterator[np.ndarray]:
@@ -109,7 +110,7 @@ def steadied(pairs: Iterable[tuple[np.ndarray, np.ndarray]], strength: float) ->
     yield out
 
 
-def _stylized(stylizer, frames, style, alpha, mask, preserve_color, batch, tile) -> Iterator[tuple]:
+def _stylized(stylizer, frames, style, alpha, mask, preserve_color, batch, tile, total) -> Iterator[tuple]:
   """(frame, its still-image stylization) in order, frames batched when the style is a code."""
   if preserve_color is not None:
     for frame in frames:
@@ -121,7 +122,7 @@ def _stylized(stylizer, frames, style, alpha, mask, preserve_color, batch, tile)
     if frame is not None:
       if mask is not None and mask_code is None:
         mask_code = images.resize_mask(mask, feature_hw(frame.shape[:2]))
-      batch = batch or default_batch(*frame.shape[:2])
+      batch = batch or min(default_batch(*frame.shape[:2]), total or MAX_BATCH)
       pending.append(frame)
     if pending and (frame is None or len(pending) == batch):
       n = len(pending)
@@ -177,7 +178,7 @@ def stylize_clip(stylizer: Stylizer, src: str | os.PathLike, dst: str | os.PathL
       try:
         for out in stylize_frames(stylizer, images_in(), style, alpha=alpha, mask=mask,
                                   preserve_color=preserve_color, stabilize=stabilize,
-                                  batch=batch, tile=tile):
+                                  batch=batch, tile=tile, total=reader.frames):
           shape = out.shape
           if not _put(encoded, video.Frame(images.to_uint8(out), timestamps.popleft()),
                       writer.is_alive):

@@ -12,7 +12,8 @@ from adain import video as clip_api
 from adain.errors import AdainError, VideoError
 from adain.media import images, video
 from adain.stylize import main
-from adain.stylizer import Stylizer
+from adain.models import StyleCode
+from adain.stylizer import Stylizer, feature_hw
 from clips import frame_images, read_clip, write_clip
 from conftest import write_image
 
@@ -113,6 +114,21 @@ def test_frame_iterator_api(stylizer, style_png):
   out = list(clip_api.stylize_frames(stylizer, iter(frames), code, stabilize=0, batch=2))
   assert len(out) == 3
   np.testing.assert_allclose(out[2], stylizer.generate(frames[2], code), atol=1e-5)
+
+
+def test_frames_with_mask_and_colour_preservation(stylizer, style_png):
+  """Every style option of the still-image path works on frames, with the same result."""
+  frames = [f.astype(np.float32) / 255 for f in frame_images(2, H, W)]
+  style = images.load_image(style_png)
+  codes = StyleCode.concat([stylizer.encode_style(style), stylizer.encode_style(style[::-1] * 0.5)])
+  mask = np.zeros((100, 100), np.float32)
+  mask[:, :50] = 0.9  # any resolution, values in [0, 1]
+  out = list(clip_api.stylize_frames(stylizer, frames, codes, mask=mask, stabilize=0, batch=2))
+  mask_code = images.resize_mask(mask, feature_hw((H, W)))
+  np.testing.assert_allclose(out[1], stylizer.generate(frames[1], codes, mask_hw=mask_code), atol=1e-5)
+  out = list(clip_api.stylize_frames(stylizer, frames, style, preserve_color="luminance", stabilize=0))
+  np.testing.assert_allclose(out[1], stylizer.stylize(frames[1], style, preserve_color="luminance"),
+                             atol=1e-5)
 
 
 def test_bad_videos_in_a_batch(tmp_path, weights, style_png, capsys):

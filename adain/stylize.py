@@ -56,7 +56,7 @@ def build_parser() -> argparse.ArgumentParser:
                  help="video: smoothing over time where the scene is still, 0 (off: each frame "
                       "is its still image) to below 1; None: adain.video.STABILIZE (0.8)")
   p.add_argument("--batch", type=batch, metavar="N",
-                 help="video: frames per step; None: from the available memory, at most 8")
+                 help="video: frames per step; None: 1 on a CPU, else from the available memory (at most 8)")
   return p
 
 

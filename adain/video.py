@@ -19,6 +19,7 @@ from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any, NamedTuple
 
+import jax
 import numpy as np
 
 from adain import tiling
@@ -76,7 +77,10 @@ def _box_mean(x_hw: np.ndarray, r: int) -> np.ndarray:
 
 
 def default_batch(h: int, w: int) -> int:
-  """Frames per step: as many as fit a quarter of the available memory, at most MAX_BATCH."""
+  """Frames per step: on an accelerator as many as fit a quarter of the available memory, at
+  most MAX_BATCH; on a CPU 1 (batches were slower there: `make bench`, README "Video")."""
+  if jax.default_backend() == "cpu":
+    return 1
   per_frame = bucket(h) * bucket(w) * tiling.BYTES_PER_PIXEL
   return int(max(1, min(MAX_BATCH, tiling.available_memory() // 4 // per_frame)))
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sys
 
+import av
 import numpy as np
 import pytest
 from PIL import Image
@@ -69,6 +70,19 @@ def test_audio_reencoded_when_mp4_cannot_hold_it(tmp_path, stylizer, style_png):
   assert (summary.width, summary.height) == (W, H)
   _, _, audio = read_clip(tmp_path / "o.mp4")
   assert audio == ["aac"]
+
+
+@pytest.mark.parametrize("codec,kept", [("libmp3lame", "mp3"), ("libopus", "opus"), ("flac", "flac")])
+def test_audio_copied_when_mp4_holds_it(tmp_path, codec, kept):
+  src = write_clip(tmp_path / "a.mkv", frame_images(2, H, W), audio=codec, container="matroska")
+  with av.open(str(src)) as c:
+    packets = [bytes(p) for p in c.demux(c.streams.audio[0]) if p.size]
+  with video.VideoReader(src) as reader:
+    video.write_video(tmp_path / "o.mp4", [video.Frame(i, p) for i, p in reader], reader.time_base,
+                      reader.fps, audio_from=src)
+  with av.open(str(tmp_path / "o.mp4")) as c:
+    assert c.streams.audio[0].codec_context.codec.canonical_name == kept
+    assert [bytes(p) for p in c.demux(c.streams.audio[0]) if p.size] == packets  # not re-encoded
 
 
 def test_rotation_applied(tmp_path, stylizer):

@@ -226,7 +226,7 @@ class _AudioCopy:
   def __init__(self, av, src, out):
     self._av, self._out, self._map = av, out, {}
     for s in src.streams.audio:
-      if s.codec_context.name in MP4_AUDIO:
+      if s.codec_context.codec.canonical_name in MP4_AUDIO:  # "mp3", not its decoder "mp3float"
         self._map[s.index] = (out.add_stream_from_template(s), False)
       else:
         enc = out.add_stream("aac", rate=s.codec_context.sample_rate, layout=s.codec_context.layout)

@@ -235,3 +235,21 @@ def test_missing_pyav_is_one_line(monkeypatch, tmp_path):
   monkeypatch.setitem(sys.modules, "av", None)
   with pytest.raises(AdainError, match=r"pip install 'adain\[video\]'"):
     video.VideoReader(tmp_path / "x.mp4")
+
+
+def test_cover_art_is_not_a_video(tmp_path):
+  """An audio file with a picture (a one-frame 'attached picture' stream) is audio only."""
+  path = tmp_path / "song.m4a"
+  with av.open(str(path), "w", format="mp4") as out:
+    a = out.add_stream("aac", rate=16000, layout="mono")
+    v = out.add_stream("mjpeg", rate=1)
+    v.width, v.height, v.pix_fmt = 32, 32, "yuvj420p"
+    v.disposition = av.stream.Disposition.attached_pic
+    out.mux(v.encode(av.VideoFrame.from_ndarray(np.zeros((32, 32, 3), np.uint8), format="rgb24")))
+    out.mux(v.encode())
+    tone = av.AudioFrame.from_ndarray(np.zeros((1, 1024), np.float32), format="fltp", layout="mono")
+    tone.sample_rate, tone.pts = 16000, 0
+    out.mux(a.encode(tone))
+    out.mux(a.encode())
+  with pytest.raises(VideoError, match=r"song\.m4a: has no video stream \(audio only\)"):
+    video.VideoReader(path)

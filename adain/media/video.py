@@ -87,11 +87,13 @@ class VideoReader:
     except (av.error.FFmpegError, OSError, ValueError) as e:
       raise VideoError(path, f"not a readable video ({_problem(e)})") from None
     streams = self._container.streams
-    if not streams.video:
+    # Cover art (an audio file's picture) is a video stream of one frame, not a video.
+    pictures = [s for s in streams.video if not s.disposition & av.stream.Disposition.attached_pic]
+    if not pictures:
       kind = "audio only" if streams.audio else "no streams we read"
       self._container.close()  # streams are freed with it
       raise VideoError(path, f"has no video stream ({kind})")
-    self._stream = streams.video[0]
+    self._stream = pictures[0]
     self._stream.thread_type = "AUTO"
     ctx = self._stream.codec_context
     self.width, self.height = ctx.width, ctx.height

@@ -5,14 +5,13 @@ from __future__ import annotations
 import dataclasses
 import functools
 import os
-from collections.abc import Callable
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
-from adain import color, ops, tiling
+from adain import color, tiling
 from adain.errors import AdainError, WeightsError
 from adain.models import MIN_SIDE, AdaIN, StyleCode
 from adain.weights import adain_home, model_from_state_dicts, resolve_weights
@@ -83,24 +82,6 @@ def _stylize(graphdef, state, content_bhwc, style: StyleCode, alpha, mask_bhw, v
   model = nnx.merge(graphdef, state)
   code = model.encode_content(content_bhwc, valid_hw)
   return model.generate(code, style, alpha, mask_bhw, valid_hw=-(-valid_hw // 8)).astype(jnp.float32)
-
-
-@functools.partial(jax.jit, static_argnums=0)
-def _encode_content(graphdef, state, content_bhwc, mask_bhw, valid_hw):
-  """Content codes and their AdaIN statistics per region (R = 1, or 2 with a mask): (R, B, C)."""
-  code = nnx.merge(graphdef, state).encode_content(content_bhwc, valid_hw)
-  valid = ops.valid_mask(code.shape[:3], -(-valid_hw // 8))
-  regions = [valid] if mask_bhw is None else [mask_bhw * valid, (1.0 - mask_bhw) * valid]
-  means, stds = zip(*(ops.mean_std(code, r) for r in regions))
-  return code, StyleCode(jnp.stack(means), jnp.stack(stds))
-
-
-@functools.partial(jax.jit, static_argnums=0)
-def _decode(graphdef, state, code_bhwc, style: StyleCode, alpha, mask_bhw, content_stats, valid_hw):
-  """The second half of _stylize, with the content statistics given."""
-  model = nnx.merge(graphdef, state)
-  return model.generate(code_bhwc, style, alpha, mask_bhw, content_stats,
-                        valid_hw=-(-valid_hw // 8)).astype(jnp.float32)
 
 
 def enable_compilation_cache() -> None:
@@ -199,15 +180,12 @@ class Stylizer:
 
   def generate_batch(self, contents_bhw3: np.ndarray, style: StyleCode | StyleFeatures,
                      alpha: float = 1.0, mask_hw: np.ndarray | None = None,
-                     tile: int | None = None,
-                     adjust_stats: Callable[[StyleCode], StyleCode] | None = None) -> np.ndarray:
+                     tile: int | None = None) -> np.ndarray:
     """Stylizes B content images of one size with one style in one compiled call.
 
     Each output equals ``generate`` of its image alone (per-image AdaIN statistics); video
     frames and same-size dataset images use this to keep an accelerator busy. Images that need
-    tiling go one at a time through adain.tiling. ``adjust_stats`` replaces the content codes'
-    statistics, a StyleCode of shape (R, B, C) (R regions: 1, or 2 with a mask), before
-    AdaIN: adain.video smooths them over time.
+    tiling go one at a time through adain.tiling.
     """
     contents_bhw3 = np.asarray(contents_bhw3)
     _check_size(contents_bhw3[0], "content image")
@@ -216,9 +194,8 @@ class Stylizer:
                        "style code" if isinstance(style, StyleCode) else
                        "StyleFeatures are for Enc-Concat-Dec (concat) decoders only")
     if isinstance(style, StyleFeatures):
-      if mask_hw is not None or alpha != 1.0 or adjust_stats is not None:
-        raise AdainError(None, "an Enc-Concat-Dec (concat) decoder takes no mask, no content "
-                         "statistics and alpha 1 only")
+      if mask_hw is not None or alpha != 1.0:
+        raise AdainError(None, "an Enc-Concat-Dec (concat) decoder takes no mask and alpha 1 only")
       self._tile(contents_bhw3[0], tile)
       content, valid_hw = _in_bucket(contents_bhw3, self.dtype)
       out = _stylize_concat(self.graphdef, self.state, content, style, valid_hw)
@@ -228,26 +205,15 @@ class Stylizer:
     if mask_hw is None and len(style) != 1:
       raise AdainError(None, f"expected one style code, got {len(style)}: mix them first")
     b, h, w = contents_bhw3.shape[:3]
-    alpha = jnp.float32(alpha)
     tile = self._tile(contents_bhw3[0], tile)
     if tiling.is_tiled(h, w, tile):
       return np.stack([tiling.generate(self.graphdef, self.state, np.asarray(c, self.dtype), style,
-                                       alpha, tile, mask_hw, adjust_stats) for c in contents_bhw3])
+                                       jnp.float32(alpha), tile, mask_hw) for c in contents_bhw3])
     content, valid_hw = _in_bucket(contents_bhw3, self.dtype)
     if mask_hw is not None:
       hc, wc = mask_hw.shape
       mask_hw = jnp.zeros((1, content.shape[1] // 8, content.shape[2] // 8)).at[0, :hc, :wc].set(mask_hw)
-    if adjust_stats is None:
-      out = _stylize(self.graphdef, self.state, content, style, alpha, mask_hw, valid_hw)
-    else:
-      code, stats = _encode_content(self.graphdef, self.state, content, mask_hw, valid_hw)
-      stats = adjust_stats(stats)
-      if mask_hw is None:
-        out = _decode(self.graphdef, self.state, code, style, alpha, None, stats[0], valid_hw)
-      else:  # generate takes one (foreground, background) pair of statistics: an image at a time
-        out = jnp.concatenate([
-            _decode(self.graphdef, self.state, code[i:i + 1], style, alpha, mask_hw,
-                    StyleCode(stats.mean[:, i], stats.std[:, i]), valid_hw) for i in range(b)])
+    out = _stylize(self.graphdef, self.state, content, style, jnp.float32(alpha), mask_hw, valid_hw)
     return np.asarray(out[:, :h, :w])
 
   def stylize(self, content_hw3: np.ndarray, style_hw3: np.ndarray, alpha: float = 1.0,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import functools
 import os
@@ -131,6 +132,15 @@ class Stylizer:
     self.dtype = jnp.dtype(dtype)
     self.state = jax.tree.map(lambda a: a.astype(self.dtype), state)
 
+  def on(self, device: jax.Device) -> "Stylizer":
+    """A copy whose weights live on ``device``, so that its calls run there.
+
+    Inputs given as numpy follow the weights; one thread per copy keeps several devices busy.
+    """
+    twin = copy.copy(self)
+    twin.state = jax.device_put(self.state, device)
+    return twin
+
   def _tile(self, img_hw3: np.ndarray, tile: int | None) -> int:
     h, w = img_hw3.shape[:2]
     if self.variant.fusion == "concat" or self.variant.decoder_norm == "instance":
@@ -184,8 +194,9 @@ class Stylizer:
     """Stylizes B content images of one size with one style in one compiled call.
 
     Each output equals ``generate`` of its image alone (per-image AdaIN statistics); video
-    frames and same-size dataset images use this to keep an accelerator busy. Images that need
-    tiling go one at a time through adain.tiling.
+    frames and same-size dataset images use this to keep an accelerator busy. Without a mask,
+    ``style`` may also hold B codes, one per image (a dataset gives each image its own style).
+    Images that need tiling go one at a time through adain.tiling.
     """
     contents_bhw3 = np.asarray(contents_bhw3)
     _check_size(contents_bhw3[0], "content image")
@@ -200,15 +211,18 @@ class Stylizer:
       content, valid_hw = _in_bucket(contents_bhw3, self.dtype)
       out = _stylize_concat(self.graphdef, self.state, content, style, valid_hw)
       return np.asarray(out[:, :contents_bhw3.shape[1], :contents_bhw3.shape[2]])
+    b, h, w = contents_bhw3.shape[:3]
     if mask_hw is not None and len(style) != 2:
       raise AdainError(None, f"a mask needs exactly two styles (foreground, background), got {len(style)}")
-    if mask_hw is None and len(style) != 1:
-      raise AdainError(None, f"expected one style code, got {len(style)}: mix them first")
-    b, h, w = contents_bhw3.shape[:3]
+    if mask_hw is None and len(style) not in (1, b):
+      raise AdainError(None, f"expected one style code or one per image, got {len(style)} for {b} "
+                       "images: mix them first")
+    per_image = mask_hw is None and len(style) > 1
     tile = self._tile(contents_bhw3[0], tile)
     if tiling.is_tiled(h, w, tile):
-      return np.stack([tiling.generate(self.graphdef, self.state, np.asarray(c, self.dtype), style,
-                                       jnp.float32(alpha), tile, mask_hw) for c in contents_bhw3])
+      return np.stack([tiling.generate(self.graphdef, self.state, np.asarray(c, self.dtype),
+                                       style[i:i + 1] if per_image else style, jnp.float32(alpha),
+                                       tile, mask_hw) for i, c in enumerate(contents_bhw3)])
     content, valid_hw = _in_bucket(contents_bhw3, self.dtype)
     if mask_hw is not None:
       hc, wc = mask_hw.shape

@@ -75,8 +75,9 @@ def build_parser() -> argparse.ArgumentParser:
   p.add_argument("--ext", "--save_ext", dest="ext", type=lambda s: s.lstrip(".").lower(),
                  choices=("jpg", "png"),
                  help="output format (default: the content file's own extension, png for other formats)")
-  p.add_argument("--batch-size", "--batch_size", dest="batch_size", type=positive, default=8, metavar="B",
-                 help="same-size images stylized in one call, per device")
+  p.add_argument("--batch-size", "--batch_size", dest="batch_size", type=positive, metavar="B",
+                 help="same-size images stylized in one call (default: 8 on a GPU or TPU, 1 on a CPU, "
+                      "where batching is no faster and 1 gives adain.stylize's exact pixels)")
   p.add_argument("--workers", type=positive, default=4, metavar="N",
                  help="threads decoding images, and as many writing them")
   p.add_argument("--tile", type=cli.pixels, metavar="N",
@@ -254,7 +255,7 @@ class _Run:
     self.lock = threading.Lock()
     self.written = self.failed = 0
     self.writer = ThreadPoolExecutor(args.workers, thread_name_prefix="write")
-    self.in_flight = threading.BoundedSemaphore(4 * args.batch_size)
+    self.in_flight = threading.BoundedSemaphore(8 * args.workers)  # outputs waiting to be written
 
   def fail(self, jobs: list[Job], error: str, show: bool = True) -> None:
     """Records jobs as failed; ``show`` prints the error (once for all of them)."""
@@ -384,6 +385,7 @@ def _stylize_all(work: _Run, todo: list[Job], style_root: Path) -> None:
   args, content_root = work.args, work.content_root
   stylizer = Stylizer.from_files(args.vgg, args.decoder, dtype=args.dtype)
   devices = jax.local_devices()
+  batch_size = args.batch_size or (1 if devices[0].platform == "cpu" else 8)
   with ThreadPoolExecutor(args.workers, thread_name_prefix="read") as pool:
     codes = _encode_styles(stylizer, style_root, work.styles, sorted({j.style for j in todo}), args, pool)
     batches = queue.Queue(maxsize=2 * len(devices))
@@ -398,7 +400,7 @@ def _stylize_all(work: _Run, todo: list[Job], style_root: Path) -> None:
       by_content[j.content].append(j)
     groups: dict[tuple, list] = collections.defaultdict(list)
     load = lambda rel: _load_content(content_root / rel, args.content_size, args.crop)  # noqa: E731
-    for rel, img in _prefetch(pool, load, list(by_content), 2 * args.workers + args.batch_size):
+    for rel, img in _prefetch(pool, load, list(by_content), 2 * args.workers + batch_size):
       if isinstance(img, AdainError):
         work.fail(by_content[rel], str(img))
         continue
@@ -409,10 +411,10 @@ def _stylize_all(work: _Run, todo: list[Job], style_root: Path) -> None:
         group = groups[img.shape]
         group.append((j, img, codes[j.style]))
         # Same-size images share a call, as many as fit a quarter of the memory.
-        limit = max(1, min(args.batch_size, budget // (img.shape[0] * img.shape[1] * tiling.BYTES_PER_PIXEL)))
+        limit = max(1, min(batch_size, budget // (img.shape[0] * img.shape[1] * tiling.BYTES_PER_PIXEL)))
         if len(group) >= limit:
           batches.put(groups.pop(img.shape))
-      if sum(map(len, groups.values())) > 4 * args.batch_size:  # memory: flush the fullest size
+      if sum(map(len, groups.values())) > 4 * batch_size:  # memory: flush the fullest size
         batches.put(groups.pop(max(groups, key=lambda k: len(groups[k]))))
     for group in groups.values():
       batches.put(group)

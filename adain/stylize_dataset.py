@@ -282,8 +282,8 @@ class _Run:
       except OSError as e:
         raise ImageError(path.parent, f"cannot create folder ({e.strerror or e})") from None
       images.save_image(path, img_hw3)
-    except AdainError as e:
-      self.fail([job], str(e))
+    except Exception as e:  # counted and reported, not lost in a future
+      self.fail([job], str(e) if isinstance(e, AdainError) else f"{path}: {e}")
       return
     self.manifest.add([manifest_row(job, self.styles, "ok")])
     with self.lock:
@@ -462,13 +462,7 @@ def run(args, parser) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-  parser = build_parser()
-  args = parser.parse_args(argv)
-  try:
-    return run(args, parser)
-  except KeyboardInterrupt:
-    print("interrupted; the same command resumes", file=sys.stderr)
-    return 130
+  return build_parser().main(run, argv)
 
 
 if __name__ == "__main__":

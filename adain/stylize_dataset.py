@@ -70,7 +70,7 @@ def build_parser() -> argparse.ArgumentParser:
   p.add_argument("--crop", type=cli.pixels, default=0, metavar="N",
                  help="center-crop content images to N x N after resizing; 0: no crop")
   p.add_argument("--seed", type=int, default=0, help="seed of the style choice")
-  p.add_argument("--shard", type=shard, default=(0, 1), metavar="I/N",
+  p.add_argument("--shard", type=shard, default="0/1", metavar="I/N",
                  help="do only share I (from 0) of N; the N shares together are the whole run")
   p.add_argument("--ext", "--save_ext", dest="ext", type=lambda s: s.lstrip(".").lower(),
                  choices=("jpg", "png"),
@@ -155,28 +155,29 @@ def manifest_path(out_root: Path, shard_in: tuple[int, int]) -> Path:
   return out_root / ("manifest.jsonl" if n == 1 else f"manifest-{i}-of-{n}.jsonl")
 
 
-def remove_stale_temps(out_root: Path, jobs: list[Job], also: Path) -> int:
-  """Deletes temporary files that a killed run left for this run's outputs (and ``also``).
-
-  Only our own outputs' temporaries: other shards may be writing into the same folders.
-  """
+def scan_outputs(out_root: Path, jobs: list[Job], also: Path) -> set[Job]:
+  """The jobs whose output is already there, one listing per folder (cheap on network file
+  systems); deletes the temporary files that a killed run left for these outputs and ``also``,
+  never other files' (other shards may be writing into the same folders)."""
   from adain.media import images
 
   wanted = collections.defaultdict(set)
   for j in jobs:
     wanted[out_root / j.output.parent].add(j.output.name)
   wanted[also.parent].add(also.name)
-  removed = 0
+  present = set()
   for folder, names in wanted.items():
     try:
       with os.scandir(folder) as entries:
-        stale = [e.path for e in entries if images.temp_target(e.name) in names]
+        found = [(e.name, e.path) for e in entries if e.is_file()]
     except (FileNotFoundError, NotADirectoryError):
       continue
-    for path in stale:
-      Path(path).unlink(missing_ok=True)
-      removed += 1
-  return removed
+    for name, path in found:
+      if name in names:
+        present.add(Path(path))
+      elif images.temp_target(name) in names:
+        Path(path).unlink(missing_ok=True)
+  return {j for j in jobs if out_root / j.output in present}
 
 
 class Manifest:
@@ -436,8 +437,7 @@ def run(args, parser) -> int:
   except OSError as e:
     parser.error(f"{out_root}: cannot create output folder ({e.strerror})")
   manifest_file = manifest_path(out_root, args.shard)
-  remove_stale_temps(out_root, jobs, manifest_file)
-  done = {j for j in jobs if (out_root / j.output).is_file()}
+  done = scan_outputs(out_root, jobs, manifest_file)
   todo = [j for j in jobs if j not in done]
   i, n = args.shard
   print(f"{len(contents)} content images, {len(styles)} styles; shard {i}/{n}: {len(jobs)} outputs, "

@@ -2,14 +2,15 @@
 
   .venv/bin/python tools/bench_stylize_dataset.py --content-dir DIR --style-dir DIR [--rounds 2]
 
-Each round times whole commands on the same work (every content image with --num-styles styles
-at --content-size), alternating so that a busy machine slows all of them alike:
-``one``: one process, one device; ``threads``: one process driving two devices, a thread each
-(on a CPU host, XLA_FLAGS=--xla_force_host_platform_device_count=2 makes two devices of its
-cores); ``shards``: two processes at once, --shard 0/2 and 1/2, one device each. JSON lines give
-each run's seconds, the summary the medians and the speed of each against ``one``. A first
-untimed run fills the compilation cache. Weights are the seeded stand-ins of tests/ (speed
-does not depend on their values). On a GPU host, set CUDA_VISIBLE_DEVICES per shard instead.
+Each round times whole commands on the same work (every content image with --num-styles
+styles, at --content-size and --style-size), alternating so that a busy machine slows all of
+them alike: ``one``: one process, one device; ``threads``: one process driving two devices, a
+thread each; ``shards``: two processes at once, --shard 0/2 and 1/2, one device each. Devices
+are GPUs 0 and 1 (CUDA_VISIBLE_DEVICES) where there are GPUs, else two XLA host devices made of
+the same CPU cores (--xla_force_host_platform_device_count=2). JSON lines give each run's
+seconds, the summary the medians and the speed of each against ``one``. A first untimed run
+fills the compilation cache. Weights are the seeded stand-ins of tests/ (speed does not
+depend on their values).
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ def main() -> None:
   p.add_argument("--content-dir", required=True)
   p.add_argument("--style-dir", required=True)
   p.add_argument("--content-size", default="256")
+  p.add_argument("--style-size", default="256")
   p.add_argument("--num-styles", default="2")
   p.add_argument("--rounds", type=int, default=2)
   args = p.parse_args()
@@ -44,12 +46,17 @@ def main() -> None:
   tmp = Path(tempfile.mkdtemp(prefix="bench-dataset-"))
   save_native(tmp / "vgg.npz", seeded_weights.vgg_state_dict(), "vgg")
   save_native(tmp / "decoder.npz", seeded_weights.decoder_state_dict(), "decoder")
-  env = {**os.environ, "ADAIN_HOME": str(tmp / "home")}
-  two = {**env, "XLA_FLAGS": f"{env.get('XLA_FLAGS', '')} --xla_force_host_platform_device_count=2"}
+  base = {**os.environ, "ADAIN_HOME": str(tmp / "home")}
+
+  def env(gpus: str) -> dict:  # CUDA_VISIBLE_DEVICES picks GPUs; on a CPU host it is ignored
+    return {**base, "CUDA_VISIBLE_DEVICES": gpus}
+
+  two = {**env("0,1"), "XLA_FLAGS": f"{base.get('XLA_FLAGS', '')} --xla_force_host_platform_device_count=2"}
 
   def command(out: Path, *more: str) -> list[str]:
     return [sys.executable, "-m", "adain.stylize_dataset", "--content-dir", args.content_dir,
             "--style-dir", args.style_dir, "--output-dir", str(out), "--content-size", args.content_size,
+            "--style-size", args.style_size,
             "--num-styles", args.num_styles, "--vgg", str(tmp / "vgg.npz"),
             "--decoder", str(tmp / "decoder.npz"), *more]
 
@@ -64,9 +71,9 @@ def main() -> None:
     return time.perf_counter() - start
 
   configs = {
-      "one": lambda o: [(command(o), env)],
+      "one": lambda o: [(command(o), env("0"))],
       "threads": lambda o: [(command(o), two)],
-      "shards": lambda o: [(command(o, "--shard", f"{i}/2"), env) for i in (0, 1)],
+      "shards": lambda o: [(command(o, "--shard", f"{i}/2"), env(str(i))) for i in (0, 1)],
   }
   for name, runs in configs.items():  # warm the compilation cache
     timed(name, runs(tmp / name))

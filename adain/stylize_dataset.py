@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import NamedTuple
 
 from adain import cli
-from adain.errors import AdainError, ImageError
+from adain.errors import AdainError, ImageError, one_line
 
 EXTENSIONS = ("png", "jpeg", "jpg")  # stylize-datasets' default
 SAVED_SUFFIXES = (".jpg", ".jpeg", ".png")  # what adain.media.images.save_image writes
@@ -284,7 +284,7 @@ class _Run:
         raise ImageError(path.parent, f"cannot create folder ({e.strerror or e})") from None
       images.save_image(path, img_hw3)
     except Exception as e:  # counted and reported, not lost in a future
-      self.fail([job], str(e) if isinstance(e, AdainError) else f"{path}: {e}")
+      self.fail([job], str(e) if isinstance(e, AdainError) else f"{path}: {one_line(e)}")
       return
     self.manifest.add([manifest_row(job, self.styles, "ok")])
     with self.lock:
@@ -303,7 +303,7 @@ class _Run:
       try:
         out = stylize_batch(stylizer, np.stack(imgs), style, self.args.alpha, self.args.tile)
       except Exception as e:  # One bad batch (too small, out of memory) must not stop the run.
-        problem = e.problem if isinstance(e, AdainError) else " ".join(str(e).split()[:30])
+        problem = e.problem if isinstance(e, AdainError) else one_line(e)
         for rel in dict.fromkeys(j.content for j in jobs):
           self.fail([j for j in jobs if j.content == rel], f"{self.content_root / rel}: {problem}")
         continue

@@ -385,6 +385,9 @@ def _stylize_all(work: _Run, todo: list[Job], style_root: Path) -> None:
 
   args, content_root = work.args, work.content_root
   stylizer = Stylizer.from_files(args.vgg, args.decoder, dtype=args.dtype)
+  if stylizer.variant.fusion == "concat":  # its styles are feature maps: no codes to reuse or batch
+    raise AdainError(args.decoder, "an Enc-Concat-Dec (concat) decoder needs each style image, not "
+                     "a style code; stylize with python -m adain.stylize")
   devices = jax.local_devices()
   batch_size = args.batch_size or (1 if devices[0].platform == "cpu" else 8)
   with ThreadPoolExecutor(args.workers, thread_name_prefix="read") as pool:

@@ -15,8 +15,11 @@ import numpy as np
 import pytest
 from PIL import Image
 
+import seeded_weights
 from adain import stylize, stylize_dataset
+from adain.models import Variant
 from adain.stylize_dataset import choose_styles, shard_of
+from adain.weights import save_native, variant_meta
 from conftest import write_image
 
 STYLES = ["more/s3.PNG", "s1.png", "s2.jpg"]  # sorted by relative path, as the tool lists them
@@ -205,6 +208,11 @@ def test_flags_and_usage_errors(tree, weights, tmp_path, capsys):
   with pytest.raises(SystemExit):
     stylize_dataset.main(flags(tree, tmp_path / "o", weights, "--extensions", "bmp"))
   assert "no images with extensions bmp" in capsys.readouterr().err
+  concat = tmp_path / "concat.npz"
+  save_native(concat, seeded_weights.variant_decoder_state_dict("concat"), "decoder",
+              **variant_meta(Variant("concat")))
+  assert stylize_dataset.main(flags(tree, tmp_path / "o", (weights[0], concat))) == 1
+  assert f"error: {concat}: an Enc-Concat-Dec (concat) decoder needs each style image" in capsys.readouterr().err
 
 
 class _ShortOfMemory:

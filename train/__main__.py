@@ -60,4 +60,7 @@ def main(argv):
 
 
 if __name__ == "__main__":
+  from adain.runtime import reexec_with_huge_pages
+
+  reexec_with_huge_pages("train")
   app.run(lambda argv: sys.exit(main(argv)))

@@ -67,12 +67,13 @@ def max_pool_ceil(x_bhwc: jax.Array, valid_hw: jax.Array | None = None) -> jax.A
   """
   if valid_hw is not None:
     x_bhwc = x_bhwc * valid_mask(x_bhwc.shape[:3], valid_hw)[..., None].astype(x_bhwc.dtype)
-  b, h, w, c = x_bhwc.shape
+  _, h, w, _ = x_bhwc.shape
   x = jnp.pad(x_bhwc, ((0, 0), (0, h % 2), (0, w % 2), (0, 0)), constant_values=-jnp.inf)
-  # A max over reshaped 2x2 blocks rather than reduce_window: the same values, and a gradient
-  # that XLA's CPU backend fuses, where reduce_window's goes through index arrays (8% of a
-  # training step's CPU time).
-  return x.reshape(b, (h + 1) // 2, 2, (w + 1) // 2, 2, c).max(axis=(2, 4))
+  # The max of the four strided corners of each 2x2 block rather than reduce_window: the same
+  # values, and a gradient that XLA's CPU backend fuses, where reduce_window's goes through
+  # index arrays (8% of a training step's CPU time).
+  corners = [x[:, i::2, j::2] for i in (0, 1) for j in (0, 1)]
+  return jnp.maximum(jnp.maximum(corners[0], corners[1]), jnp.maximum(corners[2], corners[3]))
 
 
 def upsample_nearest2x(x_bhwc: jax.Array) -> jax.Array:

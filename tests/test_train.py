@@ -237,9 +237,13 @@ def _finish(procs, timeout=300):
 
 @pytest.fixture(scope="module")
 def two_processes(tmp_path_factory, cache_env):
-  """An uninterrupted 6-step run of two processes with two devices each."""
-  workdir = tmp_path_factory.mktemp("two-processes")
-  _finish(_two_processes(workdir, cache_env))
+  """An uninterrupted 6-step run of two processes with two devices each, made once per session
+  (as `reference`)."""
+  workdir = _session_dir(tmp_path_factory) / "adain-two-processes"
+  with open(f"{workdir}.lock", "w") as lock:
+    fcntl.flock(lock, fcntl.LOCK_EX)
+    if not (workdir / "checkpoints" / "6").is_dir():
+      _finish(_two_processes(workdir, cache_env))
   return workdir
 
 

@@ -13,6 +13,7 @@ import functools
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -24,7 +25,7 @@ import pytest
 
 import seeded_weights
 from adain import weights
-from train import trainer
+from train import data, trainer
 from train.configs import default, smoke
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -182,7 +183,7 @@ def test_resume_is_bit_for_bit(reference, tmp_path):
 
 
 def test_sigterm_saves_and_sigkill_resumes(reference, tmp_path, cache_env, monkeypatch):
-  batches = trainer.data.batches
+  batches = data.batches
 
   def sigterm_after_two(*args):
     for i, b in enumerate(batches(*args)):
@@ -190,7 +191,7 @@ def test_sigterm_saves_and_sigkill_resumes(reference, tmp_path, cache_env, monke
         os.kill(os.getpid(), signal.SIGTERM)
       yield b
 
-  monkeypatch.setattr(trainer.data, "batches", sigterm_after_two)
+  monkeypatch.setattr(data, "batches", sigterm_after_two)
   with pytest.raises(trainer.Interrupted, match="stopped by SIGTERM at step 3"):
     trainer.train_and_evaluate(_cfg(save_every=100), str(tmp_path))
   assert os.listdir(tmp_path / "checkpoints") == ["3"]
@@ -206,16 +207,76 @@ def test_sigterm_saves_and_sigkill_resumes(reference, tmp_path, cache_env, monke
   _assert_same_run(reference, tmp_path)
 
 
-def test_one_and_four_devices_agree(reference, tmp_path, cache_env):
-  proc = _train_cli(tmp_path, "--config.max_steps=3", "--config.sample_every=100",
-                    env={**cache_env, "XLA_FLAGS": "--xla_force_host_platform_device_count=4"})
-  _, err = proc.communicate(timeout=300)
-  assert proc.returncode == 0, err
-  one, four = _metrics(reference)[:3], _metrics(tmp_path)
-  assert [m["devices"] for m in one + four] == [1] * 3 + [4] * 3
-  for a, b in zip(one, four):
+def _free_port() -> int:
+  with socket.socket() as s:
+    s.bind(("127.0.0.1", 0))
+    return s.getsockname()[1]
+
+
+def _two_processes(workdir, cache_env, *flags):
+  """`python -m train` as processes 0 and 1 of a run on loopback, with 2 CPU devices each."""
+  coordinator = f"127.0.0.1:{_free_port()}"
+  env = {**cache_env, "XLA_FLAGS": "--xla_force_host_platform_device_count=2"}
+  return [_train_cli(workdir, "--coordinator", coordinator, "--num_processes=2",
+                     f"--process_id={i}", *flags, env=env) for i in range(2)]
+
+
+def _finish(procs, timeout=300):
+  """Waits for every process; kills leftovers (a hung peer) so nothing outlives the test."""
+  try:
+    outs = [p.communicate(timeout=timeout) for p in procs]
+  finally:
+    for p in procs:
+      if p.poll() is None:
+        p.kill()
+        p.communicate()
+  for p, (_, err) in zip(procs, outs):
+    assert p.returncode == 0, err
+  return outs
+
+
+@pytest.fixture(scope="module")
+def two_processes(tmp_path_factory, cache_env):
+  """An uninterrupted 6-step run of two processes with two devices each, made once per session
+  (as `reference`)."""
+  workdir = _session_dir(tmp_path_factory) / "adain-two-processes"
+  with open(f"{workdir}.lock", "w") as lock:
+    fcntl.flock(lock, fcntl.LOCK_EX)
+    if not (workdir / "checkpoints" / "6").is_dir():
+      _finish(_two_processes(workdir, cache_env))
+  return workdir
+
+
+def test_one_four_and_two_by_two_devices_agree(reference, two_processes, tmp_path, cache_env):
+  """1 process x 1 device, 1 x 4 and 2 x 2: the same global batches give the same losses."""
+  _finish([_train_cli(tmp_path, "--config.max_steps=3", "--config.sample_every=100",
+                      env={**cache_env, "XLA_FLAGS": "--xla_force_host_platform_device_count=4"})])
+  one, four, two = _metrics(reference)[:3], _metrics(tmp_path), _metrics(two_processes)[:3]
+  assert [m["devices"] for m in one + four + two] == [1] * 3 + [4] * 6
+  for a, b, c in zip(one, four, two):
     for k in ("loss", "content_loss", "style_loss"):
-      np.testing.assert_allclose(a[k], b[k], rtol=1e-5, err_msg=f"step {a['step']} {k}")
+      np.testing.assert_allclose(b[k], a[k], rtol=1e-5, err_msg=f"step {a['step']} {k}")
+      np.testing.assert_allclose(c[k], a[k], rtol=1e-5, err_msg=f"step {a['step']} {k}")
+  # Only process 0 writes the reports and the exported decoder; both wrote the checkpoints.
+  assert sorted(os.listdir(two_processes / "checkpoints")) == ["2", "4", "6"]
+  assert sorted(os.listdir(two_processes / "samples")) == ["step_0000003.png", "step_0000006.png"]
+  assert _decoder(two_processes)[1]["step"] == "6"
+
+
+def test_two_processes_killed_resume_exactly(two_processes, tmp_path, cache_env):
+  procs = _two_processes(tmp_path, cache_env)
+  try:
+    for p in procs:
+      _wait_for(lambda: _logged_step(tmp_path) > 2, p)
+  finally:
+    for p in procs:
+      p.kill()
+      p.communicate()
+  assert -signal.SIGKILL in [p.returncode for p in procs]  # killed mid-run, not finished
+  assert _logged_step(tmp_path) < 6
+  _finish(_two_processes(tmp_path, cache_env))
+  assert not [d for d in os.listdir(tmp_path / "checkpoints") if "tmp" in d]
+  _assert_same_run(two_processes, tmp_path)
 
 
 def test_nan_loss_stops_and_keeps_last_good_checkpoint(tmp_path):

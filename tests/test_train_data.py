@@ -19,8 +19,20 @@ def _cfg(content, style, **kw):
   return cfg
 
 
-def _take(cfg, workdir, n, start=(0, 0), batch=2, stride=1):
-  return list(itertools.islice(data.batches(cfg, str(workdir), *start, batch, stride), n))
+def _take(cfg, workdir, n, start=(0, 0), process=0, processes=1):
+  return list(itertools.islice(data.batches(cfg, str(workdir), *start, process, processes), n))
+
+
+def _assert_processes_share(cfg, workdir, run):
+  """Two processes' slices, joined, are the one-process batches `run` (batch_size 4), also
+  after each resumes from its own saved position."""
+  shares = [_take(cfg, workdir, 2, process=p, processes=2) for p in (0, 1)]
+  shares = [s + _take(cfg, workdir, len(run) - 2, start=(s[1].next_content, s[1].next_style),
+                      process=p, processes=2) for p, s in enumerate(shares)]
+  for one, a, b in zip(run, *shares):
+    assert a.content.shape[0] == b.content.shape[0] == 2
+    np.testing.assert_array_equal(one.content, np.concatenate([a.content, b.content]))
+    np.testing.assert_array_equal(one.style, np.concatenate([a.style, b.style]))
 
 
 @pytest.fixture(scope="module")
@@ -44,11 +56,8 @@ def test_deterministic_and_resumable(folders, tmp_path):
   for a, b in zip(run[3:], resumed):
     np.testing.assert_array_equal(a.content, b.content)
     np.testing.assert_array_equal(a.style, b.style)
-  # Two processes (stride 2) together read the same examples as one (batch 2 = 1 + 1).
-  p0 = _take(cfg, tmp_path, 3, start=(0, 0), batch=1, stride=2)
-  p1 = _take(cfg, tmp_path, 3, start=(1, 1), batch=1, stride=2)
-  for a, b, c in zip(run, p0, p1):
-    np.testing.assert_array_equal(a.content, np.concatenate([b.content, c.content]))
+  cfg4 = _cfg(*folders, batch_size=4)
+  _assert_processes_share(cfg4, tmp_path, _take(cfg4, tmp_path, 4))
   other = _take(_cfg(*folders, seed=1), tmp_path, 1)
   assert not np.array_equal(other[0].content, run[0].content)
 
@@ -113,3 +122,5 @@ def test_tfds_stream_is_deterministic_and_resumable(tmp_path):
   for a, b in zip(run[4:], resumed):
     np.testing.assert_array_equal(a.content, b.content)
     np.testing.assert_array_equal(a.style, b.style)
+  cfg.batch_size = 4
+  _assert_processes_share(cfg, tmp_path, _take(cfg, tmp_path, 3))

@@ -1,8 +1,14 @@
-"""Side-by-side timing of pytorch-AdaIN and adain: a folder of images stylized with one style.
+"""Side-by-side timing of pytorch-AdaIN and adain: stylizing a folder, or the training step.
 
-Run with the fixtures virtualenv (torch, numpy, pillow); it runs our CLI with the main .venv:
+Run with the fixtures virtualenv (torch, numpy, pillow); it runs ours with the main .venv:
 
   .venv-fixtures/bin/python tools/bench_torch_reference.py --content-dir DIR --style FILE
+  .venv-fixtures/bin/python tools/bench_torch_reference.py --train [--batch-size 8 --crop-size 256]
+
+``--train`` alternates, for --rounds rounds, a process timing pytorch-AdaIN's training step
+(net.py's forward, backward and train.py's Adam step, re-implemented below) and one timing ours
+(``python -m train.bench``), each on random batches after warm-up steps; the summary gives the
+median steps/s of each and ours/torch (above 1: we are faster).
 
 Each round times three whole processes, alternating so that a busy machine slows all of them
 alike: pytorch-AdaIN's test.py loop (below, re-implemented from its net.py and test.py as
@@ -89,6 +95,86 @@ def torch_run(content_dir: Path, style: Path, vgg: Path, decoder: Path, output: 
   print(json.dumps({"per_image_s": times, "threads": torch.get_num_threads()}))
 
 
+def torch_train_run(batch_size: int, crop_size: int, steps: int) -> None:
+  """Steps/s of pytorch-AdaIN's train.py step on a random batch, as one JSON line."""
+  import torch
+
+  import make_parity_fixtures as ref
+  import seeded_weights
+
+  vgg, _, decoder = ref.reference_modules(seeded_weights.vgg_state_dict(full=True),
+                                          seeded_weights.decoder_state_dict())
+  decoder.train()
+  for p in vgg.parameters():
+    p.requires_grad = False
+  enc = [vgg[:4], vgg[4:11], vgg[11:18], vgg[18:31]]  # net.py's enc_1 .. enc_4
+  mse = torch.nn.MSELoss()
+
+  def encode_with_intermediate(x):
+    out = [x]
+    for e in enc:
+      out.append(e(out[-1]))
+    return out[1:]
+
+  def encode(x):
+    for e in enc:
+      x = e(x)
+    return x
+
+  def style_loss(a, b):
+    (am, asd), (bm, bsd) = ref.calc_mean_std(a), ref.calc_mean_std(b)
+    return mse(am, bm) + mse(asd, bsd)
+
+  def step(content, style):  # net.py's Net.forward and train.py's loop body
+    style_feats = encode_with_intermediate(style)
+    t = ref.adaptive_instance_normalization(encode(content), style_feats[-1])
+    g_feats = encode_with_intermediate(decoder(t))
+    loss_c = mse(g_feats[-1], t)
+    loss_s = sum(style_loss(g, s) for g, s in zip(g_feats, style_feats))
+    loss = loss_c + 10.0 * loss_s
+    optimizer.zero_grad()
+    loss.backward()
+    optimizer.step()
+    return loss.item()
+
+  optimizer = torch.optim.Adam(decoder.parameters(), lr=1e-4)
+  rng = np.random.default_rng(0)
+  content, style = (torch.from_numpy(rng.random((batch_size, 3, crop_size, crop_size),
+                                                dtype=np.float32)) for _ in range(2))
+  t0 = time.perf_counter()
+  step(content, style)
+  first = time.perf_counter() - t0
+  times = []
+  for _ in range(steps):  # timed one by one, as train.bench does: the median of steps
+    t0 = time.perf_counter()
+    step(content, style)
+    times.append(time.perf_counter() - t0)
+  print(json.dumps({"steps_per_sec": 1 / statistics.median(times), "first_step_sec": first,
+                    "threads": torch.get_num_threads()}))
+
+
+def train_side_by_side(args) -> None:
+  """Alternates torch and ours (a process each), prints each run and the medians' ratio."""
+  sizes = {"batch_size": args.batch_size, "crop_size": args.crop_size, "steps": args.steps}
+  runs = {
+      "torch": [sys.executable, __file__, "--train-torch-only",
+                *(f"--{k.replace('_', '-')}={v}" for k, v in sizes.items())],
+      "ours": [str(MAIN_PYTHON), "-m", "train.bench", *(f"--{k}={v}" for k, v in sizes.items())],
+  }
+  rates: dict[str, list[float]] = {k: [] for k in runs}
+  for r in range(args.rounds):
+    for name, cmd in runs.items():
+      _, out = timed(cmd, {**os.environ})
+      line = json.loads(out.strip().splitlines()[-1])
+      rates[name].append(line["steps_per_sec"])
+      print(json.dumps({"run": name, "round": r, "steps_per_sec": round(line["steps_per_sec"], 4),
+                        "first_step_sec": round(line["first_step_sec"], 2)}), flush=True)
+  med = {k: statistics.median(v) for k, v in rates.items()}
+  print(json.dumps({"summary": {k: round(v, 4) for k, v in med.items()},
+                    "batch_size": args.batch_size, "crop_size": args.crop_size,
+                    "ours_over_torch": round(med["ours"] / med["torch"], 3)}))
+
+
 def timed(cmd: list[str], env: dict[str, str]) -> tuple[float, str]:
   t0 = time.perf_counter()
   done = subprocess.run(cmd, env=env, capture_output=True, text=True, check=True)
@@ -102,11 +188,22 @@ def main() -> None:
   p.add_argument("--rounds", type=int, default=3)
   p.add_argument("--prepare", nargs=2, type=Path, metavar=("SRC", "DST"))
   p.add_argument("--size", type=int, default=512)
+  p.add_argument("--train", action="store_true", help="time the training step instead")
+  p.add_argument("--batch-size", type=int, default=8)
+  p.add_argument("--crop-size", type=int, default=256)
+  p.add_argument("--steps", type=int, default=5, help="timed training steps per run")
+  p.add_argument("--train-torch-only", action="store_true", help=argparse.SUPPRESS)
   p.add_argument("--torch-only", nargs=4, type=Path, metavar=("CONTENT_DIR", "STYLE", "VGG", "DECODER"),
                  help=argparse.SUPPRESS)
   args = p.parse_args()
   if args.prepare:
     prepare(*args.prepare, args.size)
+    return
+  if args.train_torch_only:
+    torch_train_run(args.batch_size, args.crop_size, args.steps)
+    return
+  if args.train:
+    train_side_by_side(args)
     return
   if args.torch_only:
     torch_run(*args.torch_only, Path(tempfile.mkdtemp()))

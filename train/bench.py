@@ -7,13 +7,14 @@ all local devices, on device-resident random batches: the step itself, not the i
 from __future__ import annotations
 
 import json
+import statistics
 import time
 
 from absl import app, flags
 
 flags.DEFINE_integer("crop_size", 256, "Square crop side (pixels).")
 flags.DEFINE_integer("batch_size", 8, "Global batch size.")
-flags.DEFINE_integer("steps", 10, "Timed steps, after one warm-up (compiling) step.")
+flags.DEFINE_integer("steps", 10, "Timed steps (their median), after one warm-up (compiling) step.")
 flags.DEFINE_bool("bf16", False, "Also time bfloat16 compute.")
 FLAGS = flags.FLAGS
 
@@ -42,15 +43,18 @@ def benchmark_train(crop_size: int, batch_size: int, steps: int, bf16: bool = Fa
   t0 = time.perf_counter()
   state, metrics = step(state, encoder_params, content, style, lr)
   jax.block_until_ready(metrics)
-  t1 = time.perf_counter()
-  for _ in range(steps):
+  first = time.perf_counter() - t0
+  times = []
+  for _ in range(steps):  # each step timed alone: the median shrugs off a busy machine's spikes
+    t1 = time.perf_counter()
     state, metrics = step(state, encoder_params, content, style, lr)
-  jax.block_until_ready(metrics)
-  seconds = time.perf_counter() - t1
+    jax.block_until_ready(metrics)
+    times.append(time.perf_counter() - t1)
+  seconds = statistics.median(times)
   return {"bench": "train_step", "crop_size": crop_size, "batch_size": batch_size,
           "dtype": "bf16" if bf16 else "fp32", "devices": jax.device_count(),
-          "platform": jax.devices()[0].platform, "steps_per_sec": steps / seconds,
-          "images_per_sec": steps * batch_size / seconds, "first_step_sec": t1 - t0}
+          "platform": jax.devices()[0].platform, "steps_per_sec": 1 / seconds,
+          "images_per_sec": batch_size / seconds, "first_step_sec": first}
 
 
 def main(argv):
@@ -61,4 +65,7 @@ def main(argv):
 
 
 if __name__ == "__main__":
+  from adain.runtime import reexec_with_huge_pages
+
+  reexec_with_huge_pages("train.bench")  # as `python -m train` does
   app.run(main)

@@ -10,13 +10,16 @@ next example to read, and a resumed run reads exactly what an uninterrupted one 
 Files that cannot be decoded are dropped (``ignore_errors``) after their example number is
 taken, so positions stay exact and ``skipped = examples read - examples used``. Batches are
 built on the host before they are sharded, so they do not depend on the number of devices.
-With several processes, process p reads examples p, p + P, p + 2P, ... of each stream.
+With P processes and a global batch of P * b, process p takes examples [p * b, (p + 1) * b) of
+every P * b: the processes' slices, joined in process order, are the one-process batch. A
+stream position counts the examples of this process's share (the same thing with one process).
 """
 
 from __future__ import annotations
 
 import dataclasses
 import os
+import shutil
 from collections.abc import Iterator, Sequence
 
 import numpy as np
@@ -98,16 +101,36 @@ def _key(seed: int, sid: int, purpose: int, counter) -> tf.Tensor:
   return tf.stack([tf.constant(seed * 4 + sid * 2 + purpose, tf.int64), counter])
 
 
-def _folder_examples(files: Sequence[str], seed: int, sid: int, start: int, stride: int):
+@dataclasses.dataclass(frozen=True)
+class Share:
+  """Process ``index`` of ``count``, each reading ``batch`` consecutive examples of every
+  ``count * batch``: local example i of the share is global example ``global_(i)``."""
+
+  index: int = 0
+  count: int = 1
+  batch: int = 1
+
+  def global_(self, i):
+    return (i // self.batch) * (self.batch * self.count) + self.index * self.batch + i % self.batch
+
+  def owns(self, g):
+    return (g % (self.batch * self.count)) // self.batch == self.index
+
+  def local(self, g):
+    return (g // (self.batch * self.count)) * self.batch + g % self.batch
+
+
+def _folder_examples(files: Sequence[str], seed: int, sid: int, start: int, share: Share):
   paths = tf.constant(list(files))
   n = len(files)
 
-  def read(g):
+  def read(i):
+    g = share.global_(i)
     index = tf.random.experimental.index_shuffle(g % n, _key(seed, sid, 0, g // n),
                                                  tf.constant(n - 1, tf.int64))
-    return g, tf.io.read_file(paths[index])
+    return i, g, tf.io.read_file(paths[index])
 
-  return tf.data.Dataset.range(start, _END, stride).map(read)
+  return tf.data.Dataset.range(start, _END).map(read)
 
 
 def _parse_tfds(spec: str) -> tuple[str, str]:
@@ -116,7 +139,7 @@ def _parse_tfds(spec: str) -> tuple[str, str]:
 
 
 def _tfds_examples(spec: str, which: str, data_dir: str, shuffle_buffer: int, seed: int, sid: int,
-                   start: int, stride: int):
+                   start: int, share: Share):
   import tensorflow_datasets as tfds  # slow to import; only tfds inputs need it
 
   name, split = _parse_tfds(spec)
@@ -139,14 +162,17 @@ def _tfds_examples(spec: str, which: str, data_dir: str, shuffle_buffer: int, se
                                     try_autocache=False))
     return ds.map(lambda ex: ex[keys[0]]).shuffle(shuffle_buffer, seed=seed * 7 + e * 2 + sid)
 
+  first = share.global_(start)
+
   def generate():
-    e, skip = divmod(start, n)
+    e, skip = divmod(first, n)
     while True:
       yield from epoch(e).skip(skip).as_numpy_iterator()
       e, skip = e + 1, 0
 
   ds = tf.data.Dataset.from_generator(generate, output_signature=tf.TensorSpec((), tf.string))
-  return ds.enumerate(start).shard(stride, 0)
+  ds = ds.enumerate(first).filter(lambda g, _: share.owns(g))
+  return ds.map(lambda g, encoded: (share.local(g), g, encoded))
 
 
 def synthetic_images(folder: str, kind: str, count: int = 24, seed: int = 0) -> None:
@@ -190,18 +216,25 @@ def _check_readable(files: Sequence[str], spec: str) -> None:
 
 
 def stream(spec: str, which: str, *, workdir: str, load_size: int, crop_size: int, batch: int,
-           seed: int, start: int, stride: int = 1, tfds_data_dir: str = "",
+           seed: int, start: int, share: Share | None = None, tfds_data_dir: str = "",
            shuffle_buffer: int = 1024) -> tf.data.Dataset:
-  """Batches of (example numbers, uint8 crops) of one stream, from example ``start`` on."""
+  """Batches of (local example numbers, uint8 crops) of this process's share of one stream,
+  from its local example ``start`` on."""
   sid = _STREAM_IDS[which]
+  share = share or Share(batch=batch)
   if spec.startswith("tfds:"):
-    ds = _tfds_examples(spec, which, tfds_data_dir, shuffle_buffer, seed, sid, start, stride)
+    ds = _tfds_examples(spec, which, tfds_data_dir, shuffle_buffer, seed, sid, start, share)
   else:
     folder = spec
     if spec.startswith("synthetic:"):
       folder = os.path.join(workdir, "synthetic", spec.split(":", 1)[1])
-      if not os.path.isdir(folder):
-        synthetic_images(folder, which, seed=seed)
+      if not os.path.isdir(folder):  # drawn aside and renamed: processes may race to draw it
+        aside = f"{folder}.tmp-{os.getpid()}"
+        synthetic_images(aside, which, seed=seed)
+        try:
+          os.rename(aside, folder)
+        except OSError:  # another process's copy is in place (the same images)
+          shutil.rmtree(aside)
     if not os.path.isdir(folder):
       raise DataError(spec, f"{which} folder not found: " + _how_to_get(spec, which))
     files = list_images(folder)
@@ -209,25 +242,26 @@ def stream(spec: str, which: str, *, workdir: str, load_size: int, crop_size: in
       raise DataError(spec, f"no images ({', '.join(IMAGE_EXTENSIONS)}) in this {which} "
                       "folder: " + _how_to_get(spec, which))
     _check_readable(files, spec)
-    ds = _folder_examples(files, seed, sid, start, stride)
+    ds = _folder_examples(files, seed, sid, start, share)
 
-  def load(g, encoded):
+  def load(i, g, encoded):
     crop_seed = _key(seed, sid, 1, g)
-    return g, resize_and_crop(_decode(encoded, load_size), crop_seed, load_size, crop_size)
+    return i, resize_and_crop(_decode(encoded, load_size), crop_seed, load_size, crop_size)
 
   ds = ds.map(load, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
   ds = ds.ignore_errors(log_warning=True)
   return ds.batch(batch, drop_remainder=True)
 
 
-def batches(cfg, workdir: str, next_content: int, next_style: int, local_batch: int,
-            stride: int = 1) -> Iterator[Batch]:
-  """This host's batches of both streams, each from its saved position (checked at once)."""
+def batches(cfg, workdir: str, next_content: int, next_style: int, process: int = 0,
+            processes: int = 1) -> Iterator[Batch]:
+  """This process's batches of both streams, each from its saved position (checked at once)."""
+  local_batch = cfg.batch_size // processes
   common = dict(workdir=workdir, load_size=cfg.load_size, crop_size=cfg.crop_size,
-                batch=local_batch, seed=cfg.seed, stride=stride, tfds_data_dir=cfg.tfds_data_dir,
-                shuffle_buffer=cfg.shuffle_buffer)
+                batch=local_batch, seed=cfg.seed, share=Share(process, processes, local_batch),
+                tfds_data_dir=cfg.tfds_data_dir, shuffle_buffer=cfg.shuffle_buffer)
   content = stream(cfg.content, "content", start=next_content, **common)
   style = stream(cfg.style, "style", start=next_style, **common)
   ds = tf.data.Dataset.zip(content, style).prefetch(2)
-  return (Batch(c, s, int(gc[-1]) + stride, int(gs[-1]) + stride)
-          for (gc, c), (gs, s) in ds.as_numpy_iterator())
+  return (Batch(c, s, int(ic[-1]) + 1, int(is_[-1]) + 1)
+          for (ic, c), (is_, s) in ds.as_numpy_iterator())

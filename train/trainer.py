@@ -32,7 +32,6 @@ from tqdm import tqdm
 from adain import losses, weights
 from adain.errors import AdainError
 from adain.models import FEATURES, MIN_SIDE, AdaIN, Decoder, Variant, concat_input
-from train import data
 
 CHECKPOINT_FORMAT = "adain-train/1"
 # Config fields a checkpoint must agree with: they fix what its state and data positions mean.
@@ -366,11 +365,26 @@ class Reporter:
 
 
 class _Signals:
-  """Turns the first SIGTERM / SIGINT into a request to save and stop; a second one kills."""
+  """Turns the first SIGTERM / SIGINT into a request to save and stop; a second one kills.
+
+  With several processes, all stop at the same step (or the others would wait for the stopped
+  one in the step's collectives): they agree every ``every`` steps, a tiny all-gather.
+  """
 
   def __init__(self):
     self.received = None
     self._old = {s: signal.signal(s, self._handle) for s in (signal.SIGTERM, signal.SIGINT)}
+
+  def stop(self, step: int, every: int) -> bool:
+    if jax.process_count() == 1:
+      return self.received is not None
+    if step % every:
+      return False
+    from jax.experimental import multihost_utils
+
+    seen = multihost_utils.process_allgather(np.int32(self.received or 0))
+    self.received = int(np.max(seen)) or None
+    return self.received is not None
 
   def _handle(self, signum, frame):
     self.received = signum
@@ -403,8 +417,7 @@ def train_and_evaluate(cfg: ml_collections.ConfigDict, workdir: str) -> int:
   state, encoder_params = init_state(model, mesh)
   processes, local_batch = jax.process_count(), cfg.batch_size // jax.process_count()
   ckpt = Checkpoints(workdir, cfg, model)
-  start, state, pos = ckpt.restore(state, {"content": jax.process_index(),
-                                           "style": jax.process_index()})
+  start, state, pos = ckpt.restore(state, {"content": 0, "style": 0})
   step = start
   if step >= cfg.max_steps:
     ckpt.close()
@@ -412,7 +425,10 @@ def train_and_evaluate(cfg: ml_collections.ConfigDict, workdir: str) -> int:
   step_fn, sample_fn = jit_steps(recipe, mesh)
   _, batch_sharding = shardings(mesh)
   report = Reporter(workdir, start)
-  batches = data.batches(cfg, workdir, pos["content"], pos["style"], local_batch, processes)
+  from train import data  # tf.data: only the loop needs TensorFlow (train.bench runs without)
+
+  batches = data.batches(cfg, workdir, pos["content"], pos["style"], jax.process_index(),
+                         processes)
   signals = _Signals()
   bar = tqdm(total=cfg.max_steps, initial=start, desc="train", unit="step", dynamic_ncols=True,
              disable=jax.process_index() != 0)
@@ -430,14 +446,13 @@ def train_and_evaluate(cfg: ml_collections.ConfigDict, workdir: str) -> int:
       record = {"step": s, **values, "lr": learning_rate(cfg, s - 1),
                 "steps_per_sec": (s - window[1]) / (now - window[0]), "devices": devices,
                 # unreadable files so far: examples this process read minus those it used
-                **{f"skipped_{k}": (p[k] - jax.process_index()) // processes - s * local_batch
-                   for k in ("content", "style")}}
+                **{f"skipped_{k}": p[k] - s * local_batch for k in ("content", "style")}}
       window = (now, s)
       report.scalars(record)
       bar.set_postfix(loss=f"{values['loss']:.4g}")
 
   try:
-    while step < cfg.max_steps and signals.received is None:
+    while step < cfg.max_steps and not signals.stop(step, cfg.log_every):
       b = next(batches)
       content = jax.make_array_from_process_local_data(batch_sharding, b.content)
       style = jax.make_array_from_process_local_data(batch_sharding, b.style)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import os
 
@@ -47,11 +48,15 @@ def _encode_style(graphdef, state, images_bhwc, valid_hw):
 
 
 @functools.partial(jax.jit, static_argnums=0)
-def _stylize(graphdef, state, content_bhwc, style: StyleCode, alpha, mask_bhw, valid_hw):
-  """Encode, AdaIN, decode the valid_hw part of a bucket (the caller crops the output)."""
+def _encode_content(graphdef, state, content_bhwc, valid_hw):
+  return nnx.merge(graphdef, state).encode_content(content_bhwc, valid_hw)
+
+
+@functools.partial(jax.jit, static_argnums=0)
+def _generate(graphdef, state, code_bhwc, style: StyleCode, alpha, mask_bhw, valid_hw):
+  """AdaIN and decode the valid_hw part of a bucket's code (the caller crops the output)."""
   model = nnx.merge(graphdef, state)
-  code = model.encode_content(content_bhwc, valid_hw)
-  return model.generate(code, style, alpha, mask_bhw, valid_hw=-(-valid_hw // 8)).astype(jnp.float32)
+  return model.generate(code_bhwc, style, alpha, mask_bhw, valid_hw=-(-valid_hw // 8)).astype(jnp.float32)
 
 
 def enable_compilation_cache() -> None:
@@ -76,6 +81,21 @@ def feature_hw(image_hw: tuple[int, int]) -> tuple[int, int]:
   for _ in range(3):
     h, w = -(-h // 2), -(-w // 2)
   return h, w
+
+
+@dataclasses.dataclass(frozen=True)
+class ContentCode:
+  """B same-size content images as ``generate_from_code`` takes them, computed once.
+
+  ``code``: their relu4_1 features in the images' size bucket (see ``bucket``), ``images`` None.
+  Images that need tiling keep ``images`` instead (tiles are encoded as they are decoded, see
+  adain.tiling) and ``code`` None. ``hw`` is the images' own size.
+  """
+
+  hw: tuple[int, int]
+  code: jax.Array | None = None
+  images: np.ndarray | None = None
+  tile: int = 0
 
 
 class Stylizer:
@@ -137,22 +157,38 @@ class Stylizer:
     frames and same-size dataset images use this to keep an accelerator busy. Images that need
     tiling go one at a time through adain.tiling.
     """
+    return self.generate_from_code(self.encode_content(contents_bhw3, tile), style, alpha, mask_hw)
+
+  def encode_content(self, contents_bhw3: np.ndarray, tile: int | None = None) -> ContentCode:
+    """The content half of ``generate_batch``: keep it to restyle the same images many times
+    (another alpha, style or mask) at the cost of AdaIN and the decoder alone."""
     contents_bhw3 = np.asarray(contents_bhw3)
     _check_size(contents_bhw3[0], "content image")
+    h, w = contents_bhw3.shape[1:3]
+    tile = self._tile(contents_bhw3[0], tile)
+    if tiling.is_tiled(h, w, tile):
+      return ContentCode((h, w), images=contents_bhw3, tile=tile)
+    return ContentCode((h, w), code=_encode_content(self.graphdef, self.state,
+                                                    *_in_bucket(contents_bhw3, self.dtype)))
+
+  def generate_from_code(self, content: ContentCode, style: StyleCode, alpha: float = 1.0,
+                         mask_hw: np.ndarray | None = None) -> np.ndarray:
+    """(B, H, W, 3) images from ``encode_content``'s code; ``mask_hw`` as in ``generate``."""
     if mask_hw is not None and len(style) != 2:
       raise AdainError(None, f"a mask needs exactly two styles (foreground, background), got {len(style)}")
     if mask_hw is None and len(style) != 1:
       raise AdainError(None, f"expected one style code, got {len(style)}: mix them first")
-    b, h, w = contents_bhw3.shape[:3]
-    tile = self._tile(contents_bhw3[0], tile)
-    if tiling.is_tiled(h, w, tile):
+    if content.images is not None:
       return np.stack([tiling.generate(self.graphdef, self.state, np.asarray(c, self.dtype), style,
-                                       jnp.float32(alpha), tile, mask_hw) for c in contents_bhw3])
-    content, valid_hw = _in_bucket(contents_bhw3, self.dtype)
+                                       jnp.float32(alpha), content.tile, mask_hw)
+                       for c in content.images])
+    h, w = content.hw
+    code = content.code
     if mask_hw is not None:
       hc, wc = mask_hw.shape
-      mask_hw = jnp.zeros((1, content.shape[1] // 8, content.shape[2] // 8)).at[0, :hc, :wc].set(mask_hw)
-    out = _stylize(self.graphdef, self.state, content, style, jnp.float32(alpha), mask_hw, valid_hw)
+      mask_hw = jnp.zeros((1, *code.shape[1:3])).at[0, :hc, :wc].set(mask_hw)
+    out = _generate(self.graphdef, self.state, code, style, jnp.float32(alpha), mask_hw,
+                    jnp.array([h, w], jnp.int32))
     return np.asarray(out[:, :h, :w])
 
   def stylize(self, content_hw3: np.ndarray, style_hw3: np.ndarray, alpha: float = 1.0,
@@ -163,13 +199,8 @@ class Stylizer:
     (pytorch-AdaIN's --preserve_color); ``luminance`` stylizes luminance only and puts the
     content's chroma back.
     """
-    if preserve_color == "coral":
-      return self.generate(content_hw3, self.encode_style(color.coral(style_hw3, content_hw3), tile),
-                           alpha, tile=tile)
-    if preserve_color == "luminance":
-      content_y, style_y = color.to_luminance_input(content_hw3, style_hw3)
-      out_y = self.generate(content_y, self.encode_style(style_y, tile), alpha, tile=tile)
-      return color.merge_luminance(out_y, content_hw3)
-    if preserve_color is not None:
+    if preserve_color not in (None, *PRESERVE_COLOR):
       raise AdainError(None, f"preserve_color must be one of {PRESERVE_COLOR}, not {preserve_color!r}")
-    return self.generate(content_hw3, self.encode_style(style_hw3, tile), alpha, tile=tile)
+    content = self.encode_content(color.content_input(content_hw3, preserve_color)[None], tile)
+    style = self.encode_style(color.style_input(style_hw3, content_hw3, preserve_color), tile)
+    return color.output(self.generate_from_code(content, style, alpha)[0], content_hw3, preserve_color)

@@ -46,23 +46,30 @@ def load_image(path: str | os.PathLike, size: int = 0, crop: bool = False) -> np
   return np.ascontiguousarray(img, dtype=np.float32)
 
 
-def load_mask(path: str | os.PathLike, hw: tuple[int, int]) -> np.ndarray:
+def load_mask(path: str | os.PathLike, hw: tuple[int, int] | None = None) -> np.ndarray:
   """Reads a spatial-control mask as (h, w) float32 in {0, 1}: white (> 0.5 grey) is foreground.
 
   Like the original AdaIN's mask handling: greyscale, nearest-neighbour resize to ``hw``, then a
-  0.5 threshold. Transparent pixels count as white, as in ``load_image``.
+  0.5 threshold. Transparent pixels count as white, as in ``load_image``. ``hw`` None keeps the
+  file's size (``resize_mask`` then gives the same mask as loading at the smaller size).
   """
-  h, w = (int(v) for v in hw)
-  if h <= 0 or w <= 0:
-    raise ValueError(f"mask size must be positive, got {hw}")
   planes = _planes(_decode(path), path)
   if len(planes) == 3:  # RGB composited in float: ITU-R 601 luma, as PIL's convert("L").
     r, g, b = (np.asarray(p) for p in planes)
     planes = [Image.fromarray(0.299 * r + 0.587 * g + 0.114 * b)]
   elif planes[0].mode == "RGB":
     planes = [planes[0].convert("L")]
-  grey = _as_float(planes[0].resize((w, h), Image.Resampling.NEAREST))
-  return (grey > 0.5).astype(np.float32)
+  grey = _as_float(planes[0])
+  return resize_mask(grey, grey.shape if hw is None else hw)
+
+
+def resize_mask(mask_hw: np.ndarray, hw: tuple[int, int]) -> np.ndarray:
+  """A mask with values in [0, 1] resized (nearest) to ``hw`` and thresholded at 0.5."""
+  h, w = (int(v) for v in hw)
+  if h <= 0 or w <= 0:
+    raise ValueError(f"mask size must be positive, got {hw}")
+  resized = Image.fromarray(np.asarray(mask_hw, np.float32)).resize((w, h), Image.Resampling.NEAREST)
+  return (np.asarray(resized) > 0.5).astype(np.float32)
 
 
 def save_image(path: str | os.PathLike, img_hw3: np.ndarray, quality: int = 95) -> None:

@@ -1,0 +1,162 @@
+"""The web app's model side, without Gradio: uploads in, stylized PNGs out, codes kept per upload.
+
+A person moving the alpha slider or a style weight should wait for AdaIN and the decoder only,
+so the decoded images and their content and style codes are kept in small LRU caches keyed by
+the file's SHA-256 and the sizes (and, for colour preservation, by what the code depends on).
+"""
+
+from __future__ import annotations
+
+import collections
+import dataclasses
+import hashlib
+import shutil
+import threading
+import time
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from adain import color
+from adain.errors import AdainError
+from adain.media import images
+from adain.models import StyleCode
+from adain.stylizer import PRESERVE_COLOR, ContentCode, Stylizer, feature_hw
+
+CLI_SIZE = 512  # adain.stylize's default --content-size and --style-size
+KEEP_RESULTS = 16  # result files kept on disk; Gradio serves its own copies
+
+
+class _LRU:
+  """The last ``size`` values by key; a miss computes the value (errors are not cached)."""
+
+  def __init__(self, size: int):
+    self.size, self.items, self.hits = size, collections.OrderedDict(), 0
+
+  def get(self, key, compute: Callable):
+    if key in self.items:
+      self.items.move_to_end(key)
+      self.hits += 1
+      return self.items[key]
+    value = self.items[key] = compute()
+    if len(self.items) > self.size:
+      self.items.popitem(last=False)
+    return value
+
+
+@dataclasses.dataclass(frozen=True)
+class Result:
+  path: Path  # a lossless PNG, as adain.stylize --ext png writes it
+  summary: str  # one line for the page: size, time, what came from the caches
+
+
+def _digest(path: str) -> str:
+  try:
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+  except OSError as e:
+    raise AdainError(Path(path).name, f"cannot read: {e.strerror or e}") from None
+
+
+def _named(e: AdainError, path: str) -> AdainError:
+  """The error with the upload's own file name instead of Gradio's temporary path."""
+  return AdainError(Path(path).name, e.problem) if e.path else e
+
+
+class Studio:
+  """One Stylizer behind a lock (one job at a time), with the codes of recent uploads."""
+
+  def __init__(self, stylizer: Stylizer, out_dir: str | Path, cache_size: int = 8):
+    self.stylizer = stylizer
+    self.out_dir = Path(out_dir)
+    self.lock = threading.Lock()
+    self.images, self.content_codes, self.style_codes = (_LRU(cache_size) for _ in range(3))
+    self.results = 0
+
+  def load(self, path: str, size: int) -> tuple[str, np.ndarray]:
+    """(key, image) of an uploaded image at ``size`` (0: its own size), as the CLI loads it."""
+    key = f"{_digest(path)}:{size}"
+    try:
+      return key, self.images.get(key, lambda: images.load_image(path, size))
+    except AdainError as e:
+      raise _named(e, path) from None
+
+  def style_code(self, path: str, size: int, method: str | None,
+                 content: tuple[str, np.ndarray]) -> StyleCode:
+    """One style's code, from an image or an .npz style code (adain.encode_style)."""
+    if path.lower().endswith(".npz"):
+      if method:
+        raise AdainError(Path(path).name, "keeping the content's colours needs the style image, "
+                         "not a style code")
+      try:
+        code = self.style_codes.get(_digest(path), lambda: StyleCode.load(path))
+      except AdainError as e:
+        raise _named(e, path) from None
+      if len(code) != 1:
+        raise AdainError(Path(path).name, f"holds {len(code)} style codes; give one per file")
+      return code
+    key, img = self.load(path, size)
+    # Coral and luminance matching make the style's network input depend on the content.
+    key = f"{key}:{method}:{content[0]}" if method else key
+    try:
+      return self.style_codes.get(key, lambda: self.stylizer.encode_style(
+          color.style_input(img, content[1], method)))
+    except AdainError as e:
+      raise _named(e, path) from None
+
+  def stylize(self, content: str, styles: list[str], weights: list[float] | None = None,
+              alpha: float = 1.0, content_size: int = CLI_SIZE, style_size: int = CLI_SIZE,
+              preserve_color: str | None = None, mask_grey: np.ndarray | None = None) -> Result:
+    """Stylizes ``content`` with ``styles`` mixed by ``weights`` (None: equal), or with a mask
+    (grey, any size, > 0.5 = first style) the first style where painted, the second elsewhere.
+
+    With one style, no mask and the CLI's sizes this writes what ``python -m adain.stylize
+    --ext png`` writes for the same files and alpha.
+    """
+    if not styles:
+      raise AdainError(None, "add at least one style image")
+    if preserve_color not in (None, *PRESERVE_COLOR):
+      raise AdainError(None, f"preserve colour must be one of {PRESERVE_COLOR}, not {preserve_color!r}")
+    if mask_grey is not None and len(styles) != 2:
+      raise AdainError(None, f"a painted mask needs exactly two styles (painted, rest), got {len(styles)}")
+    if weights is not None and (len(weights) != len(styles) or not sum(weights) > 0):
+      raise AdainError(None, "style weights must not all be 0")
+    with self.lock:
+      start, hits = time.perf_counter(), self._hits()
+      key, img = self.load(content, content_size)
+      try:
+        code: ContentCode = self.content_codes.get(f"{key}:{preserve_color == 'luminance'}", lambda:
+            self.stylizer.encode_content(color.content_input(img, preserve_color)[None]))
+      except AdainError as e:
+        raise _named(e, content) from None
+      codes = StyleCode.concat([self.style_code(s, style_size, preserve_color, (key, img))
+                                for s in styles])
+      mask = None
+      if mask_grey is not None:
+        mask = images.resize_mask(mask_grey, feature_hw(img.shape[:2]))
+      elif len(styles) > 1:
+        codes = codes.mix(weights or [1.0] * len(styles))
+      out = self.stylizer.generate_from_code(code, codes, alpha, mask)[0]
+      out = color.output(out, img, preserve_color)
+      path = self._result_path(content, styles, mask is not None)
+      images.save_image(path, out)
+      seconds, hits = time.perf_counter() - start, self._hits() - hits
+    h, w = out.shape[:2]
+    return Result(path, f"{w}×{h} px in {seconds:.2f} s; {hits} of {len(styles) + 1} codes reused")
+
+  def _hits(self) -> int:
+    return self.content_codes.hits + self.style_codes.hits
+
+  def _result_path(self, content: str, styles: list[str], masked: bool) -> Path:
+    """A new folder per result (named as the CLI names its files); old ones are removed."""
+    self.results += 1
+    folder = self.out_dir / f"{self.results:06d}"
+    folder.mkdir(parents=True)
+    old = self.out_dir / f"{self.results - KEEP_RESULTS:06d}"
+    shutil.rmtree(old, ignore_errors=True)
+    stems = [Path(s).stem for s in styles]
+    if len(styles) > 1 and not masked:
+      suffix = "interpolation"
+    else:
+      suffix = "stylized_" + "_".join(stems)
+    return folder / f"{Path(content).stem}_{suffix}.png"

@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: install test stylize bench train train-smoke fixtures clean
+.PHONY: install test stylize app bench train train-smoke fixtures clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -19,6 +19,10 @@ test: $(STAMP)
 
 stylize: $(STAMP)
 	$(PY) -m adain.stylize --alpha 0.8
+
+# The web page on http://127.0.0.1:7860 (ARGS adds flags, e.g. ARGS="--port 8000").
+app: $(STAMP)
+	$(PY) -m adain.app $(ARGS)
 
 bench: $(STAMP)
 	$(PY) -m adain.bench

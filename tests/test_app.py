@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sys
+
 import gradio as gr
 import numpy as np
 import pytest
@@ -188,3 +190,30 @@ def test_missing_weights_give_the_cli_message(tmp_path, monkeypatch, capsys):
   app_err = capsys.readouterr().err
   assert stylize.main([]) == 1
   assert app_err.startswith("error: no vgg weights found") and app_err in capsys.readouterr().err
+
+
+def test_clip_is_stylized_with_its_sound(studio, files, tmp_path):
+  pytest.importorskip("adain.video")  # the video extra's module (adain.video, PyAV)
+  from clips import frame_images, read_clip, write_clip
+
+  src = write_clip(tmp_path / "walk.mp4", frame_images(6, 40, 54), audio="aac")
+  seen = []
+  result = studio.stylize_clip(str(src), [files["a"], files["b"]], [1.0, 2.0], alpha=0.8,
+                               content_size=0, style_size=0, progress=lambda *p: seen.append(p))
+  frames, _, audio = read_clip(result.path)
+  assert len(frames) == 6 and audio == ["aac"] and seen[-1] == (6, 6)
+  assert result.path.name == "walk_interpolation.mp4" and result.summary.startswith("6 frames")
+  page = endpoint(ui.build(studio), "stylize_video")
+  path, summary = page(str(src), [files["a"]], 1.0, 0, 0, "coral", 1.0, 1.0, 1.0, 1.0)
+  assert path.endswith("walk_stylized_a.mp4") and len(read_clip(path)[0]) == 6
+  with pytest.raises(gr.Error, match="one style at a time"):
+    page(str(src), [files["a"], files["b"]], 1.0, 0, 0, "coral", 1.0, 1.0, 1.0, 1.0)
+
+
+def test_clip_without_the_video_extra_is_one_line(studio, files, monkeypatch):
+  import adain
+
+  monkeypatch.delattr(adain, "video", raising=False)
+  monkeypatch.setitem(sys.modules, "adain.video", None)
+  with pytest.raises(AdainError, match=r"pip install 'adain\[video\]'"):
+    studio.stylize_clip("clip.mp4", [files["a"]])

@@ -58,9 +58,24 @@ def _digest(path: str) -> str:
     raise AdainError(Path(path).name, f"cannot read: {e.strerror or e}") from None
 
 
-def _named(e: AdainError, path: str) -> AdainError:
-  """The error with the upload's own file name instead of Gradio's temporary path."""
-  return AdainError(Path(path).name, e.problem) if e.path else e
+def _named(e: AdainError) -> AdainError:
+  """The error with the file's own name instead of its temporary folder (Gradio keeps uploads
+  under their names in folders of their own)."""
+  return AdainError(Path(e.path).name, e.problem) if e.path else e
+
+
+def _check(styles: list[str], weights: list[float] | None, preserve_color: str | None) -> None:
+  if not styles:
+    raise AdainError(None, "add at least one style image")
+  if preserve_color not in (None, *PRESERVE_COLOR):
+    raise AdainError(None, f"preserve colour must be one of {PRESERVE_COLOR}, not {preserve_color!r}")
+  if weights is not None and (len(weights) != len(styles) or not sum(weights) > 0):
+    raise AdainError(None, "style weights must not all be 0")
+
+
+def _mixed(codes: StyleCode, weights: list[float] | None) -> StyleCode:
+  """One code: the styles mixed by their weights (equal when None), as --style-weights."""
+  return codes if len(codes) == 1 else codes.mix(weights or [1.0] * len(codes))
 
 
 class Studio:
@@ -79,11 +94,12 @@ class Studio:
     try:
       return key, self.images.get(key, lambda: images.load_image(path, size))
     except AdainError as e:
-      raise _named(e, path) from None
+      raise _named(e) from None
 
   def style_code(self, path: str, size: int, method: str | None,
-                 content: tuple[str, np.ndarray]) -> StyleCode:
-    """One style's code, from an image or an .npz style code (adain.encode_style)."""
+                 content: tuple[str, np.ndarray] | None) -> StyleCode:
+    """One style's code, from an image or an .npz style code (adain.encode_style); ``content``
+    (key, image) is what a preserve-colour ``method`` matches the style to."""
     if path.lower().endswith(".npz"):
       if method:
         raise AdainError(Path(path).name, "keeping the content's colours needs the style image, "
@@ -91,7 +107,7 @@ class Studio:
       try:
         code = self.style_codes.get(_digest(path), lambda: StyleCode.load(path))
       except AdainError as e:
-        raise _named(e, path) from None
+        raise _named(e) from None
       if len(code) != 1:
         raise AdainError(Path(path).name, f"holds {len(code)} style codes; give one per file")
       return code
@@ -102,7 +118,7 @@ class Studio:
       return self.style_codes.get(key, lambda: self.stylizer.encode_style(
           color.style_input(img, content[1], method)))
     except AdainError as e:
-      raise _named(e, path) from None
+      raise _named(e) from None
 
   def stylize(self, content: str, styles: list[str], weights: list[float] | None = None,
               alpha: float = 1.0, content_size: int = CLI_SIZE, style_size: int = CLI_SIZE,
@@ -113,14 +129,9 @@ class Studio:
     With one style, no mask and the CLI's sizes this writes what ``python -m adain.stylize
     --ext png`` writes for the same files and alpha.
     """
-    if not styles:
-      raise AdainError(None, "add at least one style image")
-    if preserve_color not in (None, *PRESERVE_COLOR):
-      raise AdainError(None, f"preserve colour must be one of {PRESERVE_COLOR}, not {preserve_color!r}")
+    _check(styles, weights, preserve_color)
     if mask_grey is not None and len(styles) != 2:
       raise AdainError(None, f"a painted mask needs exactly two styles (painted, rest), got {len(styles)}")
-    if weights is not None and (len(weights) != len(styles) or not sum(weights) > 0):
-      raise AdainError(None, "style weights must not all be 0")
     with self.lock:
       start, hits = time.perf_counter(), self._hits()
       key, img = self.load(content, content_size)
@@ -128,26 +139,53 @@ class Studio:
         code: ContentCode = self.content_codes.get(f"{key}:{preserve_color == 'luminance'}", lambda:
             self.stylizer.encode_content(color.content_input(img, preserve_color)[None]))
       except AdainError as e:
-        raise _named(e, content) from None
+        raise _named(e) from None
       codes = StyleCode.concat([self.style_code(s, style_size, preserve_color, (key, img))
                                 for s in styles])
       mask = None
       if mask_grey is not None:
         mask = images.resize_mask(mask_grey, feature_hw(img.shape[:2]))
-      elif len(styles) > 1:
-        codes = codes.mix(weights or [1.0] * len(styles))
+      else:
+        codes = _mixed(codes, weights)
       out = self.stylizer.generate_from_code(code, codes, alpha, mask)[0]
       out = color.output(out, img, preserve_color)
-      path = self._result_path(content, styles, mask is not None)
+      path = self._result_path(content, styles, mask is not None, ".png")
       images.save_image(path, out)
       seconds, hits = time.perf_counter() - start, self._hits() - hits
     h, w = out.shape[:2]
     return Result(path, f"{w}×{h} px in {seconds:.2f} s; {hits} of {len(styles) + 1} codes reused")
 
+  def stylize_clip(self, src: str, styles: list[str], weights: list[float] | None = None,
+                   alpha: float = 1.0, content_size: int = CLI_SIZE, style_size: int = CLI_SIZE,
+                   preserve_color: str | None = None,
+                   progress: Callable[[int, int | None], object] | None = None) -> Result:
+    """Stylizes a video file into an MP4 with its sound (adain.video, the ``video`` extra)."""
+    _check(styles, weights, preserve_color)
+    if preserve_color and len(styles) != 1:
+      raise AdainError(None, "keeping the content's colours in a clip works with one style at a time")
+    try:
+      from adain import video
+    except ImportError:
+      raise AdainError(None, "stylizing clips needs PyAV: pip install 'adain[video]'") from None
+    with self.lock:
+      if preserve_color:  # the clip's frames are the content: the style goes as an image
+        style = self.load(styles[0], style_size)[1]
+      else:
+        style = _mixed(StyleCode.concat([self.style_code(s, style_size, None, None) for s in styles]),
+                       weights)
+      path = self._result_path(src, styles, False, ".mp4")
+      try:
+        clip = video.stylize_clip(self.stylizer, src, path, style, alpha=alpha,
+                                  content_size=content_size, preserve_color=preserve_color,
+                                  progress=progress)
+      except AdainError as e:
+        raise _named(e) from None
+    return Result(path, f"{clip.frames} frames in {clip.seconds:.1f} s ({clip.fps:.2f} frames/s)")
+
   def _hits(self) -> int:
     return self.content_codes.hits + self.style_codes.hits
 
-  def _result_path(self, content: str, styles: list[str], masked: bool) -> Path:
+  def _result_path(self, content: str, styles: list[str], masked: bool, ext: str) -> Path:
     """A new folder per result (named as the CLI names its files); old ones are removed."""
     self.results += 1
     folder = self.out_dir / f"{self.results:06d}"
@@ -159,4 +197,4 @@ class Studio:
       suffix = "interpolation"
     else:
       suffix = "stylized_" + "_".join(stems)
-    return folder / f"{Path(content).stem}_{suffix}.png"
+    return folder / f"{Path(content).stem}_{suffix}{ext}"

@@ -52,6 +52,14 @@ def _paths(files) -> list[str]:
   return [f if isinstance(f, str) else f.name for f in files or []]
 
 
+def _weights(styles: list[str], weights) -> list[float] | None:
+  return list(weights[:len(styles)]) if len(styles) > 1 else None
+
+
+def _method(preserve: str) -> str | None:
+  return None if preserve == "none" else preserve
+
+
 def build(studio: Studio) -> gr.Blocks:
   """The app: an image tab (with mask painting), a video tab, and the /stylize API endpoint."""
 
@@ -62,9 +70,22 @@ def build(studio: Studio) -> gr.Blocks:
     if len(styles) > MAX_STYLES:
       raise gr.Error(f"{len(styles)} styles: the page mixes up to {MAX_STYLES}", print_exception=False)
     try:
-      result = studio.stylize(content, styles, list(weights[:len(styles)]), alpha, int(content_size),
-                              int(style_size), None if preserve == "none" else preserve,
-                              _painted(mask))
+      result = studio.stylize(content, styles, _weights(styles, weights), alpha, int(content_size),
+                              int(style_size), _method(preserve), _painted(mask))
+    except AdainError as e:
+      raise _message(e) from None
+    return str(result.path), result.summary
+
+  def stylize_video(clip, styles, alpha, content_size, style_size, preserve, *weights,
+                    progress=gr.Progress()):
+    styles = _paths(styles)
+    if not clip or not styles:
+      return None, "Add a clip and at least one style to begin."
+    def frames(done, total):
+      progress((done, total), desc="Stylizing frames", unit="frames")
+    try:
+      result = studio.stylize_clip(clip, styles, _weights(styles, weights), alpha, int(content_size),
+                                   int(style_size), _method(preserve), frames)
     except AdainError as e:
       raise _message(e) from None
     return str(result.path), result.summary
@@ -126,6 +147,15 @@ def build(studio: Studio) -> gr.Blocks:
                                     brush=gr.Brush(colors=["rgba(255, 64, 64, 0.6)"], color_mode="fixed"))
             gr.Examples([[str(ASSETS / "content.png"), [str(ASSETS / "style.png")]]],
                         inputs=[content, styles], label="Demo pair")
+          with gr.Tab("Video"):
+            gr.Markdown("The clip is stylized with the styles, weights, alpha, sizes and colour "
+                        "setting on the left, frame by frame, and keeps its sound.")
+            with gr.Row(equal_height=True):
+              clip = gr.Video(label="Clip", sources=["upload"], height=360, elem_id="clip")
+              clip_result = gr.Video(label="Stylized clip", interactive=False, height=360,
+                                     buttons=["download"], elem_id="clip-result")
+            clip_status = gr.Markdown(elem_id="clip-status")
+            run_clip = gr.Button("Stylize clip", variant="primary")
 
     inputs = [content, mask, styles, alpha, content_size, style_size, preserve, *weights]
     model_job = dict(fn=stylize_page, inputs=inputs, outputs=[result, status], concurrency_id=MODEL,
@@ -135,6 +165,10 @@ def build(studio: Studio) -> gr.Blocks:
     content.change(content_changed, content, mask, queue=False, api_visibility="private").then(**model_job)
     styles.change(styles_changed, styles, [gallery, *weights], queue=False,
                   api_visibility="private").then(**model_job)
+
+    run_clip.click(stylize_video, [clip, styles, alpha, content_size, style_size, preserve, *weights],
+                   [clip_result, clip_status], concurrency_id=MODEL, concurrency_limit=1,
+                   api_visibility="private")
 
     # The API: files in, a lossless PNG out (gradio_client: Client(url).predict(..., api_name="/stylize")).
     api_content, api_style = gr.File(visible=False), gr.File(visible=False)

@@ -177,6 +177,14 @@ def test_page_handler_reads_the_painted_strokes(studio, files):
     page(files["content"], editor, [files["a"]], *args[3:])
 
 
+def test_mask_editor_shows_only_readable_content(studio, files, tmp_path):
+  shown = endpoint(ui.build(studio), "content_changed")
+  assert shown(files["content"])["value"]["background"] == files["content"]
+  broken = tmp_path / "broken.png"
+  broken.write_bytes(b"\x89PNG\r\n\x1a\n" + bytes(100))
+  assert shown(str(broken))["value"] is None and shown(None)["value"] is None
+
+
 def test_missing_weights_give_the_cli_message(tmp_path, monkeypatch, capsys):
   from adain.weights import download
 

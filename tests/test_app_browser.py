@@ -68,7 +68,8 @@ def cli(weights, out, content, style, *args) -> np.ndarray:
 
 
 def test_page_in_chromium(server, files, weights, tmp_path):
-  """Upload a pair, move alpha: the result appears and has the CLI's pixels."""
+  """A broken upload gets a message; then upload a pair, move alpha: the result appears and has
+  the CLI's pixels."""
   from playwright.sync_api import sync_playwright
 
   assert CHROMIUM, "the browser test needs Debian's chromium: apt-get install chromium"
@@ -87,8 +88,12 @@ def test_page_in_chromium(server, files, weights, tmp_path):
         box = page.locator(f"{size} input[type=number]")
         box.fill("64")
         box.press("Enter")
-      page.locator("#content input[type=file]").set_input_files(files["content"])
       page.locator("#styles input[type=file]").set_input_files(files["style"])
+      bad = tmp_path / "broken.png"
+      bad.write_bytes(b"\x89PNG\r\n\x1a\n" + bytes(100))
+      page.locator("#content input[type=file]").set_input_files(bad)
+      page.get_by_text("broken.png: corrupt PNG file").first.wait_for(timeout=120_000)
+      page.locator("#content input[type=file]").set_input_files(files["content"])
       first = page.wait_for_selector("#result img", timeout=120_000).get_attribute("src")
       page.locator("#alpha input[type=range]").fill("0.5")
       page.wait_for_function("s => document.querySelector('#result img').src !== s", arg=first,

@@ -85,7 +85,9 @@ class Studio:
     self.stylizer = stylizer
     self.out_dir = Path(out_dir)
     self.lock = threading.Lock()
-    self.images, self.content_codes, self.style_codes = (_LRU(cache_size) for _ in range(3))
+    # Decoded images are the largest (a photo at its own size can take hundreds of MB).
+    self.images = _LRU(max(cache_size // 2, 1))
+    self.content_codes, self.style_codes = _LRU(cache_size), _LRU(cache_size)
     self.results = 0
 
   def load(self, path: str, size: int) -> tuple[str, np.ndarray]:

@@ -11,6 +11,7 @@ import numpy as np
 
 from adain.app.studio import CLI_SIZE, Studio
 from adain.errors import AdainError
+from adain.media import images
 
 # Gradio reads this when imported: no usage statistics or version checks leave the machine.
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
@@ -32,6 +33,17 @@ CSS = """
 #intro p { color: var(--body-text-color-subdued); margin-top: 0; }
 #status { min-height: 1.5em; font-size: var(--text-sm); color: var(--body-text-color-subdued); }
 """
+
+
+class UploadedImage(gr.Image):
+  """gr.Image (its page part, as a template component) that hands over the uploaded file as it
+  is: adain reads it as the CLI does, and a broken or huge file gets adain's one-line message
+  instead of failing in Gradio's own decoding."""
+
+  is_template = True
+
+  def preprocess(self, payload):
+    return payload.path if payload is not None and payload.path else super().preprocess(payload)
 
 
 def _message(e: AdainError) -> gr.Error:
@@ -99,6 +111,13 @@ def build(studio: Studio) -> gr.Blocks:
     return gr.update(value=shown or None, visible=bool(shown)), *sliders
 
   def content_changed(content):
+    """The mask editor shows the new content (nothing if it is not an image we read: the
+    stylize step that follows says what is wrong with it)."""
+    try:
+      if content:
+        images.load_image(content)
+    except AdainError:
+      content = None
     return gr.update(value={"background": content, "layers": [], "composite": None} if content else None)
 
   def stylize(content: str, style: str, alpha: float) -> str:
@@ -115,29 +134,27 @@ def build(studio: Studio) -> gr.Blocks:
     gr.Markdown(INTRO, elem_id="intro")
     with gr.Row(equal_height=False):
       with gr.Column(scale=2, min_width=280):
-        styles = gr.File(label="Styles (images or .npz style codes)", file_count="multiple",
-                         file_types=["image", ".npz"], height=140, elem_id="styles")
-        gallery = gr.Gallery(label="Styles", show_label=False, columns=4, height=120,
-                             object_fit="cover", visible=False, interactive=False, buttons=[])
+        styles = gr.File(label="Styles: images or .npz style codes", file_count="multiple",
+                         file_types=["image", ".npz"], elem_id="styles")
+        gallery = gr.Gallery(show_label=False, columns=4, height=110, object_fit="cover",
+                             visible=False, interactive=False, buttons=[], allow_preview=False)
         weights = [gr.Slider(0, 1, value=1.0, step=0.05, visible=False, elem_id=f"weight{i}")
                    for i in range(MAX_STYLES)]
         alpha = gr.Slider(0, 1, value=1.0, step=0.01, label="Alpha",
                           info="0 keeps the content, 1 is full style", elem_id="alpha")
-        with gr.Row():
-          content_size = gr.Slider(0, 2048, value=CLI_SIZE, step=64, label="Content size",
-                                   info="shorter side, px (0: as is)", elem_id="content-size")
-          style_size = gr.Slider(0, 2048, value=CLI_SIZE, step=64, label="Style size",
-                                 info="shorter side, px (0: as is)", elem_id="style-size")
-        preserve = gr.Radio(["none", "coral", "luminance"], value="none", label="Keep the content's colours",
-                            elem_id="preserve")
+        preserve = gr.Radio(["none", "coral", "luminance"], value="none",
+                            label="Keep the content's colours", elem_id="preserve")
+        content_size = gr.Slider(0, 2048, value=CLI_SIZE, step=64, label="Content size",
+                                 info="shorter side in pixels; 0 keeps the upload's", elem_id="content-size")
+        style_size = gr.Slider(0, 2048, value=CLI_SIZE, step=64, label="Style size",
+                               info="shorter side in pixels; 0 keeps the upload's", elem_id="style-size")
         run = gr.Button("Stylize", variant="primary")
       with gr.Column(scale=5):
         with gr.Tabs():
           with gr.Tab("Image"):
             with gr.Row(equal_height=True):
-              content = gr.Image(label="Content", sources=["upload", "webcam", "clipboard"],
-                                 type="filepath", format="png", image_mode=None, height=420,
-                                 elem_id="content")
+              content = UploadedImage(label="Content", sources=["upload", "webcam", "clipboard"],
+                                      type="filepath", format="png", height=420, elem_id="content")
               result = gr.Image(label="Result", type="filepath", format="png", interactive=False,
                                 buttons=["download", "fullscreen"], height=420, elem_id="result")
             status = gr.Markdown(elem_id="status")

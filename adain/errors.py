@@ -22,6 +22,15 @@ class ImageError(AdainError):
   """An image file that is missing, broken, too large or of a refused format."""
 
 
+class VideoError(AdainError):
+  """A video file that is missing, broken, has no picture, or cannot be written."""
+
+
+def one_line(e: BaseException) -> str:
+  """An exception's message on one line (library messages may span several)."""
+  return " ".join(str(e).split()) or type(e).__name__
+
+
 def read_weights_bytes(path: str | os.PathLike) -> bytes:
   """A weights file's bytes, or WeightsError naming it: the readers parse bytes, not files."""
   try:

@@ -114,11 +114,11 @@ class Studio:
         raise AdainError(Path(path).name, f"holds {len(code)} style codes; give one per file")
       return code
     key, img = self.load(path, size)
-    # Coral and luminance matching make the style's network input depend on the content.
-    key = f"{key}:{method}:{content[0]}" if method else key
+    if method:  # coral and luminance matching make the style's network input depend on the content
+      key = f"{key}:{method}:{content[0]}"
     try:
       return self.style_codes.get(key, lambda: self.stylizer.encode_style(
-          color.style_input(img, content[1], method)))
+          color.style_input(img, content[1], method) if method else img))
     except AdainError as e:
       raise _named(e) from None
 

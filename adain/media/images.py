@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageOps
 
-from adain.errors import ImageError
+from adain.errors import ImageError, one_line
 
 # Formats we decode. Anything else (EPS runs Ghostscript, PSD/ICO/... are rarely photos) is refused
 # by name before a decoder runs.
@@ -36,9 +36,15 @@ def load_image(path: str | os.PathLike, size: int = 0, crop: bool = False) -> np
   with their alpha, since the network has no alpha channel; the result is opaque. 16-bit grey is
   scaled by 1/65535 and float images are clipped to [0, 1].
   """
+  return from_pil(_decode(path), size, crop, path)
+
+
+def from_pil(im: Image.Image, size: int = 0, crop: bool = False,
+             path: str | os.PathLike | None = None) -> np.ndarray:
+  """A decoded picture (an image file's, a video frame's) as ``load_image`` returns it."""
   if size < 0 or (crop and size == 0):
     raise ValueError(f"size must be >= 0, and > 0 with crop; got size={size}, crop={crop}")
-  planes = _fit(_planes(_decode(path), path), size, crop, path)
+  planes = _fit(_planes(im, path), size, crop, path)
   chans = [_as_float(p).reshape(p.size[1], p.size[0], -1) for p in planes]
   img = np.concatenate(chans, axis=2)
   if img.shape[2] == 1:
@@ -95,10 +101,7 @@ def save_image(path: str | os.PathLike, img_hw3: np.ndarray, quality: int = 95) 
   if not folder.is_dir():
     problem = "is not a folder" if folder.exists() else "does not exist"
     raise ImageError(path, f"cannot write: the parent {str(folder)!r} {problem}")
-  # float32 arithmetic, as torchvision does on the model's float32 tensors (boundaries matter).
-  scaled = img.astype(np.float32) * np.float32(255) + np.float32(0.5)
-  data = np.clip(scaled, 0, 255).astype(np.uint8)
-  pil = Image.fromarray(data, "RGB")
+  pil = Image.fromarray(to_uint8(img), "RGB")
   # Our own name with O_EXCL rather than mkstemp: the file gets the usual umask-derived permissions.
   tmp = folder / f".{path.name}.{secrets.token_hex(6)}.tmp"
   try:
@@ -114,6 +117,15 @@ def save_image(path: str | os.PathLike, img_hw3: np.ndarray, quality: int = 95) 
     if isinstance(e, OSError):
       raise ImageError(path, f"cannot write: {e.strerror or e}") from None
     raise
+
+
+def to_uint8(img: np.ndarray) -> np.ndarray:
+  """Floats in [0, 1] to bytes as torchvision's ``save_image`` rounds them.
+
+  float32 arithmetic, as torchvision does on the model's float32 tensors (boundaries matter).
+  """
+  scaled = np.asarray(img).astype(np.float32) * np.float32(255) + np.float32(0.5)
+  return np.clip(scaled, 0, 255).astype(np.uint8)
 
 
 def _decode(path: str | os.PathLike) -> Image.Image:
@@ -141,7 +153,7 @@ def _decode(path: str | os.PathLike) -> Image.Image:
       except (Image.DecompressionBombError, Image.DecompressionBombWarning):
         raise ImageError(path, _too_big(_header_size(f))) from None
       except Exception as e:  # A plugin choking on a malformed header.
-        raise ImageError(path, f"corrupt {_sniff(f) or 'image'} file ({_one_line(e)})") from None
+        raise ImageError(path, f"corrupt {_sniff(f) or 'image'} file ({one_line(e)})") from None
       # Restated rather than trusted to Pillow's warning mechanics: the limit itself is the rule.
       if Image.MAX_IMAGE_PIXELS is not None and im.width * im.height > Image.MAX_IMAGE_PIXELS:
         raise ImageError(path, _too_big(im.size))
@@ -153,7 +165,7 @@ def _decode(path: str | os.PathLike) -> Image.Image:
         if "truncated" in str(e):
           problem = f"{fmt} file is truncated (it ends before the image data does)"
           raise ImageError(path, problem) from None
-        raise ImageError(path, f"corrupt {fmt} data ({_one_line(e)})") from None
+        raise ImageError(path, f"corrupt {fmt} data ({one_line(e)})") from None
 
 
 def _unidentified(f) -> str:
@@ -199,10 +211,6 @@ def _too_big(wh: tuple[int, int] | None) -> str:
   return f"image too large ({dims}limit {limit}); refusing a possible decompression bomb"
 
 
-def _one_line(e: BaseException) -> str:
-  return " ".join(str(e).split()) or type(e).__name__
-
-
 def _has_alpha(im: Image.Image) -> bool:
   if im.mode in _ALPHA_MODES or "transparency" in im.info:
     return True
@@ -229,7 +237,7 @@ def _planes(im: Image.Image, path) -> list[Image.Image]:
   try:
     return [im.convert("RGB")]
   except ValueError as e:
-    raise ImageError(path, f"unsupported colour mode {im.mode} ({_one_line(e)})") from None
+    raise ImageError(path, f"unsupported colour mode {im.mode} ({one_line(e)})") from None
 
 
 def _fit(planes: list[Image.Image], size: int, crop: bool, path) -> list[Image.Image]:

@@ -1,0 +1,239 @@
+"""Video beside Stylizer: stylize a clip's frames (an iterator API) or a whole file (stylize_clip).
+
+Style is encoded once; frames go through ``Stylizer.generate_batch`` in batches while background
+threads decode the next frames and encode the last ones. Per-frame AdaIN flickers because each
+frame's content statistics move with noise and exposure; ``stabilize`` smooths them over time
+(an exponential moving average of the content code's per-channel mean and std, restarted at
+scene cuts). Only 2 x 512 numbers per frame are smoothed, never pixels, so nothing of an earlier
+frame's picture can show in a later one. ``stabilize=0`` turns this off: every frame is then
+exactly its still-image result.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import queue
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator
+from pathlib import Path
+from typing import Any, NamedTuple
+
+import numpy as np
+
+from adain import tiling
+from adain.errors import AdainError, VideoError
+from adain.media import images
+from adain.models import StyleCode
+from adain.stylizer import Stylizer, bucket, feature_hw
+
+# Chosen from tools/video_flicker.py's measurements (README, "Video").
+STABILIZE = 0.8
+# A frame whose content mean moves more than this (in units of the running std, averaged over
+# channels) from the running statistics starts a new shot: smoothing restarts there.
+CUT = 0.5
+MAX_BATCH = 8
+
+
+class ClipSummary(NamedTuple):
+  path: Path  # the written file
+  frames: int
+  seconds: float  # wall time, decoding and encoding included
+  fps: float  # frames stylized per second of wall time
+  width: int
+  height: int
+  audio_streams: int
+
+
+def scene_change(prev: tuple[np.ndarray, np.ndarray], cur: tuple[np.ndarray, np.ndarray]) -> float:
+  """How far a frame's content statistics (mean, std; shape (..., C)) are from the running ones:
+  the mean's shift in units of the running std, averaged over channels and regions."""
+  return float(np.mean(np.abs(cur[0] - prev[0]) / prev[1]))
+
+
+@dataclasses.dataclass
+class Smoother:
+  """Exponential moving average of content statistics over frames, restarted at scene cuts.
+
+  Called by Stylizer.generate_batch with a batch's statistics (R, B, C) in frame order; keeps
+  its state from batch to batch. ``strength`` in [0, 1): the weight of the past.
+  """
+
+  strength: float
+  cut: float = CUT
+  state: tuple[np.ndarray, np.ndarray] | None = None
+  cuts: int = 0
+
+  def __call__(self, stats: StyleCode) -> StyleCode:
+    means, stds = np.array(stats.mean), np.array(stats.std)
+    k = self.strength
+    for i in range(means.shape[1]):
+      cur = (means[:, i], stds[:, i])
+      if self.state is None or scene_change(self.state, cur) > self.cut:
+        self.cuts += self.state is not None
+        self.state = cur
+      else:
+        self.state = tuple(k * p + (1 - k) * c for p, c in zip(self.state, cur))
+      means[:, i], stds[:, i] = self.state
+    return StyleCode(means, stds)
+
+
+def default_batch(h: int, w: int) -> int:
+  """Frames per step: as many as fit a quarter of the available memory, at most MAX_BATCH."""
+  per_frame = bucket(h) * bucket(w) * tiling.BYTES_PER_PIXEL
+  return int(max(1, min(MAX_BATCH, tiling.available_memory() // 4 // per_frame)))
+
+
+def stylize_frames(stylizer: Stylizer, frames: Iterable[np.ndarray], style, *, alpha: float = 1.0,
+                   mask: np.ndarray | None = None, preserve_color: str | None = None,
+                   stabilize: float = STABILIZE, batch: int | None = None,
+                   tile: int | None = None) -> Iterator[np.ndarray]:
+  """Stylized frames, in order, for frames of one size (HWC float32 RGB in [0, 1]).
+
+  ``style``: a StyleCode (two with ``mask``, an (H, W) array in [0, 1] at any resolution, white
+  taking the first), or with ``preserve_color`` ("coral", "luminance") a style image. Each
+  frame's result with ``stabilize=0`` is exactly ``Stylizer.generate`` (or ``stylize``) of it.
+  Colour preservation works frame by frame (its style code depends on each frame's colours)
+  and is not smoothed.
+  """
+  if not 0 <= stabilize < 1:
+    raise ValueError(f"stabilize must be in [0, 1), got {stabilize}")
+  if preserve_color is not None:
+    for frame in frames:
+      yield stylizer.stylize(frame, style, alpha, preserve_color, tile)
+    return
+  smoother = Smoother(stabilize) if stabilize > 0 else None
+  pending: list[np.ndarray] = []
+  mask_code = None
+  for frame in _then_none(frames):
+    if frame is not None:
+      if mask is not None and mask_code is None:
+        mask_code = images.resize_mask(mask, feature_hw(frame.shape[:2]))
+      batch = batch or default_batch(*frame.shape[:2])
+      pending.append(frame)
+    if pending and (frame is None or len(pending) == batch):
+      n = len(pending)
+      # The last batch is filled up with its last frame: one compiled shape for the whole clip.
+      full = np.stack(pending + pending[-1:] * (batch - n))
+      yield from stylizer.generate_batch(full, style, alpha, mask_code, tile, smoother)[:n]
+      pending = []
+
+
+def _then_none(items: Iterable) -> Iterator:
+  yield from items
+  yield None
+
+
+def stylize_clip(stylizer: Stylizer, src: str | os.PathLike, dst: str | os.PathLike, style, *,
+                 alpha: float = 1.0, content_size: int = 512, mask: np.ndarray | None = None,
+                 preserve_color: str | None = None, stabilize: float = STABILIZE, crf: int = 18,
+                 batch: int | None = None, tile: int | None = None,
+                 progress: Callable[[int, int | None], Any] | None = None,
+                 crop: bool = False) -> ClipSummary:
+  """Stylizes the video file ``src`` into the MP4 ``dst``, with src's timestamps and sound.
+
+  Frames are read upright and resized (``content_size``: shorter side, 0 keeps it; ``crop``)
+  as still images are; ``style``, ``mask``, ``preserve_color``, ``stabilize``, ``batch`` and
+  ``tile`` are as in ``stylize_frames``; ``crf`` as in ``media.video.write_video`` (0:
+  lossless). ``progress(frames_done, frames_total)`` is called from this thread after each
+  frame (frames_total None when the container does not say). Decoding and encoding run in
+  background threads. On any error or interrupt nothing is left at ``dst``; errors name ``src``
+  (reading, stylizing) or ``dst`` (writing).
+  """
+  from adain.media import video
+
+  start = time.perf_counter()
+  with video.VideoReader(src, content_size, crop) as reader:
+    stop = threading.Event()
+    decoded: queue.Queue = queue.Queue(maxsize=2 * MAX_BATCH)
+    decoder = threading.Thread(target=_produce, args=(reader, decoded, stop), daemon=True)
+    timestamps: deque[int] = deque()
+    encoded: queue.Queue = queue.Queue(maxsize=2 * MAX_BATCH)
+    written: list = []
+    writer = threading.Thread(target=_collect, daemon=True, args=(written, lambda: video.write_video(
+        dst, _consume(encoded), reader.time_base, reader.fps, crf, src)))
+    decoder.start()
+    writer.start()
+    done, shape = 0, None
+
+    def images_in() -> Iterator[np.ndarray]:
+      for img, pts in _consume(decoded):
+        timestamps.append(pts)
+        yield img
+
+    try:
+      try:
+        for out in stylize_frames(stylizer, images_in(), style, alpha=alpha, mask=mask,
+                                  preserve_color=preserve_color, stabilize=stabilize,
+                                  batch=batch, tile=tile):
+          shape = out.shape
+          if not _put(encoded, video.Frame(images.to_uint8(out), timestamps.popleft()),
+                      writer.is_alive):
+            break  # the writer failed: its error is raised below
+          done += 1
+          if progress is not None:
+            progress(done, reader.frames)
+      except AdainError as e:  # the Stylizer's errors do not know the file
+        raise (e if e.path is not None else VideoError(src, e.problem)) from None
+      _put(encoded, _END, writer.is_alive)
+    except BaseException:
+      _put(encoded, _Failed(VideoError(dst, "stopped")), writer.is_alive)
+      raise
+    finally:
+      stop.set()
+      writer.join()
+      decoder.join()
+    if written and isinstance(written[0], BaseException):
+      raise written[0]
+    seconds = time.perf_counter() - start
+    h, w = shape[:2]
+    return ClipSummary(Path(dst), done, seconds, done / max(seconds, 1e-9), w + w % 2, h + h % 2,
+                       reader.audio_streams)
+
+
+_END = object()
+
+
+class _Failed(NamedTuple):
+  error: BaseException
+
+
+def _put(q: queue.Queue, item, alive: Callable[[], bool]) -> bool:
+  """Puts an item while the other side is there to take it (else False)."""
+  while alive():
+    try:
+      q.put(item, timeout=0.1)
+      return True
+    except queue.Full:
+      pass
+  return False
+
+
+def _consume(q: queue.Queue) -> Iterator:
+  """Items until _END; a _Failed item raises its error here."""
+  while (item := q.get()) is not _END:
+    if isinstance(item, _Failed):
+      raise item.error
+    yield item
+
+
+def _produce(items: Iterable, q: queue.Queue, stop: threading.Event) -> None:
+  """Thread body: feeds items to q, then _END, or _Failed with the error; quits when stopped."""
+  running = lambda: not stop.is_set()  # noqa: E731
+  try:
+    for item in items:
+      if not _put(q, item, running):
+        return
+    _put(q, _END, running)
+  except BaseException as e:  # noqa: BLE001  (handed to the consuming thread)
+    _put(q, _Failed(e), running)
+
+
+def _collect(out: list, fn: Callable[[], Any]) -> None:
+  """Thread body: fn's result, or the error it raised, into out."""
+  try:
+    out.append(fn())
+  except BaseException as e:  # noqa: BLE001  (raised again by the waiting thread)
+    out.append(e)

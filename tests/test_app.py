@@ -17,6 +17,7 @@ from adain.app.studio import Studio
 from adain.errors import AdainError
 from adain.models import StyleCode
 from adain.stylizer import Stylizer
+from clips import frame_images, read_clip, write_clip
 from conftest import write_image
 
 SIZES = dict(content_size=0, style_size=0)  # tiny images at their own size: fast
@@ -201,9 +202,6 @@ def test_missing_weights_give_the_cli_message(tmp_path, monkeypatch, capsys):
 
 
 def test_clip_is_stylized_with_its_sound(studio, files, tmp_path):
-  pytest.importorskip("adain.video")  # the video extra's module (adain.video, PyAV)
-  from clips import frame_images, read_clip, write_clip
-
   src = write_clip(tmp_path / "walk.mp4", frame_images(6, 40, 54), audio="aac")
   seen = []
   result = studio.stylize_clip(str(src), [files["a"], files["b"]], [1.0, 2.0], alpha=0.8,

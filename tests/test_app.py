@@ -21,6 +21,7 @@ from clips import frame_images, read_clip, write_clip
 from conftest import write_image
 
 SIZES = dict(content_size=0, style_size=0)  # tiny images at their own size: fast
+CLI_SIZES = ("--content-size", "0", "--style-size", "0")
 
 
 @pytest.fixture(scope="module")
@@ -41,12 +42,10 @@ def files(tmp_path_factory):
           "b": str(write_image(d / "b.png", 36, 52, 3))}
 
 
-def cli(weights, tmp_path, content, styles, *extra) -> np.ndarray:
-  """The one PNG that python -m adain.stylize writes for these inputs, as uint8."""
-  out = tmp_path / "cli"
+def cli(weights, out, content, styles, *extra) -> np.ndarray:
+  """The one PNG that python -m adain.stylize writes for these inputs into ``out``, as uint8."""
   rc = stylize.main(["--content", content, "--style", ",".join(styles), "--ext", "png",
-                     "--output", str(out), "--vgg", str(weights[0]), "--decoder", str(weights[1]),
-                     "--content-size", "0", "--style-size", "0", *extra])
+                     "--output", str(out), "--vgg", str(weights[0]), "--decoder", str(weights[1]), *extra])
   assert rc == 0
   (png,) = out.glob("*.png")
   return np.asarray(Image.open(png))
@@ -59,21 +58,23 @@ def pixels(path) -> np.ndarray:
 def test_one_style_is_the_cli_png(studio, weights, files, tmp_path):
   got = studio.stylize(files["content"], [files["a"]], alpha=0.6, **SIZES)
   assert got.path.name == "photo_stylized_a.png"  # named as the CLI names it
-  np.testing.assert_array_equal(pixels(got.path), cli(weights, tmp_path, files["content"], [files["a"]],
-                                                      "--alpha", "0.6"))
+  want = cli(weights, tmp_path / "cli", files["content"], [files["a"]], "--alpha", "0.6", *CLI_SIZES)
+  np.testing.assert_array_equal(pixels(got.path), want)
 
 
 @pytest.mark.parametrize("method", ["coral", "luminance"])
 def test_preserve_color_is_the_cli_png(studio, weights, files, tmp_path, method):
   got = studio.stylize(files["content"], [files["a"]], alpha=0.8, preserve_color=method, **SIZES)
-  want = cli(weights, tmp_path, files["content"], [files["a"]], "--alpha", "0.8", "--preserve-color", method)
+  want = cli(weights, tmp_path / "cli", files["content"], [files["a"]], "--alpha", "0.8",
+             "--preserve-color", method, *CLI_SIZES)
   np.testing.assert_array_equal(pixels(got.path), want)
 
 
 def test_weights_mix_as_the_cli_interpolation(studio, weights, files, tmp_path):
   got = studio.stylize(files["content"], [files["a"], files["b"]], [1.0, 3.0], **SIZES)
   assert got.path.name == "photo_interpolation.png"
-  want = cli(weights, tmp_path, files["content"], [files["a"], files["b"]], "--style-weights", "1,3")
+  want = cli(weights, tmp_path / "cli", files["content"], [files["a"], files["b"]], "--style-weights", "1,3",
+             *CLI_SIZES)
   np.testing.assert_array_equal(pixels(got.path), want)
 
 
@@ -83,7 +84,8 @@ def test_painted_mask_is_the_cli_mask(studio, weights, files, tmp_path):
   mask_png = tmp_path / "mask.png"
   Image.fromarray((painted * 255).astype(np.uint8)).save(mask_png)
   got = studio.stylize(files["content"], [files["a"], files["b"]], [0.5, 0.5], mask_grey=painted, **SIZES)
-  want = cli(weights, tmp_path, files["content"], [files["a"], files["b"]], "--mask", str(mask_png))
+  want = cli(weights, tmp_path / "cli", files["content"], [files["a"], files["b"]], "--mask", str(mask_png),
+             *CLI_SIZES)
   np.testing.assert_array_equal(pixels(got.path), want)
   plain = studio.stylize(files["content"], [files["a"]], **SIZES)
   assert not np.array_equal(pixels(got.path), pixels(plain.path))

@@ -18,8 +18,7 @@ import pytest
 from gradio_client import Client, handle_file
 from PIL import Image
 
-from adain import stylize
-from conftest import write_image
+from test_app import cli, files  # noqa: F401  (files: a fixture)
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 
@@ -51,29 +50,13 @@ def server(weights, tmp_path_factory):
     proc.wait(30)
 
 
-@pytest.fixture(scope="module")
-def files(tmp_path_factory):
-  d = tmp_path_factory.mktemp("inputs")
-  return {"content": str(write_image(d / "photo.png", 40, 56, 1)),
-          "style": str(write_image(d / "painting.png", 48, 40, 2)),
-          "other": str(write_image(d / "other.png", 36, 52, 3))}
-
-
-def cli(weights, out, content, style, *args) -> np.ndarray:
-  rc = stylize.main(["--content", content, "--style", style, "--ext", "png", "--output", str(out),
-                     "--vgg", str(weights[0]), "--decoder", str(weights[1]), *args])
-  assert rc == 0
-  (png,) = out.glob("*.png")
-  return np.asarray(Image.open(png))
-
-
 def test_page_in_chromium(server, files, weights, tmp_path):
   """A broken upload gets a message; then upload a pair, move alpha: the result appears and has
   the CLI's pixels."""
   from playwright.sync_api import sync_playwright
 
   assert CHROMIUM, "the browser test needs Debian's chromium: apt-get install chromium"
-  want = cli(weights, tmp_path / "cli", files["content"], files["style"], "--alpha", "0.5",
+  want = cli(weights, tmp_path / "cli", files["content"], [files["a"]], "--alpha", "0.5",
              "--content-size", "64", "--style-size", "64")
   outside = []
   with sync_playwright() as p:
@@ -88,7 +71,7 @@ def test_page_in_chromium(server, files, weights, tmp_path):
         box = page.locator(f"{size} input[type=number]")
         box.fill("64")
         box.press("Enter")
-      page.locator("#styles input[type=file]").set_input_files(files["style"])
+      page.locator("#styles input[type=file]").set_input_files(files["a"])
       bad = tmp_path / "broken.png"
       bad.write_bytes(b"\x89PNG\r\n\x1a\n" + bytes(100))
       page.locator("#content input[type=file]").set_input_files(bad)
@@ -99,7 +82,7 @@ def test_page_in_chromium(server, files, weights, tmp_path):
       page.wait_for_function("s => document.querySelector('#result img').src !== s", arg=first,
                              timeout=120_000)
       src = page.locator("#result img").get_attribute("src")
-      assert src.endswith("photo_stylized_painting.png")
+      assert src.endswith("photo_stylized_a.png")
       got = np.asarray(Image.open(io.BytesIO(page.request.get(src).body())))
       page.screenshot(path=tmp_path / "page.png", full_page=True)
     finally:
@@ -113,17 +96,17 @@ def test_api_gives_the_cli_png_and_keeps_serving(server, files, weights, tmp_pat
   from gradio_client.exceptions import AppError
 
   client = Client(server, verbose=False)
-  got = client.predict(handle_file(files["content"]), handle_file(files["style"]), 0.7, api_name="/stylize")
-  want = cli(weights, tmp_path / "cli", files["content"], files["style"], "--alpha", "0.7")
+  got = client.predict(handle_file(files["content"]), handle_file(files["a"]), 0.7, api_name="/stylize")
+  want = cli(weights, tmp_path / "cli", files["content"], [files["a"]], "--alpha", "0.7")
   np.testing.assert_array_equal(np.asarray(Image.open(got)), want)
 
   bad = tmp_path / "notes.txt"
   bad.write_text("not a picture")
   with pytest.raises(AppError, match="notes.txt: not an image file"):
-    client.predict(handle_file(str(bad)), handle_file(files["style"]), 0.7, api_name="/stylize")
+    client.predict(handle_file(str(bad)), handle_file(files["a"]), 0.7, api_name="/stylize")
 
-  calls = [(files["content"], files["style"], 0.7), (files["content"], files["other"], 0.3),
-           (files["style"], files["content"], 1.0)]
+  calls = [(files["content"], files["a"], 0.7), (files["content"], files["b"], 0.3),
+           (files["a"], files["content"], 1.0)]
 
   def call(args):
     content, style, alpha = args
@@ -134,5 +117,5 @@ def test_api_gives_the_cli_png_and_keeps_serving(server, files, weights, tmp_pat
     outs = list(pool.map(call, calls))
   np.testing.assert_array_equal(np.asarray(Image.open(outs[0])), want)
   shapes = [np.asarray(Image.open(o)).shape for o in outs]
-  assert shapes == [want.shape, want.shape, (614, 512, 3)]  # painting.png 48x40 -> 512 short side
-  assert os.path.basename(outs[2]) == "painting_stylized_photo.png"
+  assert shapes == [want.shape, want.shape, (614, 512, 3)]  # a.png, 48x40: 512 on the short side
+  assert os.path.basename(outs[2]) == "a_stylized_photo.png"

@@ -35,15 +35,13 @@ CSS = """
 """
 
 
-class UploadedImage(gr.Image):
-  """gr.Image (its page part, as a template component) that hands over the uploaded file as it
-  is: adain reads it as the CLI does, and a broken or huge file gets adain's one-line message
-  instead of failing in Gradio's own decoding."""
-
-  is_template = True
-
-  def preprocess(self, payload):
-    return payload.path if payload is not None and payload.path else super().preprocess(payload)
+def _as_uploaded(image: gr.Image) -> gr.Image:
+  """``image`` handing over the uploaded file as it is: adain reads it as the CLI does, and a
+  broken or huge file gets adain's one-line message instead of failing in Gradio's decoding.
+  (An instance attribute: a gr.Image subclass would make Gradio write a .pyi beside this file.)"""
+  decode = image.preprocess
+  image.preprocess = lambda payload: payload.path if payload is not None and payload.path else decode(payload)
+  return image
 
 
 def _message(e: AdainError) -> gr.Error:
@@ -153,8 +151,8 @@ def build(studio: Studio) -> gr.Blocks:
         with gr.Tabs():
           with gr.Tab("Image"):
             with gr.Row(equal_height=True):
-              content = UploadedImage(label="Content", sources=["upload", "webcam", "clipboard"],
-                                      type="filepath", format="png", height=420, elem_id="content")
+              content = _as_uploaded(gr.Image(label="Content", sources=["upload", "webcam", "clipboard"],
+                                              type="filepath", format="png", height=420, elem_id="content"))
               result = gr.Image(label="Result", type="filepath", format="png", interactive=False,
                                 buttons=["download", "fullscreen"], height=420, elem_id="result")
             status = gr.Markdown(elem_id="status")

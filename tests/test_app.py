@@ -153,7 +153,7 @@ def endpoint(app, name: str):
   return next(f.fn for f in app.fns.values() if f.api_name == name)
 
 
-def test_api_handler_gives_messages_not_tracebacks(studio, files, tmp_path):
+def test_api_handler_gives_messages_not_tracebacks(studio, files, tmp_path, monkeypatch):
   api = endpoint(ui.build(studio), "stylize")
   text = tmp_path / "notes.txt"
   text.write_text("hello")
@@ -162,7 +162,14 @@ def test_api_handler_gives_messages_not_tracebacks(studio, files, tmp_path):
   assert e.value.print_exception is False
   with pytest.raises(gr.Error, match="alpha must be in"):
     api(files["content"], files["a"], 1.5)
-  assert pixels(api(files["content"], files["a"], 0.5)).ndim == 3
+  # A good call is the CLI's defaults (its pixels: test_app_browser.py, through the server).
+  calls = []
+  monkeypatch.setattr(studio, "stylize", lambda *a, **k: calls.append((a, k)) or studio_module.Result(
+      tmp_path / "out.png", ""))
+  assert api(files["content"], files["a"], 0.5) == str(tmp_path / "out.png")
+  assert calls == [((files["content"], [files["a"]]), {"alpha": 0.5})]
+  defaults = stylize.build_parser().parse_args([])
+  assert studio_module.CLI_SIZE == defaults.content_size == defaults.style_size
 
 
 def test_page_handler_reads_the_painted_strokes(studio, files):
@@ -175,7 +182,8 @@ def test_page_handler_reads_the_painted_strokes(studio, files):
   assert "px in" in summary
   unpainted = page(files["content"], {"layers": [np.zeros_like(strokes)]}, *args[2:])[0]
   assert not np.array_equal(pixels(masked), pixels(unpainted))  # no strokes: mixed, not masked
-  assert page(None, None, [files["a"]], *args[3:]) == (None, "Add a content image and at least one style to begin.")
+  assert page(None, None, [files["a"]], *args[3:]) == (
+      None, "Add a content image and at least one style to begin.")
   with pytest.raises(gr.Error, match="needs exactly two styles"):
     page(files["content"], editor, [files["a"]], *args[3:])
 
@@ -225,3 +233,11 @@ def test_clip_without_the_video_extra_is_one_line(studio, files, monkeypatch):
   monkeypatch.setitem(sys.modules, "adain.video", None)
   with pytest.raises(AdainError, match=r"pip install 'adain\[video\]'"):
     studio.stylize_clip("clip.mp4", [files["a"]])
+
+
+def test_missing_gradio_is_one_line(monkeypatch, capsys):
+  monkeypatch.setitem(sys.modules, "gradio", None)
+  monkeypatch.delitem(sys.modules, "adain.app.ui")
+  monkeypatch.delattr(sys.modules["adain.app"], "ui")
+  assert app_main.main([]) == 1
+  assert capsys.readouterr().err == "error: the app needs Gradio: pip install 'adain[app]'\n"

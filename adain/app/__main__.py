@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import argparse
-import shutil
 import sys
+import tempfile
 
 from adain import cli
 from adain.errors import AdainError
@@ -38,13 +38,11 @@ def main(argv: list[str] | None = None) -> int:
   except AdainError as e:
     print(f"error: {e}", file=sys.stderr)
     return 1
-  out_dir = ui.default_out_dir()
-  try:
-    ui.launch(ui.build(Studio(stylizer, out_dir)), args.host, args.port)
-  except KeyboardInterrupt:
-    pass
-  finally:
-    shutil.rmtree(out_dir, ignore_errors=True)
+  with tempfile.TemporaryDirectory(prefix="adain-app-") as out_dir:  # results, removed at exit
+    try:
+      ui.launch(ui.build(Studio(stylizer, out_dir)), args.host, args.port)
+    except KeyboardInterrupt:
+      pass
   return 0
 
 

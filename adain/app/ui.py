@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import tempfile
 from importlib import resources
 from pathlib import Path
 
@@ -40,7 +39,7 @@ def _as_uploaded(image: gr.Image) -> gr.Image:
   broken or huge file gets adain's one-line message instead of failing in Gradio's decoding.
   (An instance attribute: a gr.Image subclass would make Gradio write a .pyi beside this file.)"""
   decode = image.preprocess
-  image.preprocess = lambda payload: payload.path if payload is not None and payload.path else decode(payload)
+  image.preprocess = lambda data: data.path if data is not None and data.path else decode(data)
   return image
 
 
@@ -91,6 +90,7 @@ def build(studio: Studio) -> gr.Blocks:
     styles = _paths(styles)
     if not clip or not styles:
       return None, "Add a clip and at least one style to begin."
+
     def frames(done, total):
       progress((done, total), desc="Stylizing frames", unit="frames")
     try:
@@ -193,11 +193,8 @@ def build(studio: Studio) -> gr.Blocks:
   return app
 
 
-def launch(app: gr.Blocks, host: str, port: int, **kwargs) -> None:
+def launch(app: gr.Blocks, host: str, port: int) -> None:
+  """Serves until interrupted. Runs are not recorded in the browser (run_history)."""
   app.queue(default_concurrency_limit=1).launch(
       server_name=host, server_port=port, css=CSS, theme=gr.themes.Soft(), footer_links=["api"],
-      max_file_size="200mb", **kwargs)
-
-
-def default_out_dir() -> str:
-  return tempfile.mkdtemp(prefix="adain-app-")
+      max_file_size="200mb", run_history=False)

@@ -13,8 +13,8 @@ import hashlib
 import shutil
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 
@@ -47,7 +47,7 @@ class _LRU:
 
 @dataclasses.dataclass(frozen=True)
 class Result:
-  path: Path  # a lossless PNG, as adain.stylize --ext png writes it
+  path: Path  # a lossless PNG as adain.stylize --ext png writes it, or a clip's MP4
   summary: str  # one line for the page: size, time, what came from the caches
 
 
@@ -70,7 +70,7 @@ def _check(styles: list[str], weights: list[float] | None, preserve_color: str |
   if preserve_color not in (None, *PRESERVE_COLOR):
     raise AdainError(None, f"preserve colour must be one of {PRESERVE_COLOR}, not {preserve_color!r}")
   if weights is not None and (len(weights) != len(styles) or not sum(weights) > 0):
-    raise AdainError(None, "style weights must not all be 0")
+    raise AdainError(None, "style weights: one per style, and not all 0")
 
 
 def _mixed(codes: StyleCode, weights: list[float] | None) -> StyleCode:

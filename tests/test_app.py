@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 import sys
 
 import gradio as gr
@@ -241,3 +242,13 @@ def test_missing_gradio_is_one_line(monkeypatch, capsys):
   monkeypatch.delattr(sys.modules["adain.app"], "ui")
   assert app_main.main([]) == 1
   assert capsys.readouterr().err == "error: the app needs Gradio: pip install 'adain[app]'\n"
+
+
+def test_taken_port_is_one_line(weights, capsys):
+  with socket.socket() as taken:
+    taken.bind(("127.0.0.1", 0))
+    taken.listen()
+    port = taken.getsockname()[1]
+    assert app_main.main(["--port", str(port), "--vgg", str(weights[0]), "--decoder", str(weights[1])]) == 1
+  err = capsys.readouterr().err
+  assert err.startswith(f"error: cannot serve on 127.0.0.1:{port}: ") and err.count("\n") == 1

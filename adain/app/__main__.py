@@ -43,6 +43,9 @@ def main(argv: list[str] | None = None) -> int:
       ui.launch(ui.build(Studio(stylizer, out_dir)), args.host, args.port)
     except KeyboardInterrupt:
       pass
+    except OSError as e:  # the port is taken, the address is not ours, ...
+      print(f"error: cannot serve on {args.host}:{args.port}: {str(e).split('. ')[0]}", file=sys.stderr)
+      return 1
   return 0
 
 

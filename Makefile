@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: install test stylize app bench train train-smoke fixtures clean
+.PHONY: install test stylize app bench train train-smoke ablations fixtures clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -43,6 +43,29 @@ train-smoke: $(STAMP)
 	rm -rf workdir/smoke
 	$(PY) -m train --workdir workdir/smoke --config train/configs/smoke.py
 
+# The paper's Fig. 6 ablations: the four variants trained with the same seed and data into
+# WORKDIR/NAME (re-running resumes), then evaluated together into WORKDIR/report (results.json,
+# results.md, losses.png, curves.png, grid_NAME.jpg). ARGS adds --config.X=... to every run;
+# EVAL_CONTENT / EVAL_STYLE (image folders; default CONTENT / STYLE) and EVAL_ARGS go to
+# train.evaluate.
+ABLATIONS := adain concat bn_decoder in_decoder
+ablations: CONTENT ?= tfds:coco/2017
+ablations: STYLE ?= data/wikiart
+ablations: VGG ?= checkpoints/vgg_normalised.pth
+ablations: STEPS ?= 160000
+ablations: WORKDIR ?= workdir/ablations
+ablations: EVAL_CONTENT ?= $(CONTENT)
+ablations: EVAL_STYLE ?= $(STYLE)
+ablations: $(STAMP)
+	set -e; for v in $(ABLATIONS); do \
+	  config=train/configs/ablations/$$v.py; [ $$v != adain ] || config=train/configs/default.py; \
+	  $(PY) -m train --workdir $(WORKDIR)/$$v --config $$config --config.content=$(CONTENT) \
+	    --config.style=$(STYLE) --config.vgg=$(VGG) --config.max_steps=$(STEPS) $(ARGS); \
+	done
+	$(PY) -m train.evaluate $(foreach v,$(ABLATIONS),--decoder $(v)=$(WORKDIR)/$(v)) --vgg $(VGG) \
+	  --content $(EVAL_CONTENT) --style $(EVAL_STYLE) --output $(WORKDIR)/report $(EVAL_ARGS)
+	$(PY) -m train.plot $(foreach v,$(ABLATIONS),$(v)=$(WORKDIR)/$(v)) --output $(WORKDIR)/report/curves.png
+
 # Regenerates tests/fixtures with PyTorch (a separate venv; the test suite never needs torch).
 fixtures:
 	test -x .venv-fixtures/bin/python || $(PYTHON) -m venv .venv-fixtures
@@ -50,6 +73,7 @@ fixtures:
 	.venv-fixtures/bin/python tools/make_weight_fixtures.py
 	.venv-fixtures/bin/python tools/make_parity_fixtures.py
 	.venv-fixtures/bin/python tools/make_train_fixtures.py
+	.venv-fixtures/bin/python tools/make_evaluate_fixtures.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import argparse
 import math
+import sys
+from pathlib import Path
 
 
 class Parser(argparse.ArgumentParser):
@@ -14,6 +16,25 @@ class Parser(argparse.ArgumentParser):
 
   def error(self, message):
     self.exit(2, f"{self.prog}: error: {message}\n")
+
+  def files_in(self, folder: str) -> list[Path]:
+    """The files of a folder (not hidden), sorted; a missing or empty folder is a usage error."""
+    d = Path(folder)
+    if not d.is_dir():
+      self.error(f"{folder}: not a folder")
+    files = sorted(f for f in d.iterdir() if f.is_file() and not f.name.startswith("."))
+    if not files:
+      self.error(f"{folder}: no files in this folder")
+    return files
+
+  def main(self, run, argv: list[str] | None = None) -> int:
+    """Parses argv and returns ``run(args, parser)``'s exit status (130 on Ctrl-C)."""
+    args = self.parse_args(argv)
+    try:
+      return run(args, self)
+    except KeyboardInterrupt:
+      print("interrupted", file=sys.stderr)
+      return 130
 
 
 def weights(text: str) -> list[float]:

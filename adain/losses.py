@@ -33,3 +33,20 @@ def style_loss(output_features: Mapping[str, jax.Array], style_features: Mapping
     sty_mean, sty_std = ops.mean_std(jax.lax.stop_gradient(style_features[name]))
     total = total + mse(out_mean, sty_mean) + mse(out_std, sty_std)
   return total
+
+
+def adain_target(content_relu4_1: jax.Array, style_relu4_1: jax.Array,
+                 alpha: float = 1.0) -> jax.Array:
+  """The content loss's target t: AdaIN of the content features to the style's statistics,
+  blended with the content features by alpha (the decoder's input in the paper's model)."""
+  target = ops.adain(content_relu4_1, *ops.mean_std(style_relu4_1))
+  return alpha * target + (1 - alpha) * content_relu4_1
+
+
+def output_losses(encoder, output_bhwc: jax.Array, target: jax.Array,
+                  style_features: Mapping[str, jax.Array],
+                  layers: Sequence[str] = FEATURES) -> tuple[jax.Array, jax.Array]:
+  """(content loss, style loss) of output images: the paper's losses, used in training and by
+  train.evaluate alike. ``encoder`` is adain.models.Encoder (the frozen VGG)."""
+  out = encoder.features(output_bhwc)
+  return content_loss(out["relu4_1"], target), style_loss(out, style_features, layers)

@@ -72,6 +72,36 @@ DECODER_LAYERS = (
 
 MIN_SIDE = 16  # relu4_1 needs at least 2x2 positions for reflection padding and statistics.
 
+FUSIONS = ("adain", "concat")
+DECODER_NORMS = ("none", "batch", "instance")
+BN_MOMENTUM = 0.1  # torch.nn.BatchNorm2d's: running = 0.9 * running + 0.1 * batch statistic
+
+
+@dataclasses.dataclass(frozen=True)
+class Variant:
+  """The architecture of the paper's model or one of its Fig. 6 ablations.
+
+  ``fusion``: how content and style meet before the decoder: AdaIN (the paper), or ``concat``
+  (Enc-Concat-Dec: the decoder sees the content code and the style's relu4_1 features stacked).
+  ``decoder_norm``: a BatchNorm or affine InstanceNorm after every decoder conv but the last.
+  """
+
+  fusion: str = "adain"
+  decoder_norm: str = "none"
+
+  def __post_init__(self):
+    if self.fusion not in FUSIONS or self.decoder_norm not in DECODER_NORMS:
+      raise AdainError(None, f"unknown model variant: fusion {self.fusion!r} (one of {FUSIONS}), "
+                       f"decoder_norm {self.decoder_norm!r} (one of {DECODER_NORMS})")
+
+  @property
+  def name(self) -> str:
+    """adain, concat, bn_decoder, in_decoder (train/configs/ablations), or both changes joined."""
+    parts = [p for p in ("concat" if self.fusion == "concat" else "",
+                         {"batch": "bn_decoder", "instance": "in_decoder"}.get(self.decoder_norm, ""))
+             if p]
+    return "+".join(parts) or "adain"
+
 
 def _torch_default_init(key, shape, fan_in):
   """PyTorch's default Conv2d init: U(-1/sqrt(fan_in), 1/sqrt(fan_in)) for weight and bias."""
@@ -121,21 +151,86 @@ class Encoder(nnx.Module):
     return self.features(x_bhwc, valid_hw)["relu4_1"]
 
 
+def decoder_layers(variant: Variant = Variant()) -> tuple[DecoderLayer, ...]:
+  """DECODER_LAYERS, with 1024 input channels for Enc-Concat-Dec (content and style codes)."""
+  if variant.fusion == "adain":
+    return DECODER_LAYERS
+  first = DECODER_LAYERS[0]
+  return (first._replace(cin=2 * first.cin),) + DECODER_LAYERS[1:]
+
+
+class Norm(nnx.Module):
+  """torch's BatchNorm2d or affine InstanceNorm2d (eps 1e-5), computed in float32.
+
+  Batch norm normalises with the batch's statistics in training and updates running averages
+  (the variance unbiased, as torch); at inference it uses the running averages, so an image's
+  result does not depend on its batch. Instance norm uses each image's (biased) statistics
+  over its valid part.
+  """
+
+  def __init__(self, kind: str, channels: int):
+    self.kind = kind
+    self.scale = nnx.Param(jnp.ones((channels,), jnp.float32))
+    self.bias = nnx.Param(jnp.zeros((channels,), jnp.float32))
+    if kind == "batch":
+      self.mean = nnx.BatchStat(jnp.zeros((channels,), jnp.float32))
+      self.var = nnx.BatchStat(jnp.ones((channels,), jnp.float32))
+
+  def __call__(self, x_bhwc: jax.Array, valid_hw: jax.Array | None = None,
+               train: bool = False) -> jax.Array:
+    x = x_bhwc.astype(jnp.float32)
+    if self.kind == "instance":
+      mask = None if valid_hw is None else ops.valid_mask(x.shape[:3], valid_hw)
+      mean, std = ops.mean_std(x, mask, ddof=0)
+      mean, std = mean[:, None, None, :], std[:, None, None, :]
+    elif train:  # reductions, not a reshape: the batch axis may be sharded over devices
+      mean = jnp.mean(x, axis=(0, 1, 2))
+      var = jnp.mean(jnp.square(x - mean), axis=(0, 1, 2))
+      std = jnp.sqrt(var + ops.EPS)
+      n = x.shape[0] * x.shape[1] * x.shape[2]
+      m = BN_MOMENTUM
+      self.mean[...] = (1 - m) * self.mean[...] + m * jax.lax.stop_gradient(mean)
+      self.var[...] = (1 - m) * self.var[...] + m * jax.lax.stop_gradient(var * n / max(n - 1, 1))
+    else:
+      mean, std = self.mean[...], jnp.sqrt(self.var[...] + ops.EPS)
+    y = (x - mean) / std * self.scale[...] + self.bias[...]
+    return y.astype(x_bhwc.dtype)
+
+
 class Decoder(nnx.Module):
-  """Mirror of the encoder: relu4_1 features to an RGB image (8x the feature size)."""
+  """Mirror of the encoder: relu4_1 features to an RGB image (8x the feature size).
 
-  def __init__(self, *, rngs: nnx.Rngs):
-    self.convs = nnx.List([ReflectConv(l.cin, l.cout, 3, rngs=rngs) for l in DECODER_LAYERS])
+  ``variant`` picks the paper's decoder or an ablation's (see Variant); ``train`` only matters
+  for batch norm (batch statistics, running averages updated).
+  """
 
-  def __call__(self, f_bhwc: jax.Array, valid_hw: jax.Array | None = None) -> jax.Array:
-    for layer, conv in zip(DECODER_LAYERS, self.convs):
+  def __init__(self, variant: Variant = Variant(), *, rngs: nnx.Rngs):
+    layers = decoder_layers(variant)
+    self.convs = nnx.List([ReflectConv(l.cin, l.cout, 3, rngs=rngs) for l in layers])
+    self.norms = None if variant.decoder_norm == "none" else nnx.List(
+        [Norm(variant.decoder_norm, l.cout) for l in layers[:-1]])
+
+  def __call__(self, f_bhwc: jax.Array, valid_hw: jax.Array | None = None,
+               train: bool = False) -> jax.Array:
+    for i, (layer, conv) in enumerate(zip(DECODER_LAYERS, self.convs)):
       if layer.upsample_before:
         f_bhwc = ops.upsample_nearest2x(f_bhwc)
         valid_hw = None if valid_hw is None else valid_hw * 2
       f_bhwc = conv(f_bhwc, valid_hw)
+      if self.norms is not None and i < len(self.norms):
+        f_bhwc = self.norms[i](f_bhwc, valid_hw, train)
       if layer.relu:
         f_bhwc = jax.nn.relu(f_bhwc)
     return f_bhwc
+
+
+def concat_input(content_code: jax.Array, style_features: jax.Array,
+                 valid_hw: jax.Array | None = None,
+                 style_valid_hw: jax.Array | None = None) -> jax.Array:
+  """Enc-Concat-Dec's decoder input: the content code and the style's relu4_1 features resized
+  (nearest, as torch's F.interpolate) to the content code's (valid) size, stacked on channels."""
+  resized = ops.resize_nearest(style_features, content_code.shape[1:3], valid_hw, style_valid_hw)
+  return jnp.concatenate([content_code, resized.astype(content_code.dtype)], axis=-1)
 
 
 @jax.tree_util.register_dataclass
@@ -188,10 +283,11 @@ class StyleCode:
 class AdaIN(nnx.Module):
   """Encoder + AdaIN + decoder, with the content-code / style-code split as its API."""
 
-  def __init__(self, *, rngs: nnx.Rngs | None = None):
+  def __init__(self, variant: Variant = Variant(), *, rngs: nnx.Rngs | None = None):
     rngs = rngs if rngs is not None else nnx.Rngs(0)
+    self.variant = variant
     self.encoder = Encoder(rngs=rngs)
-    self.decoder = Decoder(rngs=rngs)
+    self.decoder = Decoder(variant, rngs=rngs)
 
   def encode_content(self, images_bhwc: jax.Array, valid_hw: jax.Array | None = None) -> jax.Array:
     """Content code: relu4_1 features, (B, ceil(H/8), ceil(W/8), 512).
@@ -221,6 +317,9 @@ class AdaIN(nnx.Module):
     large image is normalised with the whole image's (adain.tiling). ``valid_hw`` is the
     code's valid part, as encode_content's.
     """
+    if self.variant.fusion == "concat":
+      raise AdainError(None, "an Enc-Concat-Dec (concat) decoder needs the style image, "
+                       "not a style code (see generate_concat)")
     valid = None if valid_hw is None else ops.valid_mask(content_code.shape[:3], valid_hw)
 
     def restyle(region, code: StyleCode, stats: StyleCode | None):
@@ -239,3 +338,15 @@ class AdaIN(nnx.Module):
       target = m * fg + (1.0 - m) * bg
     target = alpha * target + (1.0 - alpha) * content_code
     return self.decoder(target.astype(content_code.dtype), valid_hw)
+
+  def encode_style_features(self, images_bhwc: jax.Array,
+                            valid_hw: jax.Array | None = None) -> jax.Array:
+    """What an Enc-Concat-Dec decoder needs of a style: its relu4_1 feature map."""
+    return self.encoder(images_bhwc, valid_hw)
+
+  def generate_concat(self, content_code: jax.Array, style_features: jax.Array,
+                      valid_hw: jax.Array | None = None,
+                      style_valid_hw: jax.Array | None = None) -> jax.Array:
+    """Enc-Concat-Dec: decode the content code stacked with the style's features (no alpha)."""
+    return self.decoder(concat_input(content_code, style_features, valid_hw, style_valid_hw),
+                        valid_hw)

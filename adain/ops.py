@@ -74,12 +74,29 @@ def upsample_nearest2x(x_bhwc: jax.Array) -> jax.Array:
   return jnp.repeat(jnp.repeat(x_bhwc, 2, axis=1), 2, axis=2)
 
 
-def mean_std(x_bhwc: jax.Array, mask_bhw: jax.Array | None = None, eps: float = EPS):
+def resize_nearest(x_bhwc: jax.Array, out_hw: tuple[int, int], out_valid_hw: jax.Array | None = None,
+                   in_valid_hw: jax.Array | None = None) -> jax.Array:
+  """Nearest-neighbour resize to ``out_hw``, as torch's F.interpolate(mode="nearest").
+
+  Source index floor(i * (in / out)) in float32, as torch computes it. With valid sizes (traced,
+  see reflect_pad) the valid part of x is resized to the valid part of the output.
+  """
+  for axis in (1, 2):
+    n_in = x_bhwc.shape[axis] if in_valid_hw is None else in_valid_hw[axis - 1]
+    n_out = out_hw[axis - 1] if out_valid_hw is None else out_valid_hw[axis - 1]
+    scale = jnp.asarray(n_in, jnp.float32) / jnp.asarray(n_out, jnp.float32)
+    src = jnp.floor(jnp.arange(out_hw[axis - 1], dtype=jnp.float32) * scale).astype(jnp.int32)
+    x_bhwc = jnp.take(x_bhwc, jnp.minimum(src, n_in - 1), axis=axis)
+  return x_bhwc
+
+
+def mean_std(x_bhwc: jax.Array, mask_bhw: jax.Array | None = None, eps: float = EPS,
+             ddof: int = 1):
   """Per-image, per-channel mean and std over H and W: shapes (B, C), (B, C).
 
-  The variance is unbiased (torch's default) and eps is added before the square root, as in
-  pytorch-AdaIN's calc_mean_std. With a mask, statistics are taken over the masked positions
-  only (weights in [0, 1]), as the authors' spatial control does.
+  The variance is unbiased (torch's default; ``ddof=0``: biased, as torch's norm layers) and eps
+  is added before the square root, as in pytorch-AdaIN's calc_mean_std. With a mask, statistics
+  are taken over the masked positions only (weights in [0, 1]), as the authors' spatial control.
   """
   x = x_bhwc.astype(jnp.float32)
   if mask_bhw is None:
@@ -87,7 +104,7 @@ def mean_std(x_bhwc: jax.Array, mask_bhw: jax.Array | None = None, eps: float = 
   m = mask_bhw.astype(jnp.float32)[..., None]
   n = jnp.sum(m, axis=(1, 2))
   mean = jnp.sum(x * m, axis=(1, 2)) / jnp.maximum(n, 1.0)
-  var = jnp.sum(m * (x - mean[:, None, None, :]) ** 2, axis=(1, 2)) / jnp.maximum(n - 1.0, 1.0)
+  var = jnp.sum(m * (x - mean[:, None, None, :]) ** 2, axis=(1, 2)) / jnp.maximum(n - ddof, 1.0)
   return mean, jnp.sqrt(var + eps)
 
 

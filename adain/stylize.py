@@ -53,16 +53,6 @@ def build_parser() -> argparse.ArgumentParser:
   return p
 
 
-def _listdir(folder: str, parser: argparse.ArgumentParser) -> list[Path]:
-  d = Path(folder)
-  if not d.is_dir():
-    parser.error(f"{folder}: not a folder")
-  files = sorted(f for f in d.iterdir() if f.is_file() and not f.name.startswith("."))
-  if not files:
-    parser.error(f"{folder}: no files in this folder")
-  return files
-
-
 def _inputs(args, parser) -> tuple[list[Path], list[Path]]:
   if not any((args.content, args.content_dir, args.style, args.style_dir)):
     return [Path(str(ASSETS / "content.png"))], [Path(str(ASSETS / "style.png"))]
@@ -70,8 +60,8 @@ def _inputs(args, parser) -> tuple[list[Path], list[Path]]:
     parser.error("give --content or --content-dir, and --style or --style-dir, not both of a pair")
   if not (args.content or args.content_dir) or not (args.style or args.style_dir):
     parser.error("both a content (--content/--content-dir) and a style (--style/--style-dir) are needed")
-  contents = [Path(args.content)] if args.content else _listdir(args.content_dir, parser)
-  styles = [Path(s) for s in args.style.split(",")] if args.style else _listdir(args.style_dir, parser)
+  contents = [Path(args.content)] if args.content else parser.files_in(args.content_dir)
+  styles = [Path(s) for s in args.style.split(",")] if args.style else parser.files_in(args.style_dir)
   return contents, styles
 
 
@@ -105,6 +95,9 @@ def run(args, parser) -> int:
   except AdainError as e:
     print(f"error: {e}", file=sys.stderr)
     return 1
+  if stylizer.variant.fusion == "concat" and (args.style_weights or args.mask or args.alpha != 1):
+    parser.error("an Enc-Concat-Dec (concat) decoder takes one style at a time at alpha 1: "
+                 "no --style-weights, --mask or --alpha")
   out_dir = Path(args.output)
   try:
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -125,7 +118,7 @@ def run(args, parser) -> int:
       if s.suffix.lower() == ".npz":
         if args.preserve_color:
           raise AdainError(s, "--preserve-color needs the style image, not a style code")
-        style_inputs[s] = StyleCode.load(s)
+        style_inputs[s] = stylizer.load_style_code(s)
       else:
         img = images.load_image(s, args.style_size, args.crop)
         style_inputs[s] = img if args.preserve_color else stylizer.encode_style(img, args.tile)
@@ -159,7 +152,7 @@ def run(args, parser) -> int:
         continue
       for suffix, style in jobs:
         try:
-          if isinstance(style, StyleCode):
+          if not args.preserve_color:  # a style code (or a concat decoder's StyleFeatures)
             out = stylizer.generate(content, style, args.alpha, mask, args.tile)
           else:
             out = stylizer.stylize(content, style, args.alpha, args.preserve_color, args.tile)
@@ -177,13 +170,7 @@ def run(args, parser) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-  parser = build_parser()
-  args = parser.parse_args(argv)
-  try:
-    return run(args, parser)
-  except KeyboardInterrupt:
-    print("interrupted", file=sys.stderr)
-    return 130
+  return build_parser().main(run, argv)
 
 
 if __name__ == "__main__":

@@ -43,9 +43,28 @@ def _in_bucket(imgs_bhw3: np.ndarray, dtype) -> tuple[jax.Array, jax.Array]:
   return jnp.asarray(filled, dtype), jnp.array([h, w], jnp.int32)
 
 
+@jax.tree_util.register_dataclass
+@dataclasses.dataclass(frozen=True)
+class StyleFeatures:
+  """A style as an Enc-Concat-Dec decoder needs it: relu4_1 features of one image, (1, h, w, 512)
+  in a size bucket, of which the top-left ``valid_hw`` are the image's."""
+
+  features: jax.Array
+  valid_hw: jax.Array
+
+  def __len__(self) -> int:
+    return self.features.shape[0]
+
+
 @functools.partial(jax.jit, static_argnums=0)
 def _encode_style(graphdef, state, images_bhwc, valid_hw):
   return nnx.merge(graphdef, state).encode_style(images_bhwc, valid_hw=valid_hw)
+
+
+@functools.partial(jax.jit, static_argnums=0)
+def _encode_style_features(graphdef, state, images_bhwc, valid_hw):
+  features = nnx.merge(graphdef, state).encode_style_features(images_bhwc, valid_hw)
+  return StyleFeatures(features, -(-valid_hw // 8))
 
 
 @functools.partial(jax.jit, static_argnums=0)
@@ -69,6 +88,14 @@ def _decode(graphdef, state, code_bhwc, style: StyleCode, alpha, mask_bhw, conte
   model = nnx.merge(graphdef, state)
   return model.generate(code_bhwc, style, alpha, mask_bhw, content_stats,
                         valid_hw=-(-valid_hw // 8)).astype(jnp.float32)
+
+
+@functools.partial(jax.jit, static_argnums=0)
+def _decode_concat(graphdef, state, code_bhwc, style: StyleFeatures, valid_hw):
+  """_decode for an Enc-Concat-Dec decoder: the style's features resized to each content code."""
+  model = nnx.merge(graphdef, state)
+  style_bhwc = jnp.broadcast_to(style.features, (code_bhwc.shape[0],) + style.features.shape[1:])
+  return model.generate_concat(code_bhwc, style_bhwc, -(-valid_hw // 8), style.valid_hw).astype(jnp.float32)
 
 
 def enable_compilation_cache() -> None:
@@ -119,18 +146,34 @@ class Stylizer:
   (adain.tiling), 0 never tiles, N uses tiles of N pixels (rounded up to a multiple of 8).
   ``dtype`` bfloat16 runs the network in bfloat16 (AdaIN statistics stay float32): meant for
   accelerators; on a CPU it is slower and off parity.
+
+  Every model variant stylizes (``variant``, see adain.models.Variant). An Enc-Concat-Dec
+  (concat) decoder's styles are StyleFeatures rather than StyleCodes: no style codes, mixing,
+  masks or alpha. Concat and instance-norm decoders see the whole image (never tiled), since
+  their results depend on all of it.
   """
 
   def __init__(self, model: AdaIN, dtype=jnp.float32):
     enable_compilation_cache()
+    self.variant = model.variant
     self.graphdef, state = nnx.split(model)
     self.dtype = jnp.dtype(dtype)
     self.state = jax.tree.map(lambda a: a.astype(self.dtype), state)
 
-  @staticmethod
-  def _tile(img_hw3: np.ndarray, tile: int | None) -> int:
+  def _tile(self, img_hw3: np.ndarray, tile: int | None) -> int:
     h, w = img_hw3.shape[:2]
+    if self.variant.fusion == "concat" or self.variant.decoder_norm == "instance":
+      if tile:
+        raise AdainError(None, f"a {self.variant.name} decoder stylizes whole images: no tiles")
+      return 0
     return tiling.choose_tile(h, w) if tile is None else -(-tile // 8) * 8
+
+  def load_style_code(self, path: str | os.PathLike) -> StyleCode:
+    """A style code from .npz (see StyleCode.save), if this decoder can use one."""
+    if self.variant.fusion == "concat":
+      raise AdainError(path, "a style code cannot drive an Enc-Concat-Dec (concat) decoder: "
+                       "it needs the style image")
+    return StyleCode.load(path)
 
   @classmethod
   def from_files(cls, vgg: str | os.PathLike | None = None,
@@ -147,22 +190,26 @@ class Stylizer:
       raise WeightsError(None, "\n".join(errors))
     return cls(model_from_state_dicts(found["vgg"], found["decoder"]), dtype)
 
-  def encode_style(self, style_hw3: np.ndarray, tile: int | None = None) -> StyleCode:
-    """The style code (relu4_1 mean and std) of one image: a batch of one."""
+  def encode_style(self, style_hw3: np.ndarray, tile: int | None = None) -> StyleCode | StyleFeatures:
+    """The style code (relu4_1 mean and std) of one image: a batch of one (StyleFeatures for a
+    concat decoder)."""
     _check_size(style_hw3, "style image")
     tile = self._tile(style_hw3, tile)
+    if self.variant.fusion == "concat":
+      return _encode_style_features(self.graphdef, self.state, *_in_bucket(style_hw3[None], self.dtype))
     if tiling.is_tiled(*style_hw3.shape[:2], tile):
       return tiling.encode(self.graphdef, self.state, np.asarray(style_hw3, self.dtype), tile,
                            keep_code=False)[1]
     return _encode_style(self.graphdef, self.state, *_in_bucket(style_hw3[None], self.dtype))
 
-  def generate(self, content_hw3: np.ndarray, style: StyleCode, alpha: float = 1.0,
+  def generate(self, content_hw3: np.ndarray, style: StyleCode | StyleFeatures, alpha: float = 1.0,
                mask_hw: np.ndarray | None = None, tile: int | None = None) -> np.ndarray:
     """Stylizes one content image with a style code (two codes with a foreground mask)."""
     return self.generate_batch(np.asarray(content_hw3)[None], style, alpha, mask_hw, tile)[0]
 
-  def generate_batch(self, contents_bhw3: np.ndarray, style: StyleCode, alpha: float = 1.0,
-                     mask_hw: np.ndarray | None = None, tile: int | None = None,
+  def generate_batch(self, contents_bhw3: np.ndarray, style: StyleCode | StyleFeatures,
+                     alpha: float = 1.0, mask_hw: np.ndarray | None = None,
+                     tile: int | None = None,
                      adjust_stats: Callable[[StyleCode], StyleCode] | None = None) -> np.ndarray:
     """Stylizes B content images of one size with one style in one compiled call.
 
@@ -187,10 +234,21 @@ class Stylizer:
     return ContentCode((h, w), code=_encode_content(self.graphdef, self.state,
                                                     *_in_bucket(contents_bhw3, self.dtype)))
 
-  def generate_from_code(self, content: ContentCode, style: StyleCode, alpha: float = 1.0,
-                         mask_hw: np.ndarray | None = None,
+  def generate_from_code(self, content: ContentCode, style: StyleCode | StyleFeatures,
+                         alpha: float = 1.0, mask_hw: np.ndarray | None = None,
                          adjust_stats: Callable[[StyleCode], StyleCode] | None = None) -> np.ndarray:
     """(B, H, W, 3) images from ``encode_content``'s code; the rest as in ``generate_batch``."""
+    if (self.variant.fusion == "concat") != isinstance(style, StyleFeatures):
+      raise AdainError(None, "an Enc-Concat-Dec (concat) decoder needs the style image, not a "
+                       "style code" if isinstance(style, StyleCode) else
+                       "StyleFeatures are for Enc-Concat-Dec (concat) decoders only")
+    (h, w), code = content.hw, content.code
+    valid_hw = jnp.array([h, w], jnp.int32)
+    if isinstance(style, StyleFeatures):  # never tiled (see _tile)
+      if mask_hw is not None or alpha != 1.0 or adjust_stats is not None:
+        raise AdainError(None, "an Enc-Concat-Dec (concat) decoder takes no mask, no content "
+                         "statistics and alpha 1 only")
+      return np.asarray(_decode_concat(self.graphdef, self.state, code, style, valid_hw)[:, :h, :w])
     if mask_hw is not None and len(style) != 2:
       raise AdainError(None, f"a mask needs exactly two styles (foreground, background), got {len(style)}")
     if mask_hw is None and len(style) != 1:
@@ -200,8 +258,6 @@ class Stylizer:
       return np.stack([tiling.generate(self.graphdef, self.state, np.asarray(c, self.dtype), style,
                                        alpha, content.tile, mask_hw, adjust_stats)
                        for c in content.images])
-    (h, w), code = content.hw, content.code
-    valid_hw = jnp.array([h, w], jnp.int32)
     if mask_hw is not None:
       hc, wc = mask_hw.shape
       mask_hw = jnp.zeros((1, *code.shape[1:3])).at[0, :hc, :wc].set(mask_hw)

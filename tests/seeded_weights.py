@@ -60,6 +60,28 @@ def decoder_state_dict(seed: int = 1) -> dict[str, np.ndarray]:
   return sd
 
 
+def variant_decoder_state_dict(fusion: str = "adain", decoder_norm: str = "none",
+                               seed: int = 2) -> dict[str, np.ndarray]:
+  """A decoder of a Fig. 6 ablation (adain.models.Variant): 1024 input channels for ``concat``,
+  and norm{index}.{weight,bias[,running_mean,running_var]} after every conv but the last for
+  ``batch`` / ``instance``, near identity (running variances near the activations' own)."""
+  table = DECODER_CONVS
+  if fusion == "concat":
+    idx, cin, cout, k = table[0]
+    table = ((idx, 2 * cin, cout, k),) + table[1:]
+  sd = decoder_state_dict(seed)
+  sd.update(_convs(table[:1], seed + 100))
+  rng = np.random.default_rng(seed + 200)
+  names = {"batch": ("weight", "bias", "running_mean", "running_var"),
+           "instance": ("weight", "bias")}.get(decoder_norm, ())
+  for idx, _, cout, _ in table[:-1]:
+    values = {"weight": 1 + 0.1 * rng.standard_normal(cout), "bias": 0.1 * rng.standard_normal(cout),
+              "running_mean": 0.1 * rng.standard_normal(cout),
+              "running_var": rng.uniform(0.5, 2.0, cout)}
+    sd.update({f"norm{idx}.{n}": values[n].astype(np.float32) for n in names})
+  return sd
+
+
 def checksum(*state_dicts: dict[str, np.ndarray]) -> np.ndarray:
   """Sum of |w| per state dict, stored with the fixtures to catch a changed recipe."""
   return np.array([sum(float(np.abs(v).sum(dtype=np.float64)) for v in sd.values())

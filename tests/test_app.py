@@ -16,6 +16,7 @@ from adain.app import studio as studio_module
 from adain.app import ui
 from adain.app.studio import Studio
 from adain.errors import AdainError
+from adain.media import images
 from adain.models import StyleCode
 from adain.stylizer import Stylizer
 from clips import frame_images, read_clip, write_clip
@@ -252,3 +253,17 @@ def test_taken_port_is_one_line(weights, capsys):
     assert app_main.main(["--port", str(port), "--vgg", str(weights[0]), "--decoder", str(weights[1])]) == 1
   err = capsys.readouterr().err
   assert err.startswith(f"error: cannot serve on 127.0.0.1:{port}: ") and err.count("\n") == 1
+
+
+def test_concat_decoder_takes_one_style_at_alpha_1(files, tmp_path):
+  from test_variants import variant_model
+
+  concat = Stylizer(variant_model("concat"))
+  studio = Studio(concat, tmp_path / "results")
+  got = studio.stylize(files["content"], [files["a"]], **SIZES)
+  want = concat.stylize(images.load_image(files["content"]), images.load_image(files["a"]))
+  np.testing.assert_array_equal(pixels(got.path), images.to_uint8(want))
+  with pytest.raises(AdainError, match="takes one style at a time"):
+    studio.stylize(files["content"], [files["a"], files["b"]], **SIZES)
+  with pytest.raises(AdainError, match="alpha 1 only"):
+    studio.stylize(files["content"], [files["a"]], alpha=0.5, **SIZES)

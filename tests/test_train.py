@@ -86,7 +86,7 @@ def test_bf16_losses_are_close_to_float32(weights):
   """bf16 compute (forward only: compiling the bf16 step too would double this file's time)."""
   z = np.load(FIXTURE)
   _, recipe, state, encoder_params = _setup(weights, bf16=True)
-  _, loss_c, loss_s = jax.jit(functools.partial(trainer.forward, recipe))(
+  _, loss_c, loss_s, _ = jax.jit(functools.partial(trainer.forward, recipe))(
       state["params"], encoder_params, z["content"], z["style"])
   np.testing.assert_allclose(loss_c, z["content_loss0"], rtol=0.1)
   np.testing.assert_allclose(loss_s, z["style_loss0"], rtol=0.1)

@@ -29,14 +29,15 @@ from jax.sharding import NamedSharding, PartitionSpec
 from PIL import Image
 from tqdm import tqdm
 
-from adain import losses, ops, weights
+from adain import losses, weights
 from adain.errors import AdainError
-from adain.models import FEATURES, MIN_SIDE, AdaIN, Decoder
+from adain.models import FEATURES, MIN_SIDE, AdaIN, Decoder, Variant, concat_input
 from train import data
 
 CHECKPOINT_FORMAT = "adain-train/1"
 # Config fields a checkpoint must agree with: they fix what its state and data positions mean.
-RUN_FIELDS = ("content", "style", "seed", "batch_size", "load_size", "crop_size", "style_layers")
+RUN_FIELDS = ("content", "style", "seed", "batch_size", "load_size", "crop_size", "style_layers",
+              "fusion", "decoder_norm")
 
 
 class TrainError(AdainError):
@@ -62,6 +63,17 @@ def check_config(cfg: ml_collections.ConfigDict, devices: int) -> None:
   unknown = set(cfg.style_layers) - set(FEATURES)
   if unknown or not cfg.style_layers:
     raise TrainError(None, f"style_layers must be a non-empty subset of {FEATURES}")
+  if variant_of(cfg).fusion == "concat" and cfg.alpha != 1.0:
+    raise TrainError(None, "fusion 'concat' has no alpha: its decoder sees the style's features, "
+                     "not an AdaIN target; leave alpha at 1")
+
+
+def variant_of(cfg: ml_collections.ConfigDict) -> Variant:
+  """The model variant the config trains (fields fusion, decoder_norm)."""
+  try:
+    return Variant(cfg.fusion, cfg.decoder_norm)
+  except AdainError as e:
+    raise TrainError(None, e.problem) from None
 
 
 def _random_vgg(seed: int) -> dict[str, np.ndarray]:
@@ -83,10 +95,17 @@ def build_model(cfg: ml_collections.ConfigDict) -> AdaIN:
                      "https://github.com/naoto0804/pytorch-AdaIN/releases/download/v0.0.0/"
                      "vgg_normalised.pth to checkpoints/vgg_normalised.pth, or pass "
                      "--config.vgg=PATH (.pth, .t7 or .npz)")
+  variant = variant_of(cfg)
   if cfg.init_decoder:
-    return weights.model_from_state_dicts(vgg, weights.load_weights(cfg.init_decoder, "decoder"))
+    decoder = weights.load_weights(cfg.init_decoder, "decoder")
+    if weights.variant_of(decoder) != variant:
+      raise TrainError(cfg.init_decoder, f"holds a decoder of variant "
+                       f"{weights.variant_of(decoder).name!r}, but this config trains "
+                       f"{variant.name!r} (fields fusion, decoder_norm)")
+    return weights.model_from_state_dicts(vgg, decoder)
   model = weights.model_from_state_dicts(vgg)
-  model.decoder = Decoder(rngs=nnx.Rngs(cfg.seed))
+  model.variant = variant
+  model.decoder = Decoder(variant, rngs=nnx.Rngs(cfg.seed))
   return model
 
 
@@ -111,54 +130,70 @@ class Recipe:
   style_layers: tuple[str, ...]
   alpha: float
   dtype: Any
+  fusion: str
 
 
 def recipe_of(cfg: ml_collections.ConfigDict, model: AdaIN) -> Recipe:
   return Recipe(nnx.graphdef(model.encoder), nnx.graphdef(model.decoder), cfg.content_weight,
                 cfg.style_weight, tuple(cfg.style_layers), cfg.alpha,
-                jnp.bfloat16 if cfg.bf16 else jnp.float32)
+                jnp.bfloat16 if cfg.bf16 else jnp.float32, model.variant.fusion)
 
 
 def _to(dtype, tree):
   return jax.tree.map(lambda x: x.astype(dtype), tree)
 
 
-def forward(recipe: Recipe, decoder_params, encoder_params, content_u8, style_u8):
-  """Output images, and the content and style losses of net.py's forward."""
+def forward(recipe: Recipe, decoder_params, encoder_params, content_u8, style_u8,
+            batch_stats=None, train: bool = False):
+  """Output images, the content and style losses of net.py's forward, and the decoder's batch
+  norm statistics (None without): updated in ``train``ing, else used.
+
+  The content loss's target is the AdaIN target for every variant: an Enc-Concat-Dec decoder
+  sees the content and style features stacked instead, and is measured as the paper's model.
+  """
   encoder = nnx.merge(recipe.encoder, _to(recipe.dtype, encoder_params))
-  decoder = nnx.merge(recipe.decoder, _to(recipe.dtype, decoder_params))
+  # Batch statistics as fresh variables of this trace, so that training may update them.
+  stats = [] if batch_stats is None else [_to(jnp.float32, batch_stats)]
+  decoder = nnx.merge(recipe.decoder, _to(recipe.dtype, decoder_params), *stats)
   images = jnp.concatenate([content_u8, style_u8]).astype(recipe.dtype) / 255
   both = encoder.features(images)  # one pass for content and style: a smaller program
   n = content_u8.shape[0]
   style_feats = {k: v[n:] for k, v in both.items()}
   content_feat = both["relu4_1"][:n]
-  target = ops.adain(content_feat, *ops.mean_std(style_feats["relu4_1"]))
-  target = recipe.alpha * target + (1 - recipe.alpha) * content_feat
-  output = decoder(target.astype(recipe.dtype))
-  out_feats = encoder.features(output)
-  loss_c = losses.content_loss(out_feats["relu4_1"], target)
-  loss_s = losses.style_loss(out_feats, style_feats, recipe.style_layers)
-  return output, loss_c, loss_s
+  target = losses.adain_target(content_feat, style_feats["relu4_1"], recipe.alpha)
+  decoder_input = (target if recipe.fusion == "adain" else
+                   concat_input(content_feat, style_feats["relu4_1"]))
+  output = decoder(decoder_input.astype(recipe.dtype), train=train)
+  loss_c, loss_s = losses.output_losses(encoder, output, target, style_feats, recipe.style_layers)
+  return output, loss_c, loss_s, (
+      None if batch_stats is None else nnx.state(decoder, nnx.BatchStat))
 
 
 def train_step(state, encoder_params, content_u8, style_u8, lr, *, recipe: Recipe):
-  """One Adam update of the decoder; returns the new state and the update's losses."""
+  """One Adam update of the decoder; returns the new state and the update's losses.
+
+  A batch norm decoder's running statistics (state["batch_stats"]) are updated alongside,
+  not by Adam.
+  """
 
   def loss_fn(params):
-    _, loss_c, loss_s = forward(recipe, params, encoder_params, content_u8, style_u8)
+    _, loss_c, loss_s, stats = forward(recipe, params, encoder_params, content_u8, style_u8,
+                                       state.get("batch_stats"), train=True)
     loss = recipe.content_weight * loss_c + recipe.style_weight * loss_s
-    return loss, {"loss": loss, "content_loss": loss_c, "style_loss": loss_s}
+    return loss, ({"loss": loss, "content_loss": loss_c, "style_loss": loss_s}, stats)
 
-  grads, metrics = jax.grad(loss_fn, has_aux=True)(state["params"])
+  grads, (metrics, stats) = jax.grad(loss_fn, has_aux=True)(state["params"])
   direction, opt_state = ADAM.update(grads, state["opt_state"])
   params = jax.tree.map(lambda p, d: p - lr * d, state["params"], direction)
-  return {"params": params, "opt_state": opt_state}, metrics
+  new = {"params": params, "opt_state": opt_state}
+  return ({**new, "batch_stats": stats} if stats is not None else new), metrics
 
 
 def sample_step(state, encoder_params, content_u8, style_u8, *, recipe: Recipe):
-  """A (H, 3W, 3) uint8 strip (content | style | output) for each of the first 4 images."""
+  """A (H, 3W, 3) uint8 strip (content | style | output) for each of the first 4 images,
+  decoded as at inference (batch norm with its running statistics)."""
   c, s = content_u8[:4], style_u8[:4]
-  output, _, _ = forward(recipe, state["params"], encoder_params, c, s)
+  output = forward(recipe, state["params"], encoder_params, c, s, state.get("batch_stats"))[0]
   output = jnp.round(jnp.clip(output.astype(jnp.float32), 0, 1) * 255).astype(jnp.uint8)
   return jnp.concatenate([c, s, output], axis=2)
 
@@ -180,10 +215,17 @@ def jit_steps(recipe: Recipe, mesh: jax.sharding.Mesh):
 
 
 def init_state(model: AdaIN, mesh: jax.sharding.Mesh):
-  """(train state, encoder parameters), replicated on the mesh."""
+  """(train state, encoder parameters), replicated on the mesh.
+
+  The state is {"params", "opt_state"}, plus "batch_stats" for a batch norm decoder: its
+  running statistics, replicated, donated and checkpointed with the rest of the state.
+  """
   repl, _ = shardings(mesh)
-  params = nnx.state(model.decoder)
+  params = nnx.state(model.decoder, nnx.Param)
   state = {"params": params, "opt_state": ADAM.init(params)}
+  stats = nnx.state(model.decoder, nnx.BatchStat)
+  if jax.tree.leaves(stats):
+    state["batch_stats"] = stats
   return jax.device_put(state, repl), jax.device_put(nnx.state(model.encoder), repl)
 
 
@@ -219,7 +261,9 @@ class Checkpoints:
     meta = self.manager.restore(step, args=ocp.args.Composite(meta=ocp.args.JsonRestore()))["meta"]
     if meta.get("format") != CHECKPOINT_FORMAT:
       raise TrainError(where, f"not an adain training checkpoint ({meta.get('format')!r})")
-    saved, ours = meta["run_config"], self.run_config()
+    # Checkpoints from before the variants were of the paper's model.
+    saved = {"fusion": "adain", "decoder_norm": "none", **meta["run_config"]}
+    ours = self.run_config()
     diff = [f"{k}: checkpoint {saved.get(k)!r}, now {ours[k]!r}" for k in ours
             if saved.get(k) != ours[k]]
     if diff:
@@ -259,8 +303,11 @@ class Checkpoints:
                                                     meta=ocp.args.JsonSave(meta)))
     if jax.process_index() == 0:
       nnx.update(self.model.decoder, _host(state["params"]))
+      if "batch_stats" in state:
+        nnx.update(self.model.decoder, _host(state["batch_stats"]))
       weights.save_native(os.path.join(self.workdir, "decoder.npz"),
-                          weights.decoder_state_dict(self.model), "decoder", step=step)
+                          weights.decoder_state_dict(self.model), "decoder", step=step,
+                          **weights.variant_meta(self.model.variant))
 
   def close(self) -> None:
     self.manager.wait_until_finished()

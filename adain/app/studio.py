@@ -22,7 +22,7 @@ from adain import color
 from adain.errors import AdainError
 from adain.media import images
 from adain.models import StyleCode
-from adain.stylizer import PRESERVE_COLOR, ContentCode, Stylizer, feature_hw
+from adain.stylizer import PRESERVE_COLOR, ContentCode, StyleFeatures, Stylizer, feature_hw
 
 CLI_SIZE = 512  # adain.stylize's default --content-size and --style-size
 KEEP_RESULTS = 16  # result files kept on disk; Gradio serves its own copies
@@ -73,9 +73,15 @@ def _check(styles: list[str], weights: list[float] | None, preserve_color: str |
     raise AdainError(None, "style weights: one per style, and not all 0")
 
 
-def _mixed(codes: StyleCode, weights: list[float] | None) -> StyleCode:
-  """One code: the styles mixed by their weights (equal when None), as --style-weights."""
-  return codes if len(codes) == 1 else codes.mix(weights or [1.0] * len(codes))
+def _combined(codes: list, weights: list[float] | None, masked: bool):
+  """The styles' codes as generate takes them: mixed by their weights (equal when None, as
+  --style-weights), or both kept for a mask."""
+  if len(codes) == 1:
+    return codes[0]
+  if not all(isinstance(c, StyleCode) for c in codes):  # a concat decoder's StyleFeatures
+    raise AdainError(None, "an Enc-Concat-Dec (concat) decoder takes one style at a time")
+  codes = StyleCode.concat(codes)
+  return codes if masked else codes.mix(weights or [1.0] * len(codes))
 
 
 class Studio:
@@ -99,7 +105,7 @@ class Studio:
       raise _named(e) from None
 
   def style_code(self, path: str, size: int, method: str | None,
-                 content: tuple[str, np.ndarray] | None) -> StyleCode:
+                 content: tuple[str, np.ndarray] | None) -> StyleCode | StyleFeatures:
     """One style's code, from an image or an .npz style code (adain.encode_style); ``content``
     (key, image) is what a preserve-colour ``method`` matches the style to."""
     if path.lower().endswith(".npz"):
@@ -107,7 +113,7 @@ class Studio:
         raise AdainError(Path(path).name, "keeping the content's colours needs the style image, "
                          "not a style code")
       try:
-        code = self.style_codes.get(_digest(path), lambda: StyleCode.load(path))
+        code = self.style_codes.get(_digest(path), lambda: self.stylizer.load_style_code(path))
       except AdainError as e:
         raise _named(e) from None
       if len(code) != 1:
@@ -142,14 +148,10 @@ class Studio:
             self.stylizer.encode_content(color.content_input(img, preserve_color)[None]))
       except AdainError as e:
         raise _named(e) from None
-      codes = StyleCode.concat([self.style_code(s, style_size, preserve_color, (key, img))
-                                for s in styles])
-      mask = None
-      if mask_grey is not None:
-        mask = images.resize_mask(mask_grey, feature_hw(img.shape[:2]))
-      else:
-        codes = _mixed(codes, weights)
-      out = self.stylizer.generate_from_code(code, codes, alpha, mask)[0]
+      style = _combined([self.style_code(s, style_size, preserve_color, (key, img)) for s in styles],
+                        weights, mask_grey is not None)
+      mask = None if mask_grey is None else images.resize_mask(mask_grey, feature_hw(img.shape[:2]))
+      out = self.stylizer.generate_from_code(code, style, alpha, mask)[0]
       out = color.output(out, img, preserve_color)
       path = self._result_path(content, styles, mask is not None, ".png")
       images.save_image(path, out)
@@ -173,8 +175,7 @@ class Studio:
       if preserve_color:  # the clip's frames are the content: the style goes as an image
         style = self.load(styles[0], style_size)[1]
       else:
-        style = _mixed(StyleCode.concat([self.style_code(s, style_size, None, None) for s in styles]),
-                       weights)
+        style = _combined([self.style_code(s, style_size, None, None) for s in styles], weights, False)
       path = self._result_path(src, styles, False, ".mp4")
       try:
         clip = video.stylize_clip(self.stylizer, src, path, style, alpha=alpha,

@@ -18,7 +18,8 @@ from flax import nnx
 
 from adain.errors import WeightsError, read_weights_bytes
 from adain.npz import read_npz, write_npz
-from adain.models import DECODER_LAYERS, ENCODER_LAYERS, VGG_UNUSED_LAYERS, AdaIN
+from adain.errors import AdainError
+from adain.models import ENCODER_LAYERS, VGG_UNUSED_LAYERS, AdaIN, Variant, decoder_layers
 
 StateDict = dict[str, np.ndarray]
 
@@ -33,18 +34,51 @@ def _expected_shapes(layers) -> dict[str, tuple[int, ...]]:
 
 VGG_SHAPES = _expected_shapes([(l.torch_index, l.cin, l.cout, l.ksize) for l in ENCODER_LAYERS])
 VGG_OPTIONAL_SHAPES = _expected_shapes([(i, cin, cout, 3) for i, cin, cout in VGG_UNUSED_LAYERS])
-DECODER_SHAPES = _expected_shapes([(l.torch_index, l.cin, l.cout, 3) for l in DECODER_LAYERS])
+# A decoder norm layer's arrays, named after the conv it follows: norm{index}.{name}.
+NORM_ARRAYS = {"batch": ("weight", "bias", "running_mean", "running_var"),
+               "instance": ("weight", "bias")}
 
 
-def check_state_dict(sd: StateDict, kind: str, path: str | os.PathLike | None = None) -> StateDict:
+def decoder_shapes(variant: Variant = Variant()) -> dict[str, tuple[int, ...]]:
+  layers = decoder_layers(variant)
+  shapes = _expected_shapes([(l.torch_index, l.cin, l.cout, 3) for l in layers])
+  for l in layers[:-1]:
+    for name in NORM_ARRAYS.get(variant.decoder_norm, ()):
+      shapes[f"norm{l.torch_index}.{name}"] = (l.cout,)
+  return shapes
+
+
+DECODER_SHAPES = decoder_shapes()
+
+
+def variant_of(sd: StateDict) -> Variant:
+  """The decoder variant a state dict's names and shapes are of (checked in full later)."""
+  first = sd.get(f"{decoder_layers()[0].torch_index}.weight")
+  concat = first is not None and first.ndim == 4 and first.shape[1] == 2 * decoder_layers()[0].cin
+  norm = ("batch" if any(k.endswith(".running_mean") for k in sd) else
+          "instance" if any(k.startswith("norm") for k in sd) else "none")
+  return Variant("concat" if concat else "adain", norm)
+
+
+def variant_meta(variant: Variant) -> dict[str, str]:
+  """How a native decoder file records its variant (see load_native)."""
+  return {"fusion": variant.fusion, "decoder_norm": variant.decoder_norm}
+
+
+def check_state_dict(sd: StateDict, kind: str, path: str | os.PathLike | None = None,
+                     variant: Variant | None = None) -> StateDict:
   """Returns the arrays the model uses (float32), or raises WeightsError naming what is wrong.
 
   ``kind`` is "vgg" or "decoder". A vgg file may hold the layers past relu4_1 too, as the
-  published vgg_normalised does; they must have VGG-19's shapes and are dropped.
+  published vgg_normalised does; they must have VGG-19's shapes and are dropped. A decoder is
+  checked against ``variant``, by default the one its names and shapes suggest.
   """
-  required = VGG_SHAPES if kind == "vgg" else DECODER_SHAPES
+  variant = variant or variant_of(sd)
+  required = VGG_SHAPES if kind == "vgg" else decoder_shapes(variant)
   optional = VGG_OPTIONAL_SHAPES if kind == "vgg" else {}
-  what = "a normalised VGG-19 (vgg_normalised)" if kind == "vgg" else "an AdaIN decoder"
+  what = ("a normalised VGG-19 (vgg_normalised)" if kind == "vgg" else
+          "an AdaIN decoder" if variant == Variant() else
+          f"an AdaIN decoder of variant {variant.name!r}")
   missing = [k for k in required if k not in sd]
   if missing:
     raise WeightsError(path, f"not {what}: missing {len(missing)} tensor(s), e.g. {missing[0]!r}")
@@ -79,16 +113,29 @@ def _dump_convs(convs, layers) -> StateDict:
   return sd
 
 
+def _norm_variables(norm) -> dict[str, nnx.Variable]:
+  """A Norm's variables under their torch names (see NORM_ARRAYS)."""
+  return {"weight": norm.scale, "bias": norm.bias,
+          **({"running_mean": norm.mean, "running_var": norm.var} if norm.kind == "batch" else {})}
+
+
 def model_from_state_dicts(vgg: StateDict, decoder: StateDict | None = None) -> AdaIN:
   """An AdaIN model holding these weights; a decoder left out is all zeros (encoding only).
 
-  The model is built abstractly (nnx.eval_shape) and filled: no random init is paid for.
+  The decoder's variant (see adain.models.Variant) is the one its arrays are of. The model is
+  built abstractly (nnx.eval_shape) and filled: no random init is paid for.
   """
-  model = nnx.eval_shape(lambda: AdaIN(rngs=nnx.Rngs(0)))
-  _load_convs(model.encoder.convs, ENCODER_LAYERS, check_state_dict(vgg, "vgg"))
   if decoder is None:
     decoder = {k: np.zeros(shape, np.float32) for k, shape in DECODER_SHAPES.items()}
-  _load_convs(model.decoder.convs, DECODER_LAYERS, check_state_dict(decoder, "decoder"))
+  decoder = check_state_dict(decoder, "decoder")
+  variant = variant_of(decoder)
+  model = nnx.eval_shape(lambda: AdaIN(variant, rngs=nnx.Rngs(0)))
+  _load_convs(model.encoder.convs, ENCODER_LAYERS, check_state_dict(vgg, "vgg"))
+  layers = decoder_layers(variant)
+  _load_convs(model.decoder.convs, layers, decoder)
+  for norm, layer in zip(model.decoder.norms or (), layers):
+    for name, var in _norm_variables(norm).items():
+      var.set_value(jnp.asarray(decoder[f"norm{layer.torch_index}.{name}"]))
   return model
 
 
@@ -97,7 +144,13 @@ def encoder_state_dict(model: AdaIN) -> StateDict:
 
 
 def decoder_state_dict(model: AdaIN) -> StateDict:
-  return _dump_convs(model.decoder.convs, DECODER_LAYERS)
+  """The decoder's arrays, with its norm layers' (if any) as norm{index}.{weight,bias,...}."""
+  layers = decoder_layers(model.variant)
+  sd = _dump_convs(model.decoder.convs, layers)
+  for norm, layer in zip(model.decoder.norms or (), layers):
+    sd.update({f"norm{layer.torch_index}.{name}": np.asarray(var[...])
+               for name, var in _norm_variables(norm).items()})
+  return sd
 
 
 NATIVE_FORMAT = "adain-weights/1"
@@ -111,12 +164,20 @@ def save_native(path: str | os.PathLike, sd: StateDict, kind: str, **meta: str |
 
 
 def load_native(path: str | os.PathLike, kind: str) -> tuple[StateDict, dict[str, str]]:
-  """Reads a native .npz (no pickles): the checked state dict and its metadata strings."""
+  """Reads a native .npz (no pickles): the checked state dict and its metadata strings.
+
+  A decoder's arrays are checked against the variant the file records (variant_meta; files
+  without one are of the paper's model).
+  """
   arrays = read_npz(path, NATIVE_FORMAT, WeightsError)
   meta = {k.strip("_"): str(arrays.pop(k)) for k in list(arrays) if k.startswith("__")}
   if meta.get("kind") != kind:
     raise WeightsError(path, f"holds {meta.get('kind')!r} weights, expected {kind!r}")
-  return check_state_dict(arrays, kind, path), meta
+  try:
+    variant = Variant(meta.get("fusion", "adain"), meta.get("decoder_norm", "none"))
+  except AdainError as e:
+    raise WeightsError(path, e.problem) from None
+  return check_state_dict(arrays, kind, path, variant if kind == "decoder" else None), meta
 
 
 def _read_any(path: Path, kind: str) -> StateDict:

@@ -28,6 +28,8 @@ def get_config() -> ml_collections.ConfigDict:
   # Model.
   c.vgg = "checkpoints/vgg_normalised.pth"  # .pth, .t7 or .npz; "random" only for smoke tests
   c.init_decoder = ""  # optional decoder weights to start from instead of a random init
+  c.fusion = "adain"  # or "concat": Enc-Concat-Dec (configs/ablations/concat.py)
+  c.decoder_norm = "none"  # or "batch" / "instance" after every decoder conv but the last
   c.style_layers = ("relu1_1", "relu2_1", "relu3_1", "relu4_1")
   c.alpha = 1.0  # content-style trade-off the decoder is trained at
   c.bf16 = False  # bfloat16 compute (accelerators); parameters and losses stay float32

@@ -187,7 +187,7 @@ def build(studio: Studio) -> gr.Blocks:
 
     # The API: files in, a lossless PNG out (gradio_client: Client(url).predict(..., api_name="/stylize")).
     api_content, api_style = gr.File(visible=False), gr.File(visible=False)
-    api_alpha, api_out = gr.Number(1.0, visible=False), gr.File(visible=False)
+    api_alpha, api_out = gr.Number(1.0, visible=False), gr.File(label="stylized", visible=False)
     gr.Button(visible=False).click(stylize, [api_content, api_style, api_alpha], api_out,
                                    api_name="stylize", concurrency_id=MODEL, concurrency_limit=1)
   return app

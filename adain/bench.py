@@ -4,7 +4,9 @@ For each size, a fresh process (so that its memory high-water mark is its own) t
 Stylizer on random images with random weights (speed does not depend on either): images per
 second with a cached style code (``generate``) and with a style image encoded for each content
 (``stylize``, as pytorch-AdaIN's test.py does), the one-off compile time of each, and the peak
-resident memory. ``--tiled N`` adds one tiled stylization of an N x N image. The persistent
+resident memory. ``--tiled N`` adds one tiled stylization of an N x N image. ``--videos`` times
+adain.video.stylize_clip on generated clips (decode, stylize in batches, encode with sound-free
+H.264) in frames per second, beside ``generate`` on one of its frames alone. The persistent
 compilation cache is off here, so compile times are real. Training speed: ``python -m train.bench``.
 For the side-by-side with PyTorch see tools/bench_torch_reference.py.
 """
@@ -83,17 +85,56 @@ def bench_tiled(size: int, tile: int | None) -> list[dict]:
            "peak_rss_mb": round(peak_rss_mb())}]
 
 
+def bench_video(size: str, frames: int) -> list[dict]:
+  """stylize_clip's frames/s on a W x H clip (batches of 1 and 4) beside the still-image rate
+  of one of its frames; compiling is done before timing."""
+  import fractions
+  import tempfile
+  from pathlib import Path
+
+  import numpy as np
+
+  from adain import video
+  from adain.media import video as media
+
+  w, h = (int(v) for v in size.split("x"))
+  stylizer, rng = _stylizer()
+  code = stylizer.encode_style(rng.random((256, 256, 3), dtype="float32"))
+  frame = rng.random((h, w, 3), dtype="float32")
+  _, still_s = _timed(lambda: stylizer.generate(frame, code), 2)
+  lines = []
+  with tempfile.TemporaryDirectory() as d:
+    src = Path(d) / "clip.mp4"
+    clip = [media.Frame(np.roll(frame, 4 * i, axis=1), i) for i in range(frames)]
+    media.write_video(src, clip, fractions.Fraction(1, 25), fractions.Fraction(25))
+    for batch in (1, 4):  # frames is a multiple of 4: no batch is filled up
+      run = lambda: video.stylize_clip(stylizer, src, Path(d) / "out.mp4", code,  # noqa: E731
+                                       content_size=0, batch=batch)
+      run()  # compiles this batch size
+      summary = run()
+      lines.append({"bench": "video", "size": size, "frames": frames, "batch": batch,
+                    "frames_per_s": round(summary.fps, 4), "still_images_per_s": round(1 / still_s, 4),
+                    "ratio_to_still": round(summary.fps * still_s, 3),
+                    "peak_rss_mb": round(peak_rss_mb())})
+  return lines
+
+
 def main(argv: list[str] | None = None) -> int:
   p = argparse.ArgumentParser(prog="python -m adain.bench", description=__doc__.split("\n")[0])
   p.add_argument("--sizes", default="256,512,1024", help="comma-separated square image sizes")
   p.add_argument("--repeats", type=int, default=3, help="timed calls per measurement (median)")
   p.add_argument("--tiled", type=int, metavar="N", help="also time one tiled N x N stylization")
   p.add_argument("--tile", type=int, metavar="N", help="tile size for --tiled (default: automatic)")
+  p.add_argument("--videos", default="640x360,1280x720", help="comma-separated WxH clip sizes ('' for none)")
+  p.add_argument("--frames", type=int, default=4, help="frames per benchmark clip (a multiple of 4)")
   p.add_argument("--child", nargs=2, help=argparse.SUPPRESS)  # (kind, size): one measurement
   args = p.parse_args(argv)
   if args.child:
-    kind, size = args.child[0], int(args.child[1])
-    lines = bench_size(size, args.repeats) if kind == "size" else bench_tiled(size, args.tile)
+    kind, size = args.child
+    if kind == "video":
+      lines = bench_video(size, args.frames)
+    else:
+      lines = bench_size(int(size), args.repeats) if kind == "size" else bench_tiled(int(size), args.tile)
     for line in lines:
       print(json.dumps(line), flush=True)
     return 0
@@ -109,8 +150,10 @@ def main(argv: list[str] | None = None) -> int:
   jobs = [("size", int(s)) for s in args.sizes.split(",") if s]
   if args.tiled:
     jobs.append(("tiled", args.tiled))
+  jobs += [("video", s) for s in args.videos.split(",") if s]
   for kind, size in jobs:
-    cmd = [sys.executable, "-m", "adain.bench", "--child", kind, str(size), "--repeats", str(args.repeats)]
+    cmd = [sys.executable, "-m", "adain.bench", "--child", kind, str(size), "--repeats", str(args.repeats),
+           "--frames", str(args.frames)]
     if args.tile is not None:
       cmd += ["--tile", str(args.tile)]
     done = subprocess.run(cmd, stdout=subprocess.PIPE, text=True)

@@ -57,11 +57,31 @@ def alpha(text: str) -> float:
   return a
 
 
-def pixels(text: str) -> int:
+def _whole(text: str, lo: int, hi: int | None = None, unit: str = "") -> int:
   try:
     n = int(text)
   except ValueError:
-    raise argparse.ArgumentTypeError(f"expected a whole number of pixels, got {text!r}") from None
-  if n < 0:
-    raise argparse.ArgumentTypeError(f"must be >= 0, got {n}")
+    raise argparse.ArgumentTypeError(f"expected a whole number{unit}, got {text!r}") from None
+  if n < lo or hi is not None and n > hi:
+    raise argparse.ArgumentTypeError(f"must be >= {lo}, got {n}" if hi is None else f"must be {lo}..{hi}, got {n}")
   return n
+
+
+def pixels(text: str) -> int:
+  return _whole(text, 0, unit=" of pixels")
+
+
+def crf(text: str) -> int:
+  """H.264 constant rate factor: 0 (lossless) .. 51."""
+  return _whole(text, 0, 51)
+
+
+def batch(text: str) -> int:
+  return _whole(text, 1)
+
+
+def stabilize(text: str) -> float:
+  s = alpha(text)
+  if s >= 1:
+    raise argparse.ArgumentTypeError(f"must be at least 0 and below 1, got {text}")
+  return s

@@ -22,9 +22,9 @@ ASSETS = resources.files("adain") / "assets"
 def build_parser() -> argparse.ArgumentParser:
   p = cli.Parser(prog="python -m adain.stylize", description=__doc__.split("\n")[0],
               formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-  p.add_argument("--content", metavar="FILE", help="content image")
+  p.add_argument("--content", metavar="FILE", help="content image or video")
   p.add_argument("--content-dir", "--content_dir", dest="content_dir", metavar="DIR",
-                 help="folder of content images (each is stylized with each style)")
+                 help="folder of content images and videos (each is stylized with each style)")
   p.add_argument("--style", metavar="FILE[,FILE...]", help="style image(s) or .npz style code(s), comma-separated")
   p.add_argument("--style-dir", "--style_dir", dest="style_dir", metavar="DIR", help="folder of style images")
   p.add_argument("--style-weights", "--style_interpolation_weights", dest="style_weights", metavar="W1,W2,...",
@@ -49,7 +49,14 @@ def build_parser() -> argparse.ArgumentParser:
   p.add_argument("--decoder", metavar="FILE_OR_DIR", help="decoder weights (.pth, .t7, .npz) or a training workdir")
   p.add_argument("--output", default="output", metavar="DIR", help="output folder")
   p.add_argument("--ext", "--save_ext", dest="ext", default="jpg", type=lambda s: s.lstrip(".").lower(),
-                 choices=("jpg", "png"), help="output image format")
+                 choices=("jpg", "png"), help="output image format (videos are written as .mp4)")
+  p.add_argument("--crf", type=cli.crf, default=18, metavar="N",
+                 help="video: H.264 quality, 1 (best) to 51; 0 is lossless (RGB, exact frames)")
+  p.add_argument("--stabilize", type=cli.stabilize, metavar="S",
+                 help="video: smoothing over time where the scene is still, 0 (off: each frame "
+                      "is its still image) to below 1; None: adain.video.STABILIZE (0.8)")
+  p.add_argument("--batch", type=cli.batch, metavar="N",
+                 help="video: frames per step; None: 1 on a CPU, else from the available memory (at most 8)")
   return p
 
 
@@ -83,7 +90,7 @@ def run(args, parser) -> int:
   """Stylizes every content x style pair; returns the process exit status."""
   from tqdm import tqdm
 
-  from adain.media import images
+  from adain.media import images, video
   from adain.models import StyleCode
   from adain.stylizer import Stylizer, feature_hw
 
@@ -106,9 +113,12 @@ def run(args, parser) -> int:
 
   failed = 0
 
-  def fail(e: AdainError) -> None:
+  def fail(e: AdainError, content: Path | None = None) -> None:
+    """Reports an error; those of the Stylizer (no file known to it) name the content file."""
     nonlocal failed
     failed += 1
+    if e.path is None and content is not None:
+      e = AdainError(content, e.problem)
     tqdm.write(f"error: {e}", file=sys.stderr)
 
   # Each style is read and encoded once per run; per-pair colour preservation needs the image.
@@ -123,11 +133,12 @@ def run(args, parser) -> int:
         img = images.load_image(s, args.style_size, args.crop)
         style_inputs[s] = img if args.preserve_color else stylizer.encode_style(img, args.tile)
     except AdainError as e:
-      fail(e)
+      fail(e, s)
   mixed = args.style_weights is not None or args.mask
+  mask = None
   if args.mask:
     try:
-      images.load_mask(args.mask, (1, 1))
+      mask = images.load_mask(args.mask)  # at its own size; resized for each content
     except AdainError as e:
       fail(e)
   if failed and mixed or not style_inputs:
@@ -140,20 +151,31 @@ def run(args, parser) -> int:
   else:
     jobs = [(f"stylized_{s.stem}", style) for s, style in style_inputs.items()]
 
-  written = 0
-  with tqdm(total=len(contents) * len(jobs), unit="image", file=sys.stderr, disable=None) as bar:
+  written, clips, frames, video_s = 0, 0, 0, 0.0
+  with tqdm(total=len(contents) * len(jobs), unit="file", file=sys.stderr, disable=None) as bar:
     for c in contents:
+      if video.is_video(c):
+        for suffix, style in jobs:
+          path = out_dir / f"{c.stem}_{suffix}.mp4"
+          try:
+            summary = _stylize_video(stylizer, c, path, style, mask, args)
+            clips, frames, video_s = clips + 1, frames + summary.frames, video_s + summary.seconds
+            tqdm.write(str(path))
+          except AdainError as e:
+            fail(e, c)
+          bar.update(1)
+        continue
       try:
         content = images.load_image(c, args.content_size, args.crop)
-        mask = images.load_mask(args.mask, feature_hw(content.shape[:2])) if args.mask else None
+        content_mask = images.resize_mask(mask, feature_hw(content.shape[:2])) if args.mask else None
       except AdainError as e:
-        fail(e)
+        fail(e, c)
         bar.update(len(jobs))
         continue
       for suffix, style in jobs:
         try:
           if not args.preserve_color:  # a style code (or a concat decoder's StyleFeatures)
-            out = stylizer.generate(content, style, args.alpha, mask, args.tile)
+            out = stylizer.generate(content, style, args.alpha, content_mask, args.tile)
           else:
             out = stylizer.stylize(content, style, args.alpha, args.preserve_color, args.tile)
           path = out_dir / f"{c.stem}_{suffix}.{args.ext}"
@@ -161,12 +183,33 @@ def run(args, parser) -> int:
           written += 1
           tqdm.write(str(path))
         except AdainError as e:
-          fail(e)
+          fail(e, c)
         bar.update(1)
   elapsed = time.perf_counter() - start
-  summary = f"wrote {written} image(s) to {out_dir}/ in {elapsed:.1f} s"
+  summary = f"wrote {written} image(s)"
+  if clips:
+    summary += f" and {clips} video(s) ({frames} frames, {frames / max(video_s, 1e-9):.2f} frames/s)"
+  summary += f" to {out_dir}/ in {elapsed:.1f} s"
   print(summary + (f", {failed} failed" if failed else ""), file=sys.stderr)
   return 1 if failed else 0
+
+
+def _stylize_video(stylizer, src: Path, dst: Path, style, mask, args):
+  """One clip through adain.video.stylize_clip, with its own progress bar in frames."""
+  from tqdm import tqdm
+
+  from adain import video
+
+  options = {} if args.stabilize is None else {"stabilize": args.stabilize}
+  with tqdm(unit="frame", desc=src.name, file=sys.stderr, disable=None, leave=False) as bar:
+
+    def progress(done: int, total: int | None) -> None:
+      bar.total = total
+      bar.update(done - bar.n)
+
+    return video.stylize_clip(stylizer, src, dst, style, alpha=args.alpha, content_size=args.content_size,
+                              crop=args.crop, mask=mask, preserve_color=args.preserve_color,
+                              crf=args.crf, batch=args.batch, tile=args.tile, progress=progress, **options)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -5,14 +5,13 @@ from __future__ import annotations
 import dataclasses
 import functools
 import os
-from collections.abc import Callable
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
-from adain import color, ops, tiling
+from adain import color, tiling
 from adain.errors import AdainError, WeightsError
 from adain.models import MIN_SIDE, AdaIN, StyleCode
 from adain.weights import adain_home, model_from_state_dicts, resolve_weights
@@ -72,22 +71,11 @@ def _encode_content(graphdef, state, content_bhwc, valid_hw):
   return nnx.merge(graphdef, state).encode_content(content_bhwc, valid_hw)
 
 
-@jax.jit
-def _content_stats(code_bhwc, mask_bhw, valid_hw):
-  """Content codes' AdaIN statistics per region (R = 1, or 2 with a mask): (R, B, C)."""
-  valid = ops.valid_mask(code_bhwc.shape[:3], -(-valid_hw // 8))
-  regions = [valid] if mask_bhw is None else [mask_bhw * valid, (1.0 - mask_bhw) * valid]
-  means, stds = zip(*(ops.mean_std(code_bhwc, r) for r in regions))
-  return StyleCode(jnp.stack(means), jnp.stack(stds))
-
-
 @functools.partial(jax.jit, static_argnums=0)
-def _decode(graphdef, state, code_bhwc, style: StyleCode, alpha, mask_bhw, content_stats, valid_hw):
-  """AdaIN and decode the valid_hw part of a bucket's code (the caller crops the output);
-  content_stats None: the code's own."""
+def _decode(graphdef, state, code_bhwc, style: StyleCode, alpha, mask_bhw, valid_hw):
+  """AdaIN and decode the valid_hw part of a bucket's code (the caller crops the output)."""
   model = nnx.merge(graphdef, state)
-  return model.generate(code_bhwc, style, alpha, mask_bhw, content_stats,
-                        valid_hw=-(-valid_hw // 8)).astype(jnp.float32)
+  return model.generate(code_bhwc, style, alpha, mask_bhw, valid_hw=-(-valid_hw // 8)).astype(jnp.float32)
 
 
 @functools.partial(jax.jit, static_argnums=0)
@@ -209,18 +197,14 @@ class Stylizer:
 
   def generate_batch(self, contents_bhw3: np.ndarray, style: StyleCode | StyleFeatures,
                      alpha: float = 1.0, mask_hw: np.ndarray | None = None,
-                     tile: int | None = None,
-                     adjust_stats: Callable[[StyleCode], StyleCode] | None = None) -> np.ndarray:
+                     tile: int | None = None) -> np.ndarray:
     """Stylizes B content images of one size with one style in one compiled call.
 
     Each output equals ``generate`` of its image alone (per-image AdaIN statistics); video
     frames and same-size dataset images use this to keep an accelerator busy. Images that need
-    tiling go one at a time through adain.tiling. ``adjust_stats`` replaces the content codes'
-    statistics, a StyleCode of shape (R, B, C) (R regions: 1, or 2 with a mask), before
-    AdaIN: adain.video smooths them over time.
+    tiling go one at a time through adain.tiling.
     """
-    return self.generate_from_code(self.encode_content(contents_bhw3, tile), style, alpha, mask_hw,
-                                   adjust_stats)
+    return self.generate_from_code(self.encode_content(contents_bhw3, tile), style, alpha, mask_hw)
 
   def encode_content(self, contents_bhw3: np.ndarray, tile: int | None = None) -> ContentCode:
     """The content half of ``generate_batch``: keep it to restyle the same images many times
@@ -235,8 +219,7 @@ class Stylizer:
                                                     *_in_bucket(contents_bhw3, self.dtype)))
 
   def generate_from_code(self, content: ContentCode, style: StyleCode | StyleFeatures,
-                         alpha: float = 1.0, mask_hw: np.ndarray | None = None,
-                         adjust_stats: Callable[[StyleCode], StyleCode] | None = None) -> np.ndarray:
+                         alpha: float = 1.0, mask_hw: np.ndarray | None = None) -> np.ndarray:
     """(B, H, W, 3) images from ``encode_content``'s code; the rest as in ``generate_batch``."""
     if (self.variant.fusion == "concat") != isinstance(style, StyleFeatures):
       raise AdainError(None, "an Enc-Concat-Dec (concat) decoder needs the style image, not a "
@@ -245,9 +228,8 @@ class Stylizer:
     (h, w), code = content.hw, content.code
     valid_hw = jnp.array([h, w], jnp.int32)
     if isinstance(style, StyleFeatures):  # never tiled (see _tile)
-      if mask_hw is not None or alpha != 1.0 or adjust_stats is not None:
-        raise AdainError(None, "an Enc-Concat-Dec (concat) decoder takes no mask, no content "
-                         "statistics and alpha 1 only")
+      if mask_hw is not None or alpha != 1.0:
+        raise AdainError(None, "an Enc-Concat-Dec (concat) decoder takes no mask and alpha 1 only")
       return np.asarray(_decode_concat(self.graphdef, self.state, code, style, valid_hw)[:, :h, :w])
     if mask_hw is not None and len(style) != 2:
       raise AdainError(None, f"a mask needs exactly two styles (foreground, background), got {len(style)}")
@@ -256,21 +238,12 @@ class Stylizer:
     alpha = jnp.float32(alpha)
     if content.images is not None:
       return np.stack([tiling.generate(self.graphdef, self.state, np.asarray(c, self.dtype), style,
-                                       alpha, content.tile, mask_hw, adjust_stats)
+                                       alpha, content.tile, mask_hw)
                        for c in content.images])
     if mask_hw is not None:
       hc, wc = mask_hw.shape
       mask_hw = jnp.zeros((1, *code.shape[1:3])).at[0, :hc, :wc].set(mask_hw)
-    if adjust_stats is None:
-      out = _decode(self.graphdef, self.state, code, style, alpha, mask_hw, None, valid_hw)
-    else:
-      stats = adjust_stats(_content_stats(code, mask_hw, valid_hw))
-      if mask_hw is None:
-        out = _decode(self.graphdef, self.state, code, style, alpha, None, stats[0], valid_hw)
-      else:  # generate takes one (foreground, background) pair of statistics: an image at a time
-        out = jnp.concatenate([
-            _decode(self.graphdef, self.state, code[i:i + 1], style, alpha, mask_hw,
-                    StyleCode(stats.mean[:, i], stats.std[:, i]), valid_hw) for i in range(len(code))])
+    out = _decode(self.graphdef, self.state, code, style, alpha, mask_hw, valid_hw)
     return np.asarray(out[:, :h, :w])
 
   def stylize(self, content_hw3: np.ndarray, style_hw3: np.ndarray, alpha: float = 1.0,

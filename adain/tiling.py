@@ -168,16 +168,10 @@ def encode(graphdef, state, image_hw3: np.ndarray, tile: int, mask_hw: np.ndarra
 
 
 def generate(graphdef, state, content_hw3: np.ndarray, style: StyleCode, alpha, tile: int,
-             mask_hw: np.ndarray | None = None, adjust_stats=None) -> np.ndarray:
-  """Stylizes a content image tile by tile; the same result as untiled, to float rounding.
-
-  ``adjust_stats``: as Stylizer.generate_batch's, given statistics of shape (R, 1, C).
-  """
+             mask_hw: np.ndarray | None = None) -> np.ndarray:
+  """Stylizes a content image tile by tile; the same result as untiled, to float rounding."""
   h, w = content_hw3.shape[:2]
   code, content_stats = encode(graphdef, state, content_hw3, tile, mask_hw)
-  if adjust_stats is not None:
-    adjusted = adjust_stats(StyleCode(content_stats.mean[:, None], content_stats.std[:, None]))
-    content_stats = StyleCode(adjusted.mean[:, 0], adjusted.std[:, 0])
   out = np.empty((h, w, 3), np.float32)
   for (ya, yb, ys, ye), (xa, xb, xs, xe) in _tiles(h, w, tile):
     mask = None if mask_hw is None else jnp.asarray(mask_hw[ys:ye, xs:xe], jnp.float32)[None]

@@ -1,17 +1,15 @@
 """Video beside Stylizer: stylize a clip's frames (an iterator API) or a whole file (stylize_clip).
 
 Style is encoded once; frames go through ``Stylizer.generate_batch`` in batches while background
-threads decode the next frames and encode the last ones. Per-frame AdaIN flickers because each
-frame's content statistics move with noise and exposure; ``stabilize`` smooths them over time
-(an exponential moving average of the content code's per-channel mean and std, restarted at
-scene cuts). Only 2 x 512 numbers per frame are smoothed, never pixels, so nothing of an earlier
-frame's picture can show in a later one. ``stabilize=0`` turns this off: every frame is then
+threads decode the next frames and encode the last ones. Per-frame AdaIN flickers: sensor noise
+and small motion change each frame's stylization everywhere. ``stabilize`` pulls each output
+pixel towards the previous output where the input did not change there (``steady``); where the
+scene moves or cuts, frames stay their own. ``stabilize=0`` turns it off: every frame is then
 exactly its still-image result.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import os
 import queue
 import threading
@@ -21,19 +19,18 @@ from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any, NamedTuple
 
+import jax
 import numpy as np
 
 from adain import tiling
 from adain.errors import AdainError, VideoError
 from adain.media import images
-from adain.models import StyleCode
 from adain.stylizer import Stylizer, bucket, feature_hw
 
 # Chosen from tools/video_flicker.py's measurements (README, "Video").
 STABILIZE = 0.8
-# A frame whose content mean moves more than this (in units of the running std, averaged over
-# channels) from the running statistics starts a new shot: smoothing restarts there.
-CUT = 0.5
+# Input change (0..1 scale, see ``steady``) at which the temporal pull falls to 1/e of its strength.
+TAU = 0.05
 MAX_BATCH = 8
 
 
@@ -47,41 +44,43 @@ class ClipSummary(NamedTuple):
   audio_streams: int
 
 
-def scene_change(prev: tuple[np.ndarray, np.ndarray], cur: tuple[np.ndarray, np.ndarray]) -> float:
-  """How far a frame's content statistics (mean, std; shape (..., C)) are from the running ones:
-  the mean's shift in units of the running std, averaged over channels and regions."""
-  return float(np.mean(np.abs(cur[0] - prev[0]) / prev[1]))
+def flicker(frames_thwc: np.ndarray) -> float:
+  """Mean absolute difference of consecutive frames: how much a clip changes from frame to frame.
 
-
-@dataclasses.dataclass
-class Smoother:
-  """Exponential moving average of content statistics over frames, restarted at scene cuts.
-
-  Called by Stylizer.generate_batch with a batch's statistics (R, B, C) in frame order; keeps
-  its state from batch to batch. ``strength`` in [0, 1): the weight of the past.
+  A stylized clip's flicker relative to its source's is the measure in the README ("Video").
   """
+  x = np.asarray(frames_thwc, np.float32)
+  return float(np.mean(np.abs(np.diff(x, axis=0))))
 
-  strength: float
-  cut: float = CUT
-  state: tuple[np.ndarray, np.ndarray] | None = None
-  cuts: int = 0
 
-  def __call__(self, stats: StyleCode) -> StyleCode:
-    means, stds = np.array(stats.mean), np.array(stats.std)
-    k = self.strength
-    for i in range(means.shape[1]):
-      cur = (means[:, i], stds[:, i])
-      if self.state is None or scene_change(self.state, cur) > self.cut:
-        self.cuts += self.state is not None
-        self.state = cur
-      else:
-        self.state = tuple(k * p + (1 - k) * c for p, c in zip(self.state, cur))
-      means[:, i], stds[:, i] = self.state
-    return StyleCode(means, stds)
+def steady(prev_out: np.ndarray, out: np.ndarray, prev_in: np.ndarray, cur_in: np.ndarray,
+           strength: float) -> np.ndarray:
+  """One step of motion-gated temporal smoothing: out pulled towards the previous output where
+  the input did not change.
+
+  The pull is ``strength * exp(-(d / TAU)^2)`` per pixel, d the input's change there (absolute
+  frame difference, mean of channels, averaged over a 5 x 5 box so that sensor noise alone does
+  not count as change). Where the scene moves or cuts, d is large and the frame is its own
+  stylization: no trail of earlier frames (see the README's ghosting check).
+  """
+  d = _box_mean(np.abs(cur_in - prev_in).mean(axis=-1), 2)
+  pull = strength * np.exp(-np.square(d / TAU))
+  return out + pull[..., None] * (prev_out - out)
+
+
+def _box_mean(x_hw: np.ndarray, r: int) -> np.ndarray:
+  """Mean over (2r+1) x (2r+1) windows, edges repeated."""
+  c = np.pad(x_hw, r + 1, mode="edge").cumsum(0).cumsum(1)
+  k = 2 * r + 1
+  s = c[k:, k:] - c[:-k, k:] - c[k:, :-k] + c[:-k, :-k]
+  return s[:x_hw.shape[0], :x_hw.shape[1]] / (k * k)
 
 
 def default_batch(h: int, w: int) -> int:
-  """Frames per step: as many as fit a quarter of the available memory, at most MAX_BATCH."""
+  """Frames per step: on an accelerator as many as fit a quarter of the available memory, at
+  most MAX_BATCH; on a CPU 1 (batches were slower there: `make bench`, README "Video")."""
+  if jax.default_backend() == "cpu":
+    return 1
   per_frame = bucket(h) * bucket(w) * tiling.BYTES_PER_PIXEL
   return int(max(1, min(MAX_BATCH, tiling.available_memory() // 4 // per_frame)))
 
@@ -89,35 +88,51 @@ def default_batch(h: int, w: int) -> int:
 def stylize_frames(stylizer: Stylizer, frames: Iterable[np.ndarray], style, *, alpha: float = 1.0,
                    mask: np.ndarray | None = None, preserve_color: str | None = None,
                    stabilize: float = STABILIZE, batch: int | None = None,
-                   tile: int | None = None) -> Iterator[np.ndarray]:
+                   tile: int | None = None, total: int | None = None) -> Iterator[np.ndarray]:
   """Stylized frames, in order, for frames of one size (HWC float32 RGB in [0, 1]).
 
   ``style``: a StyleCode (two with ``mask``, an (H, W) array in [0, 1] at any resolution, white
   taking the first), or with ``preserve_color`` ("coral", "luminance") a style image. Each
-  frame's result with ``stabilize=0`` is exactly ``Stylizer.generate`` (or ``stylize``) of it.
-  Colour preservation works frame by frame (its style code depends on each frame's colours)
-  and is not smoothed.
+  frame's result with ``stabilize=0`` is exactly ``Stylizer.generate`` (or ``stylize``) of it;
+  ``stabilize`` in (0, 1) is the strength of ``steady``. Colour preservation stylizes frame by
+  frame (its style code depends on each frame's colours), not in batches. ``batch`` None: from
+  the available memory (``default_batch``), at most ``total`` (the frame count, if known).
   """
   if not 0 <= stabilize < 1:
     raise ValueError(f"stabilize must be in [0, 1), got {stabilize}")
+  pairs = _stylized(stylizer, frames, style, alpha, mask, preserve_color, batch, tile, total)
+  yield from steadied(pairs, stabilize)
+
+
+def steadied(pairs: Iterable[tuple[np.ndarray, np.ndarray]], strength: float) -> Iterator[np.ndarray]:
+  """Outputs of (input frame, its stylization) pairs in order, through ``steady`` (0: as they are)."""
+  prev_in = prev_out = None
+  for cur_in, out in pairs:
+    if strength > 0 and prev_out is not None:
+      out = steady(prev_out, out, prev_in, cur_in, strength)
+    prev_in, prev_out = cur_in, out
+    yield out
+
+
+def _stylized(stylizer, frames, style, alpha, mask, preserve_color, batch, tile, total) -> Iterator[tuple]:
+  """(frame, its still-image stylization) in order, frames batched when the style is a code."""
   if preserve_color is not None:
     for frame in frames:
-      yield stylizer.stylize(frame, style, alpha, preserve_color, tile)
+      yield frame, stylizer.stylize(frame, style, alpha, preserve_color, tile)
     return
-  smoother = Smoother(stabilize) if stabilize > 0 else None
   pending: list[np.ndarray] = []
   mask_code = None
   for frame in _then_none(frames):
     if frame is not None:
       if mask is not None and mask_code is None:
         mask_code = images.resize_mask(mask, feature_hw(frame.shape[:2]))
-      batch = batch or default_batch(*frame.shape[:2])
+      batch = batch or min(default_batch(*frame.shape[:2]), total or MAX_BATCH)
       pending.append(frame)
     if pending and (frame is None or len(pending) == batch):
       n = len(pending)
       # The last batch is filled up with its last frame: one compiled shape for the whole clip.
       full = np.stack(pending + pending[-1:] * (batch - n))
-      yield from stylizer.generate_batch(full, style, alpha, mask_code, tile, smoother)[:n]
+      yield from zip(pending, stylizer.generate_batch(full, style, alpha, mask_code, tile))
       pending = []
 
 
@@ -167,7 +182,7 @@ def stylize_clip(stylizer: Stylizer, src: str | os.PathLike, dst: str | os.PathL
       try:
         for out in stylize_frames(stylizer, images_in(), style, alpha=alpha, mask=mask,
                                   preserve_color=preserve_color, stabilize=stabilize,
-                                  batch=batch, tile=tile):
+                                  batch=batch, tile=tile, total=reader.frames):
           shape = out.shape
           if not _put(encoded, video.Frame(images.to_uint8(out), timestamps.popleft()),
                       writer.is_alive):

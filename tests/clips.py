@@ -24,23 +24,26 @@ def write_clip(path, frames: list[np.ndarray], pts: list[int] | None = None, tim
                rate: int = 25, codec: str = "libx264", pix_fmt: str = "yuv420p", rotation: int = 0,
                audio: str | None = None, container: str = "mp4", audio_seconds: float = 1.0):
   """Writes frames at the given pts (default: 1/rate apart) with an optional audio track
-  (``audio`` an encoder name: "aac", "pcm_s16le", "mp3", ...) and display rotation."""
+  (``audio`` an encoder name: "aac", "pcm_s16le", "mp3", ...) and display rotation.
+  libx264rgb is written lossless: its frames decode exactly to the given ones."""
   tb = fractions.Fraction(*time_base)
   pts = pts if pts is not None else [round(i / rate / tb) for i in range(len(frames))]
   with av.open(str(path), "w", format=container) as out:
-    v = out.add_stream(codec, rate=rate)
-    v.height, v.width = frames[0].shape[:2]
-    v.pix_fmt = pix_fmt
-    v.codec_context.time_base = tb
-    v.time_base = tb
-    if rotation:
-      v.set_display_rotation(rotation)
+    if frames:  # no frames: an audio-only file
+      v = out.add_stream(codec, rate=rate, options={"crf": "0"} if codec == "libx264rgb" else {})
+      v.height, v.width = frames[0].shape[:2]
+      v.pix_fmt = pix_fmt
+      v.codec_context.time_base = tb
+      v.time_base = tb
+      if rotation:
+        v.set_display_rotation(rotation)
     a = out.add_stream(audio, rate=16000, layout="mono") if audio else None
     for img, p in zip(frames, pts):
       f = av.VideoFrame.from_ndarray(img, format="rgb24")
       f.pts, f.time_base = p, tb
       out.mux(v.encode(f))
-    out.mux(v.encode())
+    if frames:
+      out.mux(v.encode())
     if a is not None:
       samples = int(16000 * audio_seconds)
       tone = (0.3 * np.sin(np.arange(samples) * 2 * np.pi * 440 / 16000)).astype(np.float32)

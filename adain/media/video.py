@@ -85,13 +85,15 @@ class VideoReader:
     except FileNotFoundError:
       raise VideoError(path, "no such file") from None
     except (av.error.FFmpegError, OSError, ValueError) as e:
-      raise VideoError(path, f"not a readable video ({one_line(e)})") from None
+      raise VideoError(path, f"not a readable video ({_problem(e)})") from None
     streams = self._container.streams
-    if not streams.video:
-      self._container.close()
+    # Cover art (an audio file's picture) is a video stream of one frame, not a video.
+    pictures = [s for s in streams.video if not s.disposition & av.stream.Disposition.attached_pic]
+    if not pictures:
       kind = "audio only" if streams.audio else "no streams we read"
+      self._container.close()  # streams are freed with it
       raise VideoError(path, f"has no video stream ({kind})")
-    self._stream = streams.video[0]
+    self._stream = pictures[0]
     self._stream.thread_type = "AUTO"
     ctx = self._stream.codec_context
     self.width, self.height = ctx.width, ctx.height
@@ -127,9 +129,12 @@ class VideoReader:
         yield self._upright(frame), pts
         n, last = n + 1, pts
     except (av.error.FFmpegError, OSError) as e:
-      raise VideoError(self.path, f"decoding failed after {n} frame(s) ({one_line(e)})") from None
+      raise VideoError(self.path, f"decoding failed after {n} frame(s) ({_problem(e)})") from None
     if n == 0:
       raise VideoError(self.path, "no frame could be decoded (truncated or corrupt)")
+    if self.frames is not None and n < self.frames:  # FFmpeg stops quietly at a cut-off file's end
+      raise VideoError(self.path, f"truncated or broken: only {n} of its {self.frames} frames "
+                       "could be decoded")
 
   def _upright(self, frame) -> np.ndarray:
     im = frame.to_image()  # RGB, 8 bits
@@ -170,7 +175,7 @@ def write_video(path: str | os.PathLike, frames: Iterable[Frame], time_base: fra
   try:
     out = av.open(os.fspath(tmp), "w", format="mp4", options={"movflags": "+faststart"})
   except (av.error.FFmpegError, OSError) as e:
-    raise VideoError(path, f"cannot write: {one_line(e)}") from None
+    raise VideoError(path, f"cannot write: {_problem(e)}") from None
   src = None
   try:
     n, stream, last = 0, None, None
@@ -197,7 +202,7 @@ def write_video(path: str | os.PathLike, frames: Iterable[Frame], time_base: fra
     os.replace(tmp, path)
     return n
   except av.error.FFmpegError as e:
-    raise VideoError(path, f"encoding failed ({one_line(e)})") from None
+    raise VideoError(path, f"encoding failed ({_problem(e)})") from None
   finally:
     if src is not None:
       src.close()
@@ -223,7 +228,7 @@ class _AudioCopy:
   def __init__(self, av, src, out):
     self._av, self._out, self._map = av, out, {}
     for s in src.streams.audio:
-      if s.codec_context.name in MP4_AUDIO:
+      if s.codec_context.codec.canonical_name in MP4_AUDIO:  # "mp3", not its decoder "mp3float"
         self._map[s.index] = (out.add_stream_from_template(s), False)
       else:
         enc = out.add_stream("aac", rate=s.codec_context.sample_rate, layout=s.codec_context.layout)
@@ -261,3 +266,8 @@ class _AudioCopy:
     for frame in packet.decode():
       frame.pts = None  # the encoder counts samples itself
       self._out.mux(stream.encode(frame))
+
+
+def _problem(e: BaseException) -> str:
+  """FFmpeg's reason without the errno and file name that PyAV adds to it."""
+  return getattr(e, "strerror", None) or one_line(e)

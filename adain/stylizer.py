@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import functools
 import os
@@ -148,6 +149,15 @@ class Stylizer:
     self.dtype = jnp.dtype(dtype)
     self.state = jax.tree.map(lambda a: a.astype(self.dtype), state)
 
+  def on(self, device: jax.Device) -> "Stylizer":
+    """A copy whose weights live on ``device``, so that its calls run there.
+
+    Inputs given as numpy follow the weights; one thread per copy keeps several devices busy.
+    """
+    twin = copy.copy(self)
+    twin.state = jax.device_put(self.state, device)
+    return twin
+
   def _tile(self, img_hw3: np.ndarray, tile: int | None) -> int:
     h, w = img_hw3.shape[:2]
     if self.variant.fusion == "concat" or self.variant.decoder_norm == "instance":
@@ -201,8 +211,9 @@ class Stylizer:
     """Stylizes B content images of one size with one style in one compiled call.
 
     Each output equals ``generate`` of its image alone (per-image AdaIN statistics); video
-    frames and same-size dataset images use this to keep an accelerator busy. Images that need
-    tiling go one at a time through adain.tiling.
+    frames and same-size dataset images use this to keep an accelerator busy. Without a mask,
+    ``style`` may also hold B codes, one per image (a dataset gives each image its own style).
+    Images that need tiling go one at a time through adain.tiling.
     """
     return self.generate_from_code(self.encode_content(contents_bhw3, tile), style, alpha, mask_hw)
 
@@ -231,15 +242,18 @@ class Stylizer:
       if mask_hw is not None or alpha != 1.0:
         raise AdainError(None, "an Enc-Concat-Dec (concat) decoder takes no mask and alpha 1 only")
       return np.asarray(_decode_concat(self.graphdef, self.state, code, style, valid_hw)[:, :h, :w])
+    b = len(code if code is not None else content.images)
     if mask_hw is not None and len(style) != 2:
       raise AdainError(None, f"a mask needs exactly two styles (foreground, background), got {len(style)}")
-    if mask_hw is None and len(style) != 1:
-      raise AdainError(None, f"expected one style code, got {len(style)}: mix them first")
+    if mask_hw is None and len(style) not in (1, b):
+      raise AdainError(None, f"expected one style code or one per image, got {len(style)} for {b} "
+                       "images: mix them first")
+    per_image = mask_hw is None and len(style) > 1
     alpha = jnp.float32(alpha)
     if content.images is not None:
-      return np.stack([tiling.generate(self.graphdef, self.state, np.asarray(c, self.dtype), style,
-                                       alpha, content.tile, mask_hw)
-                       for c in content.images])
+      return np.stack([tiling.generate(self.graphdef, self.state, np.asarray(c, self.dtype),
+                                       style[i:i + 1] if per_image else style, alpha, content.tile,
+                                       mask_hw) for i, c in enumerate(content.images)])
     if mask_hw is not None:
       hc, wc = mask_hw.shape
       mask_hw = jnp.zeros((1, *code.shape[1:3])).at[0, :hc, :wc].set(mask_hw)

@@ -8,6 +8,7 @@ unwanted format) becomes one ImageError line instead of a Pillow traceback.
 from __future__ import annotations
 
 import os
+import re
 import secrets
 import warnings
 from pathlib import Path
@@ -24,6 +25,7 @@ _ACCEPTED_TEXT = "JPEG, PNG, BMP, GIF, TIFF or WebP"
 _SAVE_FORMATS = {".jpg": "JPEG", ".jpeg": "JPEG", ".png": "PNG"}
 _ALPHA_MODES = ("LA", "La", "PA", "RGBA", "RGBa")
 _WIDE_GREY_MODES = ("I;16", "I;16L", "I;16B", "I;16N", "I")
+_TEMP_NAME = re.compile(r"\.(.+)\.[0-9a-f]{12}\.tmp")
 
 
 def load_image(path: str | os.PathLike, size: int = 0, crop: bool = False) -> np.ndarray:
@@ -103,7 +105,7 @@ def save_image(path: str | os.PathLike, img_hw3: np.ndarray, quality: int = 95) 
     raise ImageError(path, f"cannot write: the parent {str(folder)!r} {problem}")
   pil = Image.fromarray(to_uint8(img), "RGB")
   # Our own name with O_EXCL rather than mkstemp: the file gets the usual umask-derived permissions.
-  tmp = folder / f".{path.name}.{secrets.token_hex(6)}.tmp"
+  tmp = temp_path(path)
   try:
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
   except OSError as e:
@@ -126,6 +128,20 @@ def to_uint8(img: np.ndarray) -> np.ndarray:
   """
   scaled = np.asarray(img).astype(np.float32) * np.float32(255) + np.float32(0.5)
   return np.clip(scaled, 0, 255).astype(np.uint8)
+
+
+def temp_path(path: Path) -> Path:
+  """A fresh hidden name beside ``path`` for writing it before the rename into place."""
+  return path.parent / f".{path.name}.{secrets.token_hex(6)}.tmp"
+
+
+def temp_target(name: str) -> str | None:
+  """The file name that a temporary of this name (``temp_path``) was to become, else None.
+
+  A process killed by SIGKILL cannot remove its temporary file; resumable jobs find them by this.
+  """
+  m = _TEMP_NAME.fullmatch(name)
+  return m and m.group(1)
 
 
 def _decode(path: str | os.PathLike) -> Image.Image:

@@ -1,0 +1,475 @@
+"""python -m adain.stylize_dataset: a stylized copy of an image dataset (Stylized-ImageNet and the like).
+
+A drop-in for bethgelab's stylize-datasets (its stylize.py): the same flags, defaults and output
+layout, ``SUBDIR/{stem}-stylized-{style}{ext}`` with the content tree's folders kept. Which styles
+an image gets is a pure function of (--seed, its path relative to --content-dir), so a resumed or
+sharded run makes the same dataset; a re-run skips finished outputs; ``--shard I/N`` splits the
+work over processes and hosts; OUTPUT/manifest.jsonl records every output.
+"""
+
+from __future__ import annotations
+
+import argparse
+import collections
+import hashlib
+import json
+import os
+import queue
+import random
+import sys
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import NamedTuple
+
+from adain import cli
+from adain.errors import AdainError, ImageError, one_line
+
+EXTENSIONS = ("png", "jpeg", "jpg")  # stylize-datasets' default
+SAVED_SUFFIXES = (".jpg", ".jpeg", ".png")  # what adain.media.images.save_image writes
+OOM_TILE = 512  # tile size for one image that does not fit the device's memory whole
+
+
+def shard(text: str) -> tuple[int, int]:
+  try:
+    i, n = (int(v) for v in text.split("/"))
+  except ValueError:
+    raise argparse.ArgumentTypeError(f"expected I/N, e.g. 0/4, got {text!r}") from None
+  if not 0 <= i < n:
+    raise argparse.ArgumentTypeError(f"need 0 <= I < N, got {text}")
+  return i, n
+
+
+def positive(text: str) -> int:
+  n = cli.pixels(text)
+  if n == 0:
+    raise argparse.ArgumentTypeError("must be at least 1")
+  return n
+
+
+def build_parser() -> argparse.ArgumentParser:
+  p = cli.Parser(prog="python -m adain.stylize_dataset", description=__doc__.split("\n")[0],
+                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+  p.add_argument("--content-dir", "--content_dir", dest="content_dir", required=True, metavar="DIR",
+                 help="the dataset to stylize, read recursively")
+  p.add_argument("--style-dir", "--style_dir", dest="style_dir", required=True, metavar="DIR",
+                 help="style images, read recursively")
+  p.add_argument("--output-dir", "--output_dir", dest="output_dir", default="output", metavar="DIR",
+                 help="where the stylized tree goes")
+  p.add_argument("--num-styles", "--num_styles", dest="num_styles", type=positive, default=1, metavar="N",
+                 help="stylized copies of each image, each with a different style")
+  p.add_argument("--alpha", type=cli.alpha, default=1.0, metavar="A",
+                 help="degree of stylization, 0 (content) to 1 (full style)")
+  p.add_argument("--extensions", nargs="+", default=list(EXTENSIONS), metavar="EXT",
+                 help="extensions of the image files to read from both folders, in any case")
+  p.add_argument("--content-size", "--content_size", dest="content_size", type=cli.pixels, default=0,
+                 metavar="N", help="shorter side of content images; 0 keeps their size")
+  p.add_argument("--style-size", "--style_size", dest="style_size", type=cli.pixels, default=512,
+                 metavar="N", help="shorter side of style images; 0 keeps their size")
+  p.add_argument("--crop", type=cli.pixels, default=0, metavar="N",
+                 help="center-crop content images to N x N after resizing; 0: no crop")
+  p.add_argument("--seed", type=int, default=0, help="seed of the style choice")
+  p.add_argument("--shard", type=shard, default="0/1", metavar="I/N",
+                 help="do only share I (from 0) of N; the N shares together are the whole run")
+  p.add_argument("--ext", "--save_ext", dest="ext", type=lambda s: s.lstrip(".").lower(),
+                 choices=("jpg", "png"),
+                 help="output format (default: the content file's own extension, png for other formats)")
+  p.add_argument("--batch-size", "--batch_size", dest="batch_size", type=positive, metavar="B",
+                 help="same-size images stylized in one call (default: 8 on a GPU or TPU, 1 on a CPU, "
+                      "where batching is no faster and 1 gives adain.stylize's exact pixels)")
+  p.add_argument("--workers", type=positive, default=4, metavar="N",
+                 help="threads decoding images, and as many writing them")
+  p.add_argument("--tile", type=cli.pixels, metavar="N",
+                 help="stylize in N-pixel tiles (0: never; default: only when an image would not fit)")
+  p.add_argument("--dtype", choices=("float32", "bfloat16"), default="float32",
+                 help="network precision; bfloat16 is for GPUs (slower on a CPU, off parity)")
+  p.add_argument("--vgg", metavar="FILE", help="encoder weights (.pth, .t7 or .npz)")
+  p.add_argument("--decoder", metavar="FILE_OR_DIR", help="decoder weights (.pth, .t7, .npz) or a training workdir")
+  return p
+
+
+def list_images(root: Path, extensions: list[str], exclude: Path | None = None) -> list[Path]:
+  """Files under root at any depth whose extension is one of ``extensions`` in any case, as
+  sorted paths relative to root. Hidden files and folders, and the folder ``exclude``, are skipped."""
+  exts = {"." + e.lstrip(".").lower() for e in extensions}
+  found = []
+  for folder, dirs, files in os.walk(root):
+    dirs[:] = [d for d in dirs if not d.startswith(".")
+               and (exclude is None or Path(folder, d).resolve() != exclude)]
+    found += [Path(folder, f).relative_to(root) for f in files
+              if not f.startswith(".") and Path(f).suffix.lower() in exts]
+  return sorted(found, key=Path.as_posix)
+
+
+def shard_of(rel: Path, n: int) -> int:
+  """The shard (of n) that stylizes a content image: a hash of its relative path alone, so the
+  split depends neither on the listing order nor on which other files a host sees."""
+  digest = hashlib.blake2b(rel.as_posix().encode(), digest_size=8).digest()
+  return int.from_bytes(digest, "big") % n
+
+
+def choose_styles(seed: int, rel: Path, n_styles: int, k: int) -> list[int]:
+  """k different style indices for a content image: a pure function of (seed, relative path).
+
+  A partial Fisher-Yates shuffle driven by random.Random(str).random(), the two parts of
+  Python's random module that are guaranteed to stay the same across Python versions.
+  """
+  rng = random.Random(f"{seed}/{rel.as_posix()}")
+  picked, moved = [], {}
+  for j in range(k):
+    r = j + int(rng.random() * (n_styles - j))
+    picked.append(moved.get(r, r))
+    moved[r] = moved.get(j, j)
+  return picked
+
+
+def output_path(rel: Path, style: Path, ext: str | None) -> Path:
+  """stylize-datasets' name, ``{stem}-stylized-{style stem}{suffix}`` in the content's subfolder."""
+  suffix = f".{ext}" if ext else rel.suffix if rel.suffix.lower() in SAVED_SUFFIXES else ".png"
+  return rel.parent / f"{rel.stem}-stylized-{style.stem}{suffix}"
+
+
+class Job(NamedTuple):
+  content: Path  # relative to --content-dir
+  style: int  # index into the style list
+  output: Path  # relative to --output-dir
+
+
+def manifest_row(job: Job, styles: list[Path], status: str, error: str | None = None) -> dict:
+  row = {"content": job.content.as_posix(), "style": styles[job.style].as_posix(),
+         "output": job.output.as_posix(), "status": status}
+  return row if error is None else {**row, "error": error}
+
+
+def plan(contents: list[Path], styles: list[Path], args) -> list[Job]:
+  """This shard's outputs: every content image of the shard with its --num-styles styles."""
+  i, n = args.shard
+  return [Job(rel, s, output_path(rel, styles[s], args.ext))
+          for rel in contents if shard_of(rel, n) == i
+          for s in choose_styles(args.seed, rel, len(styles), args.num_styles)]
+
+
+def manifest_path(out_root: Path, shard_in: tuple[int, int]) -> Path:
+  i, n = shard_in
+  return out_root / ("manifest.jsonl" if n == 1 else f"manifest-{i}-of-{n}.jsonl")
+
+
+def scan_outputs(out_root: Path, jobs: list[Job], also: Path) -> set[Job]:
+  """The jobs whose output is already there, one listing per folder (cheap on network file
+  systems); deletes the temporary files that a killed run left for these outputs and ``also``,
+  never other files' (other shards may be writing into the same folders)."""
+  from adain.media import images
+
+  wanted = collections.defaultdict(set)
+  for j in jobs:
+    wanted[out_root / j.output.parent].add(j.output.name)
+  wanted[also.parent].add(also.name)
+  present = set()
+  for folder, names in wanted.items():
+    try:
+      with os.scandir(folder) as entries:
+        found = [(e.name, e.path) for e in entries if e.is_file()]
+    except (FileNotFoundError, NotADirectoryError):
+      continue
+    for name, path in found:
+      if name in names:
+        present.add(Path(path))
+      elif images.temp_target(name) in names:
+        Path(path).unlink(missing_ok=True)
+  return {j for j in jobs if out_root / j.output in present}
+
+
+class Manifest:
+  """One JSON line per output: content, style, output (relative paths), status (ok or failed,
+  with the error).
+
+  Rebuilt at the start of a run from the outputs on disk, written to a temporary name and
+  renamed, so a line lost or torn by a killed run never matters; then appended line by line,
+  flushed, so a reader should ignore a last line without a newline (a run killed while writing).
+  """
+
+  def __init__(self, path: Path, rows: list[dict]):
+    from adain.media import images
+
+    tmp = images.temp_path(path)
+    with open(tmp, "w") as f:
+      f.writelines(json.dumps(r) + "\n" for r in rows)
+    os.replace(tmp, path)
+    self.file = open(path, "a")
+    self.lock = threading.Lock()
+
+  def add(self, rows: list[dict]) -> None:
+    with self.lock:
+      self.file.write("".join(json.dumps(r) + "\n" for r in rows))
+      self.file.flush()
+
+  def close(self) -> None:
+    self.file.close()
+
+
+def _prefetch(pool: ThreadPoolExecutor, fn, items, depth: int):
+  """(item, fn(item) or its AdainError) in order, with fn running on the pool up to depth ahead."""
+  def call(x):
+    try:
+      return fn(x)
+    except AdainError as e:
+      return e
+
+  pending = collections.deque()
+  for x in items:
+    pending.append((x, pool.submit(call, x)))
+    if len(pending) >= depth:
+      x, f = pending.popleft()
+      yield x, f.result()
+  while pending:
+    x, f = pending.popleft()
+    yield x, f.result()
+
+
+def stylize_batch(stylizer, contents_bhw3, style, alpha: float, tile: int | None):
+  """Stylizer.generate_batch, halving the batch (then tiling one image) when the device runs out
+  of memory, instead of skipping images as stylize-datasets does on CUDA out-of-memory."""
+  import jax
+  import numpy as np
+
+  try:
+    return stylizer.generate_batch(contents_bhw3, style, alpha, tile=tile)
+  except jax.errors.JaxRuntimeError as e:
+    b = len(contents_bhw3)
+    if "RESOURCE_EXHAUSTED" not in str(e) or b == 1 and tile == OOM_TILE:
+      raise
+    if b == 1:
+      return stylize_batch(stylizer, contents_bhw3, style, alpha, OOM_TILE)
+    halves = [slice(0, b // 2), slice(b // 2, b)]
+    return np.concatenate([stylize_batch(stylizer, contents_bhw3[h], style if len(style) == 1 else style[h],
+                                         alpha, tile) for h in halves])
+
+
+class _Run:
+  """One run's shared state: counters, manifest, progress bar, and the write threads."""
+
+  def __init__(self, args, content_root: Path, out_root: Path, styles: list[Path], manifest: Manifest,
+               bar):
+    self.args, self.content_root, self.out_root = args, content_root, out_root
+    self.styles, self.manifest, self.bar = styles, manifest, bar
+    self.lock = threading.Lock()
+    self.written = self.failed = 0
+    self.writer = ThreadPoolExecutor(args.workers, thread_name_prefix="write")
+    self.in_flight = threading.BoundedSemaphore(8 * args.workers)  # outputs waiting to be written
+
+  def fail(self, jobs: list[Job], error: str, show: bool = True) -> None:
+    """Records jobs as failed; ``show`` prints the error (once for all of them)."""
+    from tqdm import tqdm
+
+    if show:
+      tqdm.write(f"error: {error}", file=sys.stderr)
+    self.manifest.add([manifest_row(j, self.styles, "failed", error) for j in jobs])
+    with self.lock:
+      self.failed += len(jobs)
+      self.bar.update(len(jobs))
+
+  def write(self, job: Job, img_hw3) -> None:
+    self.in_flight.acquire()
+    self.writer.submit(self._write, job, img_hw3).add_done_callback(lambda _: self.in_flight.release())
+
+  def _write(self, job: Job, img_hw3) -> None:
+    from adain.media import images
+
+    path = self.out_root / job.output
+    try:
+      try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+      except OSError as e:
+        raise ImageError(path.parent, f"cannot create folder ({e.strerror or e})") from None
+      images.save_image(path, img_hw3)
+    except Exception as e:  # counted and reported, not lost in a future
+      self.fail([job], str(e) if isinstance(e, AdainError) else f"{path}: {one_line(e)}")
+      return
+    self.manifest.add([manifest_row(job, self.styles, "ok")])
+    with self.lock:
+      self.written += 1
+      self.bar.update(1)
+
+  def device_worker(self, stylizer, batches: queue.Queue) -> None:
+    """Stylizes batches of (job, content image, style code) until it gets None."""
+    import numpy as np
+
+    from adain.models import StyleCode
+
+    while (batch := batches.get()) is not None:
+      jobs, imgs, codes = zip(*batch)
+      style = StyleCode(np.stack([c[0] for c in codes]), np.stack([c[1] for c in codes]))
+      try:
+        out = stylize_batch(stylizer, np.stack(imgs), style, self.args.alpha, self.args.tile)
+      except Exception as e:  # One bad batch (too small, out of memory) must not stop the run.
+        problem = e.problem if isinstance(e, AdainError) else one_line(e)
+        for rel in dict.fromkeys(j.content for j in jobs):
+          self.fail([j for j in jobs if j.content == rel], f"{self.content_root / rel}: {problem}")
+        continue
+      for job, img in zip(jobs, out):
+        self.write(job, img)
+
+  def close(self) -> None:
+    self.writer.shutdown(wait=True)
+    self.manifest.close()
+
+
+def _load_content(path: Path, size: int, crop: int):
+  from adain.media import images
+
+  img = images.load_image(path, size)
+  if not crop:
+    return img
+  h, w = img.shape[:2]
+  if min(h, w) < crop:
+    raise ImageError(path, f"is {w}x{h} pixels after resizing, smaller than --crop {crop}")
+  top, left = int(round((h - crop) / 2.0)), int(round((w - crop) / 2.0))  # torchvision CenterCrop
+  return img[top:top + crop, left:left + crop]
+
+
+def _encode_styles(stylizer, style_root: Path, styles: list[Path], needed: list[int], args, pool):
+  """{style index: (mean, std) as numpy, or the error text} for the styles this run uses, each
+  read and encoded once; numpy, so that any device's stylizer takes them."""
+  import numpy as np
+  from tqdm import tqdm
+
+  from adain.media import images
+
+  codes = {}
+  load = lambda s: images.load_image(style_root / styles[s], args.style_size)  # noqa: E731
+  with tqdm(total=len(needed), unit="style", desc="styles", file=sys.stderr, disable=None) as bar:
+    for s, img in _prefetch(pool, load, needed, 2 * args.workers):
+      try:
+        if isinstance(img, AdainError):
+          raise img
+        code = stylizer.encode_style(img, args.tile)
+        codes[s] = (np.asarray(code.mean[0]), np.asarray(code.std[0]))
+      except AdainError as e:
+        codes[s] = f"style {style_root / styles[s]}: {e.problem}"
+        tqdm.write(f"error: {codes[s]}", file=sys.stderr)
+      bar.update(1)
+  return codes
+
+
+def _inputs(args, parser) -> tuple[Path, Path, Path, list[Path], list[Path]]:
+  content_root, style_root, out_root = Path(args.content_dir), Path(args.style_dir), Path(args.output_dir)
+  for flag, d in (("--content-dir", content_root), ("--style-dir", style_root)):
+    if not d.is_dir():
+      parser.error(f"{flag} {d}: not a folder")
+  if out_root.exists() and not out_root.is_dir():
+    parser.error(f"{out_root}: output path exists and is not a folder")
+  exts = " ".join(args.extensions)
+  contents = list_images(content_root, args.extensions, out_root.resolve())
+  if not contents:
+    parser.error(f"{content_root}: no images with extensions {exts} (any case) in this folder tree")
+  found = list_images(style_root, args.extensions)
+  if not found:
+    parser.error(f"{style_root}: no images with extensions {exts} (any case) in this folder tree")
+  styles = list({s.stem: s for s in reversed(found)}.values())[::-1]  # the first of each name
+  if len(styles) < len(found):
+    print(f"warning: {len(found) - len(styles)} style image(s) have the same name as another "
+          "(outputs are named by the style's name) and are not used", file=sys.stderr)
+  if args.num_styles > len(styles):
+    parser.error(f"--num-styles {args.num_styles} is more than the {len(styles)} style images")
+  return content_root, style_root, out_root, contents, styles
+
+
+def _stylize_all(work: _Run, todo: list[Job], style_root: Path) -> None:
+  """Encodes the styles, then streams contents: decoded ahead on threads, grouped by size into
+  batches for one thread per local device, written on threads."""
+  import jax
+
+  from adain import tiling
+  from adain.stylizer import Stylizer
+
+  args, content_root = work.args, work.content_root
+  stylizer = Stylizer.from_files(args.vgg, args.decoder, dtype=args.dtype)
+  if stylizer.variant.fusion == "concat":  # its styles are feature maps: no codes to reuse or batch
+    raise AdainError(args.decoder, "an Enc-Concat-Dec (concat) decoder needs each style image, not "
+                     "a style code; stylize with python -m adain.stylize")
+  devices = jax.local_devices()
+  batch_size = args.batch_size or (1 if devices[0].platform == "cpu" else 8)
+  with ThreadPoolExecutor(args.workers, thread_name_prefix="read") as pool:
+    codes = _encode_styles(stylizer, style_root, work.styles, sorted({j.style for j in todo}), args, pool)
+    batches = queue.Queue(maxsize=2 * len(devices))
+    workers = [threading.Thread(target=work.device_worker, name=f"device-{d.id}", daemon=True,
+                                args=(stylizer if len(devices) == 1 else stylizer.on(d), batches))
+               for d in devices]
+    for w in workers:
+      w.start()
+    budget = tiling.available_memory() // 4
+    by_content = collections.defaultdict(list)
+    for j in todo:
+      by_content[j.content].append(j)
+    groups: dict[tuple, list] = collections.defaultdict(list)
+    load = lambda rel: _load_content(content_root / rel, args.content_size, args.crop)  # noqa: E731
+    for rel, img in _prefetch(pool, load, list(by_content), 2 * args.workers + batch_size):
+      if isinstance(img, AdainError):
+        work.fail(by_content[rel], str(img))
+        continue
+      for j in by_content[rel]:
+        if isinstance(codes[j.style], str):
+          work.fail([j], f"{content_root / rel}: not stylized, {codes[j.style]}", show=False)
+          continue
+        group = groups[img.shape]
+        group.append((j, img, codes[j.style]))
+        # Same-size images share a call, as many as fit a quarter of the memory.
+        limit = max(1, min(batch_size, budget // (img.shape[0] * img.shape[1] * tiling.BYTES_PER_PIXEL)))
+        if len(group) >= limit:
+          batches.put(groups.pop(img.shape))
+      if sum(map(len, groups.values())) > 4 * batch_size:  # memory: flush the fullest size
+        batches.put(groups.pop(max(groups, key=lambda k: len(groups[k]))))
+    for group in groups.values():
+      batches.put(group)
+    for _ in workers:
+      batches.put(None)
+    for w in workers:
+      w.join()
+
+
+def run(args, parser) -> int:
+  """Stylizes this shard's missing outputs; returns the process exit status."""
+  from tqdm import tqdm
+
+  start = time.perf_counter()
+  content_root, style_root, out_root, contents, styles = _inputs(args, parser)
+  jobs = plan(contents, styles, args)
+  try:
+    out_root.mkdir(parents=True, exist_ok=True)
+  except OSError as e:
+    parser.error(f"{out_root}: cannot create output folder ({e.strerror})")
+  manifest_file = manifest_path(out_root, args.shard)
+  done = scan_outputs(out_root, jobs, manifest_file)
+  todo = [j for j in jobs if j not in done]
+  i, n = args.shard
+  print(f"{len(contents)} content images, {len(styles)} styles; shard {i}/{n}: {len(jobs)} outputs, "
+        f"{len(done)} already done", file=sys.stderr)
+  manifest = Manifest(manifest_file, [manifest_row(j, styles, "ok") for j in jobs if j in done])
+  with tqdm(total=len(todo), unit="image", file=sys.stderr, disable=None, smoothing=0.05) as bar:
+    work = _Run(args, content_root, out_root, styles, manifest, bar)
+    try:
+      if todo:
+        _stylize_all(work, todo, style_root)
+    except AdainError as e:  # the weights
+      print(f"error: {e}", file=sys.stderr)
+      return 1
+    finally:
+      work.close()
+  elapsed = time.perf_counter() - start
+  written, failed = work.written, work.failed
+  rate = f" ({written / elapsed:.2f} images/s)" if written else ""
+  print(f"wrote {written} image(s) to {out_root}/ in {elapsed:.1f} s{rate}, skipped {len(done)} already "
+        f"done, {failed} failed; manifest {manifest_file}", file=sys.stderr)
+  return 1 if failed else 0
+
+
+def main(argv: list[str] | None = None) -> int:
+  return build_parser().main(run, argv)
+
+
+if __name__ == "__main__":
+  from adain.runtime import reexec_with_huge_pages
+
+  reexec_with_huge_pages("adain.stylize_dataset")
+  sys.exit(main())

@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: install test stylize stylize-dataset bench train train-smoke ablations fixtures clean
+.PHONY: install test stylize stylize-dataset app bench train train-smoke ablations fixtures clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -27,6 +27,10 @@ stylize-dataset: STYLE ?= data/wikiart
 stylize-dataset: OUTPUT ?= data/stylized-imagenet/train
 stylize-dataset: $(STAMP)
 	$(PY) -m adain.stylize_dataset --content-dir $(CONTENT) --style-dir $(STYLE) --output-dir $(OUTPUT) $(ARGS)
+
+# The web page on http://127.0.0.1:7860 (ARGS adds flags, e.g. ARGS="--port 8000").
+app: $(STAMP)
+	$(PY) -m adain.app $(ARGS)
 
 bench: $(STAMP)
 	$(PY) -m adain.bench

@@ -81,16 +81,39 @@ def to_luminance_input(content: np.ndarray, style: np.ndarray) -> tuple[np.ndarr
   content's brightness and contrast rather than the style's. A flat style keeps its flat Y, moved
   to the content's mean. Not clipped: matching can leave [0, 1] slightly, which the network takes.
   """
-  y_c = luminance(content)
-  y_s = luminance(style)
+  return content_input(content, "luminance"), style_input(style, content, "luminance")
+
+
+def _gray3(y: np.ndarray) -> np.ndarray:
+  return np.repeat(y[..., None], 3, axis=-1).astype(np.float32)
+
+
+def content_input(content: np.ndarray, method: str | None) -> np.ndarray:
+  """The image the network encodes as content for a preserve-colour ``method`` (None, "coral"
+  or "luminance"): the content itself, or for luminance its Y in all three channels.
+
+  With ``style_input`` and ``output`` this splits a colour-preserving stylization into steps
+  whose codes can be kept (adain.app restyles a cached content code with new styles).
+  """
+  return _gray3(luminance(content)) if method == "luminance" else content
+
+
+def style_input(style: np.ndarray, content: np.ndarray, method: str | None) -> np.ndarray:
+  """The image the network encodes as style: the style itself, recoloured by ``coral``, or its
+  luminance matched to the content's (see ``to_luminance_input``)."""
+  if method == "coral":
+    return coral(style, content)
+  if method != "luminance":
+    return style
+  y_c, y_s = luminance(content), luminance(style)
   mu_c, sigma_c = y_c.mean(axis=(-2, -1), keepdims=True), y_c.std(axis=(-2, -1), keepdims=True)
   mu_s, sigma_s = y_s.mean(axis=(-2, -1), keepdims=True), y_s.std(axis=(-2, -1), keepdims=True)
-  y_s = (y_s - mu_s) * (sigma_c / np.where(sigma_s > 0, sigma_s, np.inf)) + mu_c
+  return _gray3((y_s - mu_s) * (sigma_c / np.where(sigma_s > 0, sigma_s, np.inf)) + mu_c)
 
-  def gray3(y):
-    return np.repeat(y[..., None], 3, axis=-1).astype(np.float32)
 
-  return gray3(y_c), gray3(y_s)
+def output(stylized: np.ndarray, content: np.ndarray, method: str | None) -> np.ndarray:
+  """The final image from the network's: for luminance, with the content's chroma put back."""
+  return merge_luminance(stylized, content) if method == "luminance" else stylized
 
 
 def merge_luminance(output_y_image: np.ndarray, content: np.ndarray) -> np.ndarray:

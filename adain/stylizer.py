@@ -68,21 +68,23 @@ def _encode_style_features(graphdef, state, images_bhwc, valid_hw):
 
 
 @functools.partial(jax.jit, static_argnums=0)
-def _stylize_concat(graphdef, state, content_bhwc, style: StyleFeatures, valid_hw):
-  """_stylize for an Enc-Concat-Dec decoder: the style's features resized to each content code."""
-  model = nnx.merge(graphdef, state)
-  code = model.encode_content(content_bhwc, valid_hw)
-  style_bhwc = jnp.broadcast_to(style.features, (code.shape[0],) + style.features.shape[1:])
-  out = model.generate_concat(code, style_bhwc, -(-valid_hw // 8), style.valid_hw)
-  return out.astype(jnp.float32)
+def _encode_content(graphdef, state, content_bhwc, valid_hw):
+  return nnx.merge(graphdef, state).encode_content(content_bhwc, valid_hw)
 
 
 @functools.partial(jax.jit, static_argnums=0)
-def _stylize(graphdef, state, content_bhwc, style: StyleCode, alpha, mask_bhw, valid_hw):
-  """Encode, AdaIN, decode the valid_hw part of a bucket (the caller crops the output)."""
+def _decode(graphdef, state, code_bhwc, style: StyleCode, alpha, mask_bhw, valid_hw):
+  """AdaIN and decode the valid_hw part of a bucket's code (the caller crops the output)."""
   model = nnx.merge(graphdef, state)
-  code = model.encode_content(content_bhwc, valid_hw)
-  return model.generate(code, style, alpha, mask_bhw, valid_hw=-(-valid_hw // 8)).astype(jnp.float32)
+  return model.generate(code_bhwc, style, alpha, mask_bhw, valid_hw=-(-valid_hw // 8)).astype(jnp.float32)
+
+
+@functools.partial(jax.jit, static_argnums=0)
+def _decode_concat(graphdef, state, code_bhwc, style: StyleFeatures, valid_hw):
+  """_decode for an Enc-Concat-Dec decoder: the style's features resized to each content code."""
+  model = nnx.merge(graphdef, state)
+  style_bhwc = jnp.broadcast_to(style.features, (code_bhwc.shape[0],) + style.features.shape[1:])
+  return model.generate_concat(code_bhwc, style_bhwc, -(-valid_hw // 8), style.valid_hw).astype(jnp.float32)
 
 
 def enable_compilation_cache() -> None:
@@ -107,6 +109,21 @@ def feature_hw(image_hw: tuple[int, int]) -> tuple[int, int]:
   for _ in range(3):
     h, w = -(-h // 2), -(-w // 2)
   return h, w
+
+
+@dataclasses.dataclass(frozen=True)
+class ContentCode:
+  """B same-size content images as ``generate_from_code`` takes them, computed once.
+
+  ``code``: their relu4_1 features in the images' size bucket (see ``bucket``), ``images`` None.
+  Images that need tiling keep ``images`` instead (tiles are encoded as they are decoded, see
+  adain.tiling) and ``code`` None. ``hw`` is the images' own size.
+  """
+
+  hw: tuple[int, int]
+  code: jax.Array | None = None
+  images: np.ndarray | None = None
+  tile: int = 0
 
 
 class Stylizer:
@@ -198,36 +215,49 @@ class Stylizer:
     ``style`` may also hold B codes, one per image (a dataset gives each image its own style).
     Images that need tiling go one at a time through adain.tiling.
     """
+    return self.generate_from_code(self.encode_content(contents_bhw3, tile), style, alpha, mask_hw)
+
+  def encode_content(self, contents_bhw3: np.ndarray, tile: int | None = None) -> ContentCode:
+    """The content half of ``generate_batch``: keep it to restyle the same images many times
+    (another alpha, style or mask) at the cost of AdaIN and the decoder alone."""
     contents_bhw3 = np.asarray(contents_bhw3)
     _check_size(contents_bhw3[0], "content image")
+    h, w = contents_bhw3.shape[1:3]
+    tile = self._tile(contents_bhw3[0], tile)
+    if tiling.is_tiled(h, w, tile):
+      return ContentCode((h, w), images=contents_bhw3, tile=tile)
+    return ContentCode((h, w), code=_encode_content(self.graphdef, self.state,
+                                                    *_in_bucket(contents_bhw3, self.dtype)))
+
+  def generate_from_code(self, content: ContentCode, style: StyleCode | StyleFeatures,
+                         alpha: float = 1.0, mask_hw: np.ndarray | None = None) -> np.ndarray:
+    """(B, H, W, 3) images from ``encode_content``'s code; the rest as in ``generate_batch``."""
     if (self.variant.fusion == "concat") != isinstance(style, StyleFeatures):
       raise AdainError(None, "an Enc-Concat-Dec (concat) decoder needs the style image, not a "
                        "style code" if isinstance(style, StyleCode) else
                        "StyleFeatures are for Enc-Concat-Dec (concat) decoders only")
-    if isinstance(style, StyleFeatures):
+    (h, w), code = content.hw, content.code
+    valid_hw = jnp.array([h, w], jnp.int32)
+    if isinstance(style, StyleFeatures):  # never tiled (see _tile)
       if mask_hw is not None or alpha != 1.0:
         raise AdainError(None, "an Enc-Concat-Dec (concat) decoder takes no mask and alpha 1 only")
-      self._tile(contents_bhw3[0], tile)
-      content, valid_hw = _in_bucket(contents_bhw3, self.dtype)
-      out = _stylize_concat(self.graphdef, self.state, content, style, valid_hw)
-      return np.asarray(out[:, :contents_bhw3.shape[1], :contents_bhw3.shape[2]])
-    b, h, w = contents_bhw3.shape[:3]
+      return np.asarray(_decode_concat(self.graphdef, self.state, code, style, valid_hw)[:, :h, :w])
+    b = len(code if code is not None else content.images)
     if mask_hw is not None and len(style) != 2:
       raise AdainError(None, f"a mask needs exactly two styles (foreground, background), got {len(style)}")
     if mask_hw is None and len(style) not in (1, b):
       raise AdainError(None, f"expected one style code or one per image, got {len(style)} for {b} "
                        "images: mix them first")
     per_image = mask_hw is None and len(style) > 1
-    tile = self._tile(contents_bhw3[0], tile)
-    if tiling.is_tiled(h, w, tile):
+    alpha = jnp.float32(alpha)
+    if content.images is not None:
       return np.stack([tiling.generate(self.graphdef, self.state, np.asarray(c, self.dtype),
-                                       style[i:i + 1] if per_image else style, jnp.float32(alpha),
-                                       tile, mask_hw) for i, c in enumerate(contents_bhw3)])
-    content, valid_hw = _in_bucket(contents_bhw3, self.dtype)
+                                       style[i:i + 1] if per_image else style, alpha, content.tile,
+                                       mask_hw) for i, c in enumerate(content.images)])
     if mask_hw is not None:
       hc, wc = mask_hw.shape
-      mask_hw = jnp.zeros((1, content.shape[1] // 8, content.shape[2] // 8)).at[0, :hc, :wc].set(mask_hw)
-    out = _stylize(self.graphdef, self.state, content, style, jnp.float32(alpha), mask_hw, valid_hw)
+      mask_hw = jnp.zeros((1, *code.shape[1:3])).at[0, :hc, :wc].set(mask_hw)
+    out = _decode(self.graphdef, self.state, code, style, alpha, mask_hw, valid_hw)
     return np.asarray(out[:, :h, :w])
 
   def stylize(self, content_hw3: np.ndarray, style_hw3: np.ndarray, alpha: float = 1.0,
@@ -238,13 +268,8 @@ class Stylizer:
     (pytorch-AdaIN's --preserve_color); ``luminance`` stylizes luminance only and puts the
     content's chroma back.
     """
-    if preserve_color == "coral":
-      return self.generate(content_hw3, self.encode_style(color.coral(style_hw3, content_hw3), tile),
-                           alpha, tile=tile)
-    if preserve_color == "luminance":
-      content_y, style_y = color.to_luminance_input(content_hw3, style_hw3)
-      out_y = self.generate(content_y, self.encode_style(style_y, tile), alpha, tile=tile)
-      return color.merge_luminance(out_y, content_hw3)
-    if preserve_color is not None:
+    if preserve_color not in (None, *PRESERVE_COLOR):
       raise AdainError(None, f"preserve_color must be one of {PRESERVE_COLOR}, not {preserve_color!r}")
-    return self.generate(content_hw3, self.encode_style(style_hw3, tile), alpha, tile=tile)
+    content = self.encode_content(color.content_input(content_hw3, preserve_color)[None], tile)
+    style = self.encode_style(color.style_input(style_hw3, content_hw3, preserve_color), tile)
+    return color.output(self.generate_from_code(content, style, alpha)[0], content_hw3, preserve_color)

@@ -1,0 +1,203 @@
+"""The web app's model side, without Gradio: uploads in, stylized PNGs out, codes kept per upload.
+
+A person moving the alpha slider or a style weight should wait for AdaIN and the decoder only,
+so the decoded images and their content and style codes are kept in small LRU caches keyed by
+the file's SHA-256 and the sizes (and, for colour preservation, by what the code depends on).
+"""
+
+from __future__ import annotations
+
+import collections
+import dataclasses
+import hashlib
+import shutil
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+
+from adain import color
+from adain.errors import AdainError
+from adain.media import images
+from adain.models import StyleCode
+from adain.stylizer import PRESERVE_COLOR, ContentCode, StyleFeatures, Stylizer, feature_hw
+
+CLI_SIZE = 512  # adain.stylize's default --content-size and --style-size
+KEEP_RESULTS = 16  # result files kept on disk; Gradio serves its own copies
+
+
+class _LRU:
+  """The last ``size`` values by key; a miss computes the value (errors are not cached)."""
+
+  def __init__(self, size: int):
+    self.size, self.items, self.hits = size, collections.OrderedDict(), 0
+
+  def get(self, key, compute: Callable):
+    if key in self.items:
+      self.items.move_to_end(key)
+      self.hits += 1
+      return self.items[key]
+    value = self.items[key] = compute()
+    if len(self.items) > self.size:
+      self.items.popitem(last=False)
+    return value
+
+
+@dataclasses.dataclass(frozen=True)
+class Result:
+  path: Path  # a lossless PNG as adain.stylize --ext png writes it, or a clip's MP4
+  summary: str  # one line for the page: size, time, what came from the caches
+
+
+def _digest(path: str) -> str:
+  try:
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+  except OSError as e:
+    raise AdainError(Path(path).name, f"cannot read: {e.strerror or e}") from None
+
+
+def _named(e: AdainError) -> AdainError:
+  """The error with the file's own name instead of its temporary folder (Gradio keeps uploads
+  under their names in folders of their own)."""
+  return AdainError(Path(e.path).name, e.problem) if e.path else e
+
+
+def _check(styles: list[str], weights: list[float] | None, preserve_color: str | None) -> None:
+  if not styles:
+    raise AdainError(None, "add at least one style image")
+  if preserve_color not in (None, *PRESERVE_COLOR):
+    raise AdainError(None, f"preserve colour must be one of {PRESERVE_COLOR}, not {preserve_color!r}")
+  if weights is not None and (len(weights) != len(styles) or not sum(weights) > 0):
+    raise AdainError(None, "style weights: one per style, and not all 0")
+
+
+def _combined(codes: list, weights: list[float] | None, masked: bool):
+  """The styles' codes as generate takes them: mixed by their weights (equal when None, as
+  --style-weights), or both kept for a mask."""
+  if len(codes) == 1:
+    return codes[0]
+  if not all(isinstance(c, StyleCode) for c in codes):  # a concat decoder's StyleFeatures
+    raise AdainError(None, "an Enc-Concat-Dec (concat) decoder takes one style at a time")
+  codes = StyleCode.concat(codes)
+  return codes if masked else codes.mix(weights or [1.0] * len(codes))
+
+
+class Studio:
+  """One Stylizer behind a lock (one job at a time), with the codes of recent uploads."""
+
+  def __init__(self, stylizer: Stylizer, out_dir: str | Path, cache_size: int = 8):
+    self.stylizer = stylizer
+    self.out_dir = Path(out_dir)
+    self.lock = threading.Lock()
+    # Decoded images are the largest (a photo at its own size can take hundreds of MB).
+    self.images = _LRU(max(cache_size // 2, 1))
+    self.content_codes, self.style_codes = _LRU(cache_size), _LRU(cache_size)
+    self.results = 0
+
+  def load(self, path: str, size: int) -> tuple[str, np.ndarray]:
+    """(key, image) of an uploaded image at ``size`` (0: its own size), as the CLI loads it."""
+    key = f"{_digest(path)}:{size}"
+    try:
+      return key, self.images.get(key, lambda: images.load_image(path, size))
+    except AdainError as e:
+      raise _named(e) from None
+
+  def style_code(self, path: str, size: int, method: str | None,
+                 content: tuple[str, np.ndarray] | None) -> StyleCode | StyleFeatures:
+    """One style's code, from an image or an .npz style code (adain.encode_style); ``content``
+    (key, image) is what a preserve-colour ``method`` matches the style to."""
+    if path.lower().endswith(".npz"):
+      if method:
+        raise AdainError(Path(path).name, "keeping the content's colours needs the style image, "
+                         "not a style code")
+      try:
+        code = self.style_codes.get(_digest(path), lambda: self.stylizer.load_style_code(path))
+      except AdainError as e:
+        raise _named(e) from None
+      if len(code) != 1:
+        raise AdainError(Path(path).name, f"holds {len(code)} style codes; give one per file")
+      return code
+    key, img = self.load(path, size)
+    if method:  # coral and luminance matching make the style's network input depend on the content
+      key = f"{key}:{method}:{content[0]}"
+    try:
+      return self.style_codes.get(key, lambda: self.stylizer.encode_style(
+          color.style_input(img, content[1], method) if method else img))
+    except AdainError as e:
+      raise _named(e) from None
+
+  def stylize(self, content: str, styles: list[str], weights: list[float] | None = None,
+              alpha: float = 1.0, content_size: int = CLI_SIZE, style_size: int = CLI_SIZE,
+              preserve_color: str | None = None, mask_grey: np.ndarray | None = None) -> Result:
+    """Stylizes ``content`` with ``styles`` mixed by ``weights`` (None: equal), or with a mask
+    (grey, any size, > 0.5 = first style) the first style where painted, the second elsewhere.
+
+    With one style, no mask and the CLI's sizes this writes what ``python -m adain.stylize
+    --ext png`` writes for the same files and alpha.
+    """
+    _check(styles, weights, preserve_color)
+    if mask_grey is not None and len(styles) != 2:
+      raise AdainError(None, f"a painted mask needs exactly two styles (painted, rest), got {len(styles)}")
+    with self.lock:
+      start, hits = time.perf_counter(), self._hits()
+      key, img = self.load(content, content_size)
+      try:
+        code: ContentCode = self.content_codes.get(f"{key}:{preserve_color == 'luminance'}", lambda:
+            self.stylizer.encode_content(color.content_input(img, preserve_color)[None]))
+      except AdainError as e:
+        raise _named(e) from None
+      style = _combined([self.style_code(s, style_size, preserve_color, (key, img)) for s in styles],
+                        weights, mask_grey is not None)
+      mask = None if mask_grey is None else images.resize_mask(mask_grey, feature_hw(img.shape[:2]))
+      out = self.stylizer.generate_from_code(code, style, alpha, mask)[0]
+      out = color.output(out, img, preserve_color)
+      path = self._result_path(content, styles, mask is not None, ".png")
+      images.save_image(path, out)
+      seconds, hits = time.perf_counter() - start, self._hits() - hits
+    h, w = out.shape[:2]
+    return Result(path, f"{w}×{h} px in {seconds:.2f} s; {hits} of {len(styles) + 1} codes reused")
+
+  def stylize_clip(self, src: str, styles: list[str], weights: list[float] | None = None,
+                   alpha: float = 1.0, content_size: int = CLI_SIZE, style_size: int = CLI_SIZE,
+                   preserve_color: str | None = None,
+                   progress: Callable[[int, int | None], object] | None = None) -> Result:
+    """Stylizes a video file into an MP4 with its sound (adain.video, the ``video`` extra)."""
+    _check(styles, weights, preserve_color)
+    if preserve_color and len(styles) != 1:
+      raise AdainError(None, "keeping the content's colours in a clip works with one style at a time")
+    try:
+      from adain import video
+    except ImportError:
+      raise AdainError(None, "stylizing clips needs PyAV: pip install 'adain[video]'") from None
+    with self.lock:
+      if preserve_color:  # the clip's frames are the content: the style goes as an image
+        style = self.load(styles[0], style_size)[1]
+      else:
+        style = _combined([self.style_code(s, style_size, None, None) for s in styles], weights, False)
+      path = self._result_path(src, styles, False, ".mp4")
+      try:
+        clip = video.stylize_clip(self.stylizer, src, path, style, alpha=alpha,
+                                  content_size=content_size, preserve_color=preserve_color,
+                                  progress=progress)
+      except AdainError as e:
+        raise _named(e) from None
+    return Result(path, f"{clip.frames} frames in {clip.seconds:.1f} s ({clip.fps:.2f} frames/s)")
+
+  def _hits(self) -> int:
+    return self.content_codes.hits + self.style_codes.hits
+
+  def _result_path(self, content: str, styles: list[str], masked: bool, ext: str) -> Path:
+    """A new folder per result (named as the CLI names its files); old ones are removed."""
+    self.results += 1
+    folder = self.out_dir / f"{self.results:06d}"
+    folder.mkdir(parents=True)
+    old = self.out_dir / f"{self.results - KEEP_RESULTS:06d}"
+    shutil.rmtree(old, ignore_errors=True)
+    stems = [Path(s).stem for s in styles]
+    if len(styles) > 1 and not masked:
+      suffix = "interpolation"
+    else:
+      suffix = "stylized_" + "_".join(stems)
+    return folder / f"{Path(content).stem}_{suffix}{ext}"

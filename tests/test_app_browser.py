@@ -1,0 +1,125 @@
+"""python -m adain.app as a user and a script meet it: Debian's Chromium (driven by Playwright) and
+gradio_client, against a server started on a free loopback port with the seeded test weights."""
+
+from __future__ import annotations
+
+import concurrent.futures
+import io
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+
+import numpy as np
+import pytest
+from gradio_client import Client, handle_file
+from PIL import Image
+
+from test_app import cli, files  # noqa: F401  (files: a fixture)
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+
+
+@pytest.fixture(scope="module")
+def server(weights, tmp_path_factory):
+  """The app's URL; the process is stopped after the module's tests."""
+  with socket.socket() as s:
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+  log = tmp_path_factory.mktemp("app") / "server.log"
+  with open(log, "wb") as out:
+    proc = subprocess.Popen([sys.executable, "-m", "adain.app", "--port", str(port), "--vgg",
+                             str(weights[0]), "--decoder", str(weights[1])], stdout=out, stderr=out)
+  url = f"http://127.0.0.1:{port}/"
+  try:
+    deadline = time.monotonic() + 180
+    while True:
+      assert proc.poll() is None, f"the app exited: {log.read_text()}"
+      assert time.monotonic() < deadline, f"the app did not answer: {log.read_text()}"
+      try:
+        urllib.request.urlopen(url, timeout=5).close()
+        break
+      except OSError:
+        time.sleep(0.5)
+    yield url
+  finally:
+    proc.terminate()
+    proc.wait(30)
+
+
+def test_page_in_chromium(server, files, weights, tmp_path):
+  """A broken upload gets a message; then upload a pair, move alpha: the result appears and has
+  the CLI's pixels."""
+  from playwright.sync_api import sync_playwright
+
+  assert CHROMIUM, "the browser test needs Debian's chromium: apt-get install chromium"
+  want = cli(weights, tmp_path / "cli", files["content"], [files["a"]], "--alpha", "0.5",
+             "--content-size", "64", "--style-size", "64")
+  outside = []
+  with sync_playwright() as p:
+    browser = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
+    try:
+      page = browser.new_page(viewport={"width": 1400, "height": 1000})
+      page.on("request", lambda r: r.url.startswith((server, "data:", "blob:")) or outside.append(r.url))
+      page.goto(server)
+      page.wait_for_selector("#content input[type=file]", state="attached", timeout=60_000)
+      assert "adain" in page.title()
+      for size in ("#content-size", "#style-size"):
+        box = page.locator(f"{size} input[type=number]")
+        box.fill("64")
+        box.press("Enter")
+      page.locator("#styles input[type=file]").set_input_files(files["a"])
+      bad = tmp_path / "broken.png"
+      bad.write_bytes(b"\x89PNG\r\n\x1a\n" + bytes(100))
+      page.locator("#content input[type=file]").set_input_files(bad)
+      page.get_by_text("broken.png: corrupt PNG file").first.wait_for(timeout=120_000)
+      page.locator("#content input[type=file]").set_input_files(files["content"])
+      first = page.wait_for_selector("#result img", timeout=120_000).get_attribute("src")
+      page.locator("#alpha input[type=range]").fill("0.5")
+      src, shown = first, []
+      for _ in range(3):  # the alpha move's result; a job queued before it may land first
+        page.wait_for_function("s => document.querySelector('#result img').src !== s", arg=src,
+                               timeout=120_000)
+        src = page.locator("#result img").get_attribute("src")
+        assert src.endswith("photo_stylized_a.png")
+        shown.append(np.asarray(Image.open(io.BytesIO(page.request.get(src).body()))))
+        if np.array_equal(shown[-1], want):
+          break
+      page.screenshot(path=tmp_path / "page.png", full_page=True)
+    finally:
+      browser.close()
+  np.testing.assert_array_equal(shown[-1], want)
+  assert outside == []  # offline: nothing but the app itself was asked for
+
+
+def test_api_gives_the_cli_png_and_keeps_serving(server, files, weights, tmp_path):
+  """/stylize at the CLI's default sizes; a bad upload gets a message; three calls at once."""
+  from gradio_client.exceptions import AppError
+
+  client = Client(server, verbose=False)
+  got = client.predict(handle_file(files["content"]), handle_file(files["a"]), 0.7, api_name="/stylize")
+  want = cli(weights, tmp_path / "cli", files["content"], [files["a"]], "--alpha", "0.7")
+  np.testing.assert_array_equal(np.asarray(Image.open(got)), want)
+
+  bad = tmp_path / "notes.txt"
+  bad.write_text("not a picture")
+  with pytest.raises(AppError, match="notes.txt: not an image file"):
+    client.predict(handle_file(str(bad)), handle_file(files["a"]), 0.7, api_name="/stylize")
+
+  calls = [(files["content"], files["a"], 0.7), (files["content"], files["b"], 0.3),
+           (files["a"], files["content"], 1.0)]
+
+  def call(args):
+    content, style, alpha = args
+    return Client(server, verbose=False).predict(handle_file(content), handle_file(style), alpha,
+                                                 api_name="/stylize")
+
+  with concurrent.futures.ThreadPoolExecutor(len(calls)) as pool:
+    outs = list(pool.map(call, calls))
+  np.testing.assert_array_equal(np.asarray(Image.open(outs[0])), want)
+  shapes = [np.asarray(Image.open(o)).shape for o in outs]
+  assert shapes == [want.shape, want.shape, (614, 512, 3)]  # a.png, 48x40: 512 on the short side
+  assert os.path.basename(outs[2]) == "a_stylized_photo.png"

@@ -27,6 +27,13 @@ class Parser(argparse.ArgumentParser):
       self.error(f"{folder}: no files in this folder")
     return files
 
+  def add_weights(self, decoder: bool = True) -> None:
+    """--vgg and (unless decoder is False) --decoder, as every command resolves them."""
+    self.add_argument("--vgg", metavar="FILE", help="encoder weights (.pth, .t7 or .npz)")
+    if decoder:
+      self.add_argument("--decoder", metavar="FILE_OR_DIR",
+                        help="decoder weights (.pth, .t7, .npz) or a training workdir")
+
   def main(self, run, argv: list[str] | None = None) -> int:
     """Parses argv and returns ``run(args, parser)``'s exit status (130 on Ctrl-C)."""
     args = self.parse_args(argv)

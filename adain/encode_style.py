@@ -20,7 +20,7 @@ def build_parser() -> argparse.ArgumentParser:
   p.add_argument("images", nargs="+", help="style images")
   p.add_argument("--output", required=True,
                  help="a .npz file (one image), or a folder that gets IMAGE_STEM.npz per image")
-  p.add_argument("--vgg", help="encoder weights (.pth, .t7 or .npz)")
+  p.add_weights(decoder=False)
   p.add_argument("--style-size", "--style_size", dest="style_size", type=cli.pixels, default=512,
                  help="shorter side the style image is resized to; 0 keeps its size")
   p.add_argument("--crop", action="store_true", help="center-crop to a size x size square")

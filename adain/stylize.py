@@ -45,8 +45,7 @@ def build_parser() -> argparse.ArgumentParser:
   p.add_argument("--preserve-color", "--preserve_color", dest="preserve_color", nargs="?",
                  const="coral", choices=("coral", "luminance"),
                  help="keep the content's colours (bare flag: coral, as pytorch-AdaIN)")
-  p.add_argument("--vgg", metavar="FILE", help="encoder weights (.pth, .t7 or .npz)")
-  p.add_argument("--decoder", metavar="FILE_OR_DIR", help="decoder weights (.pth, .t7, .npz) or a training workdir")
+  p.add_weights()
   p.add_argument("--output", default="output", metavar="DIR", help="output folder")
   p.add_argument("--ext", "--save_ext", dest="ext", default="jpg", type=lambda s: s.lstrip(".").lower(),
                  choices=("jpg", "png"), help="output image format (videos are written as .mp4)")

@@ -84,8 +84,7 @@ def build_parser() -> argparse.ArgumentParser:
                  help="stylize in N-pixel tiles (0: never; default: only when an image would not fit)")
   p.add_argument("--dtype", choices=("float32", "bfloat16"), default="float32",
                  help="network precision; bfloat16 is for GPUs (slower on a CPU, off parity)")
-  p.add_argument("--vgg", metavar="FILE", help="encoder weights (.pth, .t7 or .npz)")
-  p.add_argument("--decoder", metavar="FILE_OR_DIR", help="decoder weights (.pth, .t7, .npz) or a training workdir")
+  p.add_weights()
   return p
 
 

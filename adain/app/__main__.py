@@ -16,8 +16,7 @@ def build_parser() -> argparse.ArgumentParser:
   p.add_argument("--host", default="127.0.0.1",
                  help="address to serve on (0.0.0.0 opens the page to your network)")
   p.add_argument("--port", type=int, default=7860, help="port to serve on")
-  p.add_argument("--vgg", metavar="FILE", help="encoder weights (.pth, .t7 or .npz)")
-  p.add_argument("--decoder", metavar="FILE_OR_DIR", help="decoder weights (.pth, .t7, .npz) or a training workdir")
+  p.add_weights()
   return p
 
 

@@ -33,8 +33,10 @@ def test_style_loss_layers_and_zero():
   np.testing.assert_allclose(sum(per_layer), z["style_loss"], rtol=1e-5)
 
 
-def test_adain_does_not_import_training_dependencies():
-  # (optax is not checked: flax.nnx itself imports it.)
-  code = ("import sys, adain, adain.losses; bad = {'tensorflow', 'orbax', 'train'} & "
+def test_adain_does_not_import_training_or_extra_dependencies():
+  # (optax is not checked: flax.nnx itself imports it.) PyAV and Gradio load only where used.
+  code = ("import sys, adain, adain.losses, adain.stylizer, adain.video, adain.stylize, "
+          "adain.stylize_dataset, adain.app; "
+          "bad = {'tensorflow', 'orbax', 'train', 'av', 'gradio'} & "
           "{m.split('.')[0] for m in sys.modules}; assert not bad, bad")
   subprocess.run([sys.executable, "-c", code], check=True, cwd=os.path.dirname(FIXTURE))

@@ -42,7 +42,7 @@ def _timed(fn, repeats: int) -> tuple[float, float]:
   return first, statistics.median(times)
 
 
-def _stylizer():
+def _stylizer(dtype: str):
   import jax
   import numpy as np
 
@@ -50,17 +50,17 @@ def _stylizer():
   from adain.stylizer import Stylizer
 
   jax.config.update("jax_enable_compilation_cache", False)
-  return Stylizer(AdaIN()), np.random.default_rng(0)
+  return Stylizer(AdaIN(), dtype), np.random.default_rng(0)
 
 
-def bench_size(size: int, repeats: int) -> list[dict]:
-  stylizer, rng = _stylizer()
+def bench_size(size: int, repeats: int, dtype: str) -> list[dict]:
+  stylizer, rng = _stylizer(dtype)
   content, style = (rng.random((size, size, 3), dtype="float32") for _ in range(2))
   enc_first, enc_s = _timed(lambda: stylizer.encode_style(style).mean.block_until_ready(), repeats)
   code = stylizer.encode_style(style)
   gen_first, gen_s = _timed(lambda: stylizer.generate(content, code), repeats)
   _, sty_s = _timed(lambda: stylizer.stylize(content, style), repeats)
-  common = {"bench": "stylize", "size": size, "peak_rss_mb": round(peak_rss_mb())}
+  common = {"bench": "stylize", "size": size, "dtype": dtype, "peak_rss_mb": round(peak_rss_mb())}
   return [
       {**common, "cached_style": True, "images_per_s": round(1 / gen_s, 4), "s_per_image": round(gen_s, 3),
        "compile_s": round(gen_first - gen_s, 2)},
@@ -69,23 +69,23 @@ def bench_size(size: int, repeats: int) -> list[dict]:
   ]
 
 
-def bench_tiled(size: int, tile: int | None) -> list[dict]:
+def bench_tiled(size: int, tile: int | None, dtype: str) -> list[dict]:
   """One tiled stylization (tile None: chosen from available memory), compile included."""
   from adain import tiling
 
-  stylizer, rng = _stylizer()
+  stylizer, rng = _stylizer(dtype)
   content = rng.random((size, size, 3), dtype="float32")
   code = stylizer.encode_style(rng.random((256, 256, 3), dtype="float32"))
   tile = tiling.choose_tile(size, size) if tile is None else tile
   t0 = time.perf_counter()
   stylizer.generate(content, code, tile=tile)
   s = time.perf_counter() - t0
-  return [{"bench": "tiled", "size": size, "tile": tile, "s": round(s, 1),
+  return [{"bench": "tiled", "size": size, "dtype": dtype, "tile": tile, "s": round(s, 1),
            "tiles": len(tiling.windows(size, tile)) ** 2 if tile else 1,
            "peak_rss_mb": round(peak_rss_mb())}]
 
 
-def bench_video(size: str, frames: int) -> list[dict]:
+def bench_video(size: str, frames: int, dtype: str) -> list[dict]:
   """stylize_clip's frames/s on a W x H clip (batches of 1 and 4) beside the still-image rate
   of one of its frames; compiling is done before timing."""
   import fractions
@@ -98,7 +98,7 @@ def bench_video(size: str, frames: int) -> list[dict]:
   from adain.media import video as media
 
   w, h = (int(v) for v in size.split("x"))
-  stylizer, rng = _stylizer()
+  stylizer, rng = _stylizer(dtype)
   code = stylizer.encode_style(rng.random((256, 256, 3), dtype="float32"))
   frame = rng.random((h, w, 3), dtype="float32")
   _, still_s = _timed(lambda: stylizer.generate(frame, code), 2)
@@ -112,7 +112,7 @@ def bench_video(size: str, frames: int) -> list[dict]:
                                        content_size=0, batch=batch)
       run()  # compiles this batch size
       summary = run()
-      lines.append({"bench": "video", "size": size, "frames": frames, "batch": batch,
+      lines.append({"bench": "video", "size": size, "dtype": dtype, "frames": frames, "batch": batch,
                     "frames_per_s": round(summary.fps, 4), "still_images_per_s": round(1 / still_s, 4),
                     "ratio_to_still": round(summary.fps * still_s, 3),
                     "peak_rss_mb": round(peak_rss_mb())})
@@ -127,14 +127,18 @@ def main(argv: list[str] | None = None) -> int:
   p.add_argument("--tile", type=int, metavar="N", help="tile size for --tiled (default: automatic)")
   p.add_argument("--videos", default="640x360,1280x720", help="comma-separated WxH clip sizes ('' for none)")
   p.add_argument("--frames", type=int, default=4, help="frames per benchmark clip (a multiple of 4)")
+  p.add_argument("--dtype", choices=("float32", "bfloat16"), default="float32",
+                 help="network precision (bfloat16 is for accelerators)")
   p.add_argument("--child", nargs=2, help=argparse.SUPPRESS)  # (kind, size): one measurement
   args = p.parse_args(argv)
   if args.child:
     kind, size = args.child
     if kind == "video":
-      lines = bench_video(size, args.frames)
+      lines = bench_video(size, args.frames, args.dtype)
+    elif kind == "size":
+      lines = bench_size(int(size), args.repeats, args.dtype)
     else:
-      lines = bench_size(int(size), args.repeats) if kind == "size" else bench_tiled(int(size), args.tile)
+      lines = bench_tiled(int(size), args.tile, args.dtype)
     for line in lines:
       print(json.dumps(line), flush=True)
     return 0
@@ -153,7 +157,7 @@ def main(argv: list[str] | None = None) -> int:
   jobs += [("video", s) for s in args.videos.split(",") if s]
   for kind, size in jobs:
     cmd = [sys.executable, "-m", "adain.bench", "--child", kind, str(size), "--repeats", str(args.repeats),
-           "--frames", str(args.frames)]
+           "--frames", str(args.frames), "--dtype", args.dtype]
     if args.tile is not None:
       cmd += ["--tile", str(args.tile)]
     done = subprocess.run(cmd, stdout=subprocess.PIPE, text=True)

@@ -5,19 +5,20 @@
 #   bash tools/device_check.sh --wheels   # here, with network: fills .whl/ (about 40 MB)
 #   bash tools/device_check.sh            # there, from the repo root, with .whl/ carried along
 #
-# --wheels downloads, with --no-deps, the exact versions installed in .venv of what `adain` and
-# `train` need beyond jax, jaxlib and numpy (the device's own; jaxlib's CUDA build is far too big
-# to carry): flax, optax, orbax-checkpoint, ml-collections, absl-py, pillow, tqdm and everything
-# they require, transitively (msgpack, tensorstore, treescope, rich, etils, ...); it prints the
-# list. TensorFlow is left out: train.bench and train.evaluate do not use it. Binary wheels are
-# for this machine's Python (3.11, x86-64): the device's python3 must be the same.
+# --wheels downloads, with --no-deps, the exact versions installed in .venv of what the lent
+# machine lacks (device/KINDS.md lists its packages: jax, flax, optax, orbax-checkpoint,
+# absl-py, pillow, tqdm, matplotlib are there; ml-collections and PyAV are not), as binary wheels
+# for its Python (3.12, x86-64), whatever this machine's Python is. TensorFlow is left out:
+# train.bench, train.evaluate and adain.bench do not use it.
 # On the device, each wheel whose distribution is not installed goes into /tmp/site (pip
 # --no-index --no-deps --target), which is put on PYTHONPATH with the repo root. Then it prints
 # JSON lines: the device, train steps/s at the paper's setting (batch 8, 256 px) in fp32 and bf16
-# (python -m train.bench), and train.evaluate's seconds per image at 512 px (if this checkout
-# has train/evaluate.py) on seeded weights and the demo images (speed does not depend on them).
+# (python -m train.bench), stylization images/s at 512 px and video frames/s at 1280x720 and
+# 1920x1080 in fp32 and bf16 (python -m adain.bench), and train.evaluate's seconds per image at
+# 512 px on seeded weights and the demo images (speed does not depend on them).
 #
-# Smaller settings (e.g. a CPU dry run): BATCH=2 CROP=32 STEPS=2 EVAL_SIZE=64 EVAL_CONTENTS=2.
+# Smaller settings (e.g. a CPU dry run): BATCH=2 CROP=32 STEPS=2 SIZES=64 VIDEOS=64x48 FRAMES=4
+# EVAL_SIZE=64 EVAL_CONTENTS=2.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PYTHON:-python3}
@@ -25,30 +26,14 @@ WHEELS=.whl
 
 if [[ "${1:-}" == "--wheels" ]]; then
   rm -rf "$WHEELS" && mkdir -p "$WHEELS"
-  dists=$(.venv/bin/python - <<'EOF'
-import re
+  dists=$(.venv/bin/python -c "
 from importlib import metadata
-
-skip = {"jax", "jaxlib", "numpy", "ml-dtypes", "opt-einsum", "scipy"}  # the device's jax brings these
-todo, seen = ["flax", "optax", "orbax-checkpoint", "ml-collections", "absl-py", "pillow", "tqdm"], {}
-while todo:
-  name = re.sub(r"[-_.]+", "-", todo.pop()).lower()
-  if name in seen or name in skip:
-    continue
-  try:
-    dist = metadata.distribution(name)
-  except metadata.PackageNotFoundError:  # an optional requirement not installed here
-    continue
-  seen[name] = dist.version
-  for req in dist.requires or []:
-    if "extra ==" not in req:  # only what installing it plainly pulls in
-      todo.append(re.match(r"[A-Za-z0-9_.-]+", req).group(0))
-print(" ".join(f"{k}=={v}" for k, v in sorted(seen.items())))
-EOF
-  )
+print(' '.join(f'{n}=={metadata.version(n)}' for n in ('ml-collections', 'av')))")
   echo "wheels: $dists"
   # shellcheck disable=SC2086
-  .venv/bin/pip download -q --no-deps --only-binary=:all: -d "$WHEELS" $dists
+  .venv/bin/pip download -q --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \
+    --platform manylinux_2_28_x86_64 --platform manylinux_2_17_x86_64 --platform manylinux2014_x86_64 \
+    -d "$WHEELS" $dists
   du -sh "$WHEELS"
   exit 0
 fi
@@ -74,10 +59,10 @@ print(json.dumps({'device': d.device_kind, 'platform': d.platform, 'count': jax.
                   'jax': jax.__version__}))"
 "$PY" -m train.bench --batch_size "${BATCH:-8}" --crop_size "${CROP:-256}" --steps "${STEPS:-20}" --bf16
 
-if [[ ! -f train/evaluate.py ]]; then
-  echo '{"evaluate": "skipped: no train/evaluate.py in this checkout"}'
-  exit 0
-fi
+for dtype in float32 bfloat16; do
+  "$PY" -m adain.bench --dtype "$dtype" --sizes "${SIZES:-512}" --videos "${VIDEOS:-1280x720,1920x1080}" \
+    --frames "${FRAMES:-16}"
+done
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 "$PY" - "$work" "${EVAL_CONTENTS:-10}" <<'EOF'

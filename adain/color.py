@@ -6,8 +6,8 @@ Two methods, both on float RGB images in [0, 1], shape (..., H, W, 3), as numpy 
   colour statistics before it is encoded: ``style = coral(style, content)``.
 * Luminance-only transfer (Gatys et al. 2016, "Preserving Color in Neural Artistic Style
   Transfer", section 2.2): stylize the luminance only, then put the content's chroma back.
-  ``to_luminance_input`` makes the two network inputs, ``merge_luminance`` the final image. Colour
-  space: YIQ (NTSC), as in that paper.
+  ``content_input`` and ``style_input`` make the two network inputs, ``merge_luminance`` the final
+  image. Colour space: YIQ (NTSC), as in that paper.
 """
 
 from __future__ import annotations
@@ -72,18 +72,6 @@ def luminance(rgb: np.ndarray) -> np.ndarray:
   return rgb_to_yiq(rgb)[..., 0]
 
 
-def to_luminance_input(content: np.ndarray, style: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-  """The (content, style) images to stylize for luminance-only transfer, float32 (..., H, W, 3).
-
-  Each is its luminance Y repeated in all three channels (the network wants RGB). The style's
-  luminance is first matched to the content's mean and std (population std, over each image's
-  H and W), ``(Y_s - mu_s) * sigma_c / sigma_s + mu_c``, so that the stylization keeps the
-  content's brightness and contrast rather than the style's. A flat style keeps its flat Y, moved
-  to the content's mean. Not clipped: matching can leave [0, 1] slightly, which the network takes.
-  """
-  return content_input(content, "luminance"), style_input(style, content, "luminance")
-
-
 def _gray3(y: np.ndarray) -> np.ndarray:
   return np.repeat(y[..., None], 3, axis=-1).astype(np.float32)
 
@@ -99,8 +87,15 @@ def content_input(content: np.ndarray, method: str | None) -> np.ndarray:
 
 
 def style_input(style: np.ndarray, content: np.ndarray, method: str | None) -> np.ndarray:
-  """The image the network encodes as style: the style itself, recoloured by ``coral``, or its
-  luminance matched to the content's (see ``to_luminance_input``)."""
+  """The image the network encodes as style: the style itself, recoloured by ``coral``, or for
+  luminance its Y in all three channels, float32 (..., H, W, 3).
+
+  For luminance the style's Y is first matched to the content's mean and std (population std,
+  over each image's H and W), ``(Y_s - mu_s) * sigma_c / sigma_s + mu_c``, so that the
+  stylization keeps the content's brightness and contrast rather than the style's. A flat style
+  keeps its flat Y, moved to the content's mean. Not clipped: matching can leave [0, 1] slightly,
+  which the network takes.
+  """
   if method == "coral":
     return coral(style, content)
   if method != "luminance":
@@ -119,7 +114,7 @@ def output(stylized: np.ndarray, content: np.ndarray, method: str | None) -> np.
 def merge_luminance(output_y_image: np.ndarray, content: np.ndarray) -> np.ndarray:
   """The final RGB image: the stylization's luminance with the content's chroma, in [0, 1].
 
-  ``output_y_image`` is what the network made from ``to_luminance_input``'s images (RGB, usually
+  ``output_y_image`` is what the network made from the luminance inputs (RGB, usually
   near-gray; its Y is taken), already cropped to the content's size. Its Y replaces the content's
   Y in YIQ; I and Q stay the content's. The result is clipped to [0, 1], float32.
   """

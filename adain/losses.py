@@ -48,5 +48,11 @@ def output_losses(encoder, output_bhwc: jax.Array, target: jax.Array,
                   layers: Sequence[str] = FEATURES) -> tuple[jax.Array, jax.Array]:
   """(content loss, style loss) of output images: the paper's losses, used in training and by
   train.evaluate alike. ``encoder`` is adain.models.Encoder (the frozen VGG)."""
-  out = encoder.features(output_bhwc)
-  return content_loss(out["relu4_1"], target), style_loss(out, style_features, layers)
+  return feature_losses(encoder.features(output_bhwc), target, style_features, layers)
+
+
+def feature_losses(out_features: Mapping[str, jax.Array], target: jax.Array,
+                   style_features: Mapping[str, jax.Array],
+                   layers: Sequence[str] = FEATURES) -> tuple[jax.Array, jax.Array]:
+  """output_losses of outputs whose encoder features are already computed."""
+  return content_loss(out_features["relu4_1"], target), style_loss(out_features, style_features, layers)

@@ -97,9 +97,9 @@ class Variant:
   @property
   def name(self) -> str:
     """adain, concat, bn_decoder, in_decoder (train/configs/ablations), or both changes joined."""
-    parts = [p for p in ("concat" if self.fusion == "concat" else "",
-                         {"batch": "bn_decoder", "instance": "in_decoder"}.get(self.decoder_norm, ""))
-             if p]
+    parts = ["concat"] if self.fusion == "concat" else []
+    if self.decoder_norm != "none":
+      parts.append({"batch": "bn_decoder", "instance": "in_decoder"}[self.decoder_norm])
     return "+".join(parts) or "adain"
 
 
@@ -212,13 +212,14 @@ class Decoder(nnx.Module):
 
   def __call__(self, f_bhwc: jax.Array, valid_hw: jax.Array | None = None,
                train: bool = False) -> jax.Array:
-    for i, (layer, conv) in enumerate(zip(DECODER_LAYERS, self.convs)):
+    norms = list(self.norms or ())
+    for layer, conv, norm in zip(DECODER_LAYERS, self.convs, norms + [None] * (len(self.convs) - len(norms))):
       if layer.upsample_before:
         f_bhwc = ops.upsample_nearest2x(f_bhwc)
         valid_hw = None if valid_hw is None else valid_hw * 2
       f_bhwc = conv(f_bhwc, valid_hw)
-      if self.norms is not None and i < len(self.norms):
-        f_bhwc = self.norms[i](f_bhwc, valid_hw, train)
+      if norm is not None:
+        f_bhwc = norm(f_bhwc, valid_hw, train)
       if layer.relu:
         f_bhwc = jax.nn.relu(f_bhwc)
     return f_bhwc
@@ -338,11 +339,6 @@ class AdaIN(nnx.Module):
       target = m * fg + (1.0 - m) * bg
     target = alpha * target + (1.0 - alpha) * content_code
     return self.decoder(target.astype(content_code.dtype), valid_hw)
-
-  def encode_style_features(self, images_bhwc: jax.Array,
-                            valid_hw: jax.Array | None = None) -> jax.Array:
-    """What an Enc-Concat-Dec decoder needs of a style: its relu4_1 feature map."""
-    return self.encoder(images_bhwc, valid_hw)
 
   def generate_concat(self, content_code: jax.Array, style_features: jax.Array,
                       valid_hw: jax.Array | None = None,

@@ -19,6 +19,7 @@ from adain.errors import AdainError
 
 # Far above any AdaIN file (the whole VGG-19 is 80 MB in float32), far below what hurts.
 MAX_BYTES = 256 * 2**20
+_MAX_HEADER = 10000
 _HEADER_READERS = {(1, 0): np.lib.format.read_array_header_1_0,
                    (2, 0): np.lib.format.read_array_header_2_0}
 
@@ -60,7 +61,7 @@ def _read_member(z: zipfile.ZipFile, member: zipfile.ZipInfo) -> np.ndarray:
     read_header = _HEADER_READERS.get(np.lib.format.read_magic(f))
     if read_header is None:
       raise ValueError(f"{member.filename} is not in .npy format 1.0 or 2.0")
-    shape, fortran, dtype = read_header(f, max_header_size=10000)
+    shape, fortran, dtype = read_header(f, max_header_size=_MAX_HEADER)
     if dtype.hasobject:
       raise ValueError(f"{member.filename} holds Python objects (pickles are refused)")
     nbytes = math.prod(shape) * dtype.itemsize
@@ -68,7 +69,8 @@ def _read_member(z: zipfile.ZipFile, member: zipfile.ZipInfo) -> np.ndarray:
     if nbytes != left:
       raise ValueError(f"{member.filename} declares shape {shape} of {dtype} ({nbytes} bytes) "
                        f"but holds {left} bytes")
-    data = f.read(nbytes)
-  if len(data) != nbytes:
-    raise ValueError(f"{member.filename} is truncated")
-  return np.frombuffer(data, dtype).reshape(shape, order="F" if fortran else "C").copy()
+    f.seek(0)  # read_array reads the header again, then the data in chunks into one array
+    try:
+      return np.lib.format.read_array(f, allow_pickle=False, max_header_size=_MAX_HEADER)
+    except ValueError:  # a short read ("EOF: reading array data")
+      raise ValueError(f"{member.filename} is truncated") from None

@@ -89,9 +89,10 @@ def run(args, parser) -> int:
   """Stylizes every content x style pair; returns the process exit status."""
   from tqdm import tqdm
 
+  from adain import color
   from adain.media import images, video
   from adain.models import StyleCode
-  from adain.stylizer import Stylizer, feature_hw
+  from adain.stylizer import Stylizer, code_mask
 
   contents, styles = _inputs(args, parser)
   _check_args(args, parser, styles)
@@ -166,17 +167,20 @@ def run(args, parser) -> int:
         continue
       try:
         content = images.load_image(c, args.content_size, args.crop)
-        content_mask = images.resize_mask(mask, feature_hw(content.shape[:2])) if args.mask else None
+        content_mask = code_mask(mask, content.shape[:2]) if args.mask else None
       except AdainError as e:
         fail(e, c)
         bar.update(len(jobs))
         continue
+      code = None  # the content is encoded once for all its styles
       for suffix, style in jobs:
         try:
-          if not args.preserve_color:  # a style code (or a concat decoder's StyleFeatures)
-            out = stylizer.generate(content, style, args.alpha, content_mask, args.tile)
-          else:
-            out = stylizer.stylize(content, style, args.alpha, args.preserve_color, args.tile)
+          if code is None:
+            code = stylizer.encode_content(color.content_input(content, args.preserve_color)[None], args.tile)
+          if args.preserve_color:  # the style image, recoloured for this content
+            style = stylizer.encode_style(color.style_input(style, content, args.preserve_color), args.tile)
+          out = color.output(stylizer.generate_from_code(code, style, args.alpha, content_mask)[0],
+                             content, args.preserve_color)
           path = out_dir / f"{c.stem}_{suffix}.{args.ext}"
           images.save_image(path, out)
           written += 1

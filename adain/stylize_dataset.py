@@ -41,13 +41,6 @@ def shard(text: str) -> tuple[int, int]:
   return i, n
 
 
-def positive(text: str) -> int:
-  n = cli.pixels(text)
-  if n == 0:
-    raise argparse.ArgumentTypeError("must be at least 1")
-  return n
-
-
 def build_parser() -> argparse.ArgumentParser:
   p = cli.Parser(prog="python -m adain.stylize_dataset", description=__doc__.split("\n")[0],
                  formatter_class=argparse.ArgumentDefaultsHelpFormatter)
@@ -57,7 +50,7 @@ def build_parser() -> argparse.ArgumentParser:
                  help="style images, read recursively")
   p.add_argument("--output-dir", "--output_dir", dest="output_dir", default="output", metavar="DIR",
                  help="where the stylized tree goes")
-  p.add_argument("--num-styles", "--num_styles", dest="num_styles", type=positive, default=1, metavar="N",
+  p.add_argument("--num-styles", "--num_styles", dest="num_styles", type=cli.batch, default=1, metavar="N",
                  help="stylized copies of each image, each with a different style")
   p.add_argument("--alpha", type=cli.alpha, default=1.0, metavar="A",
                  help="degree of stylization, 0 (content) to 1 (full style)")
@@ -75,10 +68,10 @@ def build_parser() -> argparse.ArgumentParser:
   p.add_argument("--ext", "--save_ext", dest="ext", type=lambda s: s.lstrip(".").lower(),
                  choices=("jpg", "png"),
                  help="output format (default: the content file's own extension, png for other formats)")
-  p.add_argument("--batch-size", "--batch_size", dest="batch_size", type=positive, metavar="B",
+  p.add_argument("--batch-size", "--batch_size", dest="batch_size", type=cli.batch, metavar="B",
                  help="same-size images stylized in one call (default: 8 on a GPU or TPU, 1 on a CPU, "
                       "where batching is no faster and 1 gives adain.stylize's exact pixels)")
-  p.add_argument("--workers", type=positive, default=4, metavar="N",
+  p.add_argument("--workers", type=cli.batch, default=4, metavar="N",
                  help="threads decoding images, and as many writing them")
   p.add_argument("--tile", type=cli.pixels, metavar="N",
                  help="stylize in N-pixel tiles (0: never; default: only when an image would not fit)")
@@ -241,8 +234,7 @@ def stylize_batch(stylizer, contents_bhw3, style, alpha: float, tile: int | None
     if b == 1:
       return stylize_batch(stylizer, contents_bhw3, style, alpha, OOM_TILE)
     halves = [slice(0, b // 2), slice(b // 2, b)]
-    return np.concatenate([stylize_batch(stylizer, contents_bhw3[h], style if len(style) == 1 else style[h],
-                                         alpha, tile) for h in halves])
+    return np.concatenate([stylize_batch(stylizer, contents_bhw3[h], style[h], alpha, tile) for h in halves])
 
 
 class _Run:
@@ -402,23 +394,28 @@ def _stylize_all(work: _Run, todo: list[Job], style_root: Path) -> None:
     for j in todo:
       by_content[j.content].append(j)
     groups: dict[tuple, list] = collections.defaultdict(list)
+    grouped = 0  # jobs waiting in groups
     load = lambda rel: _load_content(content_root / rel, args.content_size, args.crop)  # noqa: E731
     for rel, img in _prefetch(pool, load, list(by_content), 2 * args.workers + batch_size):
       if isinstance(img, AdainError):
         work.fail(by_content[rel], str(img))
         continue
+      # Same-size images share a call, as many as fit a quarter of the memory.
+      limit = tiling.batch_that_fits(*img.shape[:2], batch_size, budget)
       for j in by_content[rel]:
         if isinstance(codes[j.style], str):
           work.fail([j], f"{content_root / rel}: not stylized, {codes[j.style]}", show=False)
           continue
         group = groups[img.shape]
         group.append((j, img, codes[j.style]))
-        # Same-size images share a call, as many as fit a quarter of the memory.
-        limit = max(1, min(batch_size, budget // (img.shape[0] * img.shape[1] * tiling.BYTES_PER_PIXEL)))
+        grouped += 1
         if len(group) >= limit:
+          grouped -= len(group)
           batches.put(groups.pop(img.shape))
-      if sum(map(len, groups.values())) > 4 * batch_size:  # memory: flush the fullest size
-        batches.put(groups.pop(max(groups, key=lambda k: len(groups[k]))))
+      if grouped > 4 * batch_size:  # memory: flush the fullest size
+        group = groups.pop(max(groups, key=lambda k: len(groups[k])))
+        grouped -= len(group)
+        batches.put(group)
     for group in groups.values():
       batches.put(group)
     for _ in workers:

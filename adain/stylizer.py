@@ -14,6 +14,7 @@ from flax import nnx
 
 from adain import color, tiling
 from adain.errors import AdainError, WeightsError
+from adain.media import images
 from adain.models import MIN_SIDE, AdaIN, StyleCode
 from adain.weights import adain_home, model_from_state_dicts, resolve_weights
 
@@ -52,19 +53,10 @@ class StyleFeatures:
   features: jax.Array
   valid_hw: jax.Array
 
-  def __len__(self) -> int:
-    return self.features.shape[0]
-
 
 @functools.partial(jax.jit, static_argnums=0)
 def _encode_style(graphdef, state, images_bhwc, valid_hw):
   return nnx.merge(graphdef, state).encode_style(images_bhwc, valid_hw=valid_hw)
-
-
-@functools.partial(jax.jit, static_argnums=0)
-def _encode_style_features(graphdef, state, images_bhwc, valid_hw):
-  features = nnx.merge(graphdef, state).encode_style_features(images_bhwc, valid_hw)
-  return StyleFeatures(features, -(-valid_hw // 8))
 
 
 @functools.partial(jax.jit, static_argnums=0)
@@ -105,10 +97,13 @@ def _check_size(img_hw3: np.ndarray, what: str) -> None:
 
 def feature_hw(image_hw: tuple[int, int]) -> tuple[int, int]:
   """The content code's spatial size for an image: three ceil-mode poolings."""
-  h, w = image_hw
-  for _ in range(3):
-    h, w = -(-h // 2), -(-w // 2)
-  return h, w
+  return tiling.code_size(image_hw[0]), tiling.code_size(image_hw[1])
+
+
+def code_mask(mask_hw: np.ndarray, image_hw: tuple[int, int]) -> np.ndarray:
+  """A foreground mask of any resolution as ``generate``'s ``mask_hw`` for an image of
+  ``image_hw``: at its content code's size (nearest), thresholded at 0.5, as ``--mask`` is."""
+  return images.resize_mask(mask_hw, feature_hw(image_hw))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -194,7 +189,8 @@ class Stylizer:
     _check_size(style_hw3, "style image")
     tile = self._tile(style_hw3, tile)
     if self.variant.fusion == "concat":
-      return _encode_style_features(self.graphdef, self.state, *_in_bucket(style_hw3[None], self.dtype))
+      images, valid_hw = _in_bucket(style_hw3[None], self.dtype)
+      return StyleFeatures(_encode_content(self.graphdef, self.state, images, valid_hw), -(-valid_hw // 8))
     if tiling.is_tiled(*style_hw3.shape[:2], tile):
       return tiling.encode(self.graphdef, self.state, np.asarray(style_hw3, self.dtype), tile,
                            keep_code=False)[1]

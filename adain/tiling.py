@@ -62,6 +62,13 @@ def choose_tile(h: int, w: int, budget: int | None = None) -> int:
   return TILE_SIZES[-1]
 
 
+def batch_that_fits(h: int, w: int, cap: int, budget: int | None = None) -> int:
+  """How many h x w stylizations, 1 to ``cap``, one call may take within the budget (as
+  choose_tile's: a quarter of the available memory by default)."""
+  budget = available_memory() // 4 if budget is None else budget
+  return int(max(1, min(cap, budget // (h * w * BYTES_PER_PIXEL))))
+
+
 def code_size(n: int) -> int:
   """Code pixels along an axis of n image pixels: three ceil-mode poolings."""
   return -(-n // 8)

@@ -16,6 +16,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -25,7 +26,7 @@ import numpy as np
 from adain import tiling
 from adain.errors import AdainError, VideoError
 from adain.media import images
-from adain.stylizer import Stylizer, bucket, feature_hw
+from adain.stylizer import Stylizer, bucket, code_mask
 
 # Chosen from tools/video_flicker.py's measurements (README, "Video").
 STABILIZE = 0.8
@@ -81,8 +82,7 @@ def default_batch(h: int, w: int) -> int:
   most MAX_BATCH; on a CPU 1 (batches were slower there: `make bench`, README "Video")."""
   if jax.default_backend() == "cpu":
     return 1
-  per_frame = bucket(h) * bucket(w) * tiling.BYTES_PER_PIXEL
-  return int(max(1, min(MAX_BATCH, tiling.available_memory() // 4 // per_frame)))
+  return tiling.batch_that_fits(bucket(h), bucket(w), MAX_BATCH)
 
 
 def stylize_frames(stylizer: Stylizer, frames: Iterable[np.ndarray], style, *, alpha: float = 1.0,
@@ -122,23 +122,22 @@ def _stylized(stylizer, frames, style, alpha, mask, preserve_color, batch, tile,
     return
   pending: list[np.ndarray] = []
   mask_code = None
-  for frame in _then_none(frames):
-    if frame is not None:
-      if mask is not None and mask_code is None:
-        mask_code = images.resize_mask(mask, feature_hw(frame.shape[:2]))
-      batch = batch or min(default_batch(*frame.shape[:2]), total or MAX_BATCH)
-      pending.append(frame)
-    if pending and (frame is None or len(pending) == batch):
-      n = len(pending)
-      # The last batch is filled up with its last frame: one compiled shape for the whole clip.
-      full = np.stack(pending + pending[-1:] * (batch - n))
-      yield from zip(pending, stylizer.generate_batch(full, style, alpha, mask_code, tile))
-      pending = []
 
+  def flush() -> Iterator[tuple]:
+    # The last batch is filled up with its last frame: one compiled shape for the whole clip.
+    full = np.stack(pending + pending[-1:] * (batch - len(pending)))
+    yield from zip(pending, stylizer.generate_batch(full, style, alpha, mask_code, tile))
+    pending.clear()
 
-def _then_none(items: Iterable) -> Iterator:
-  yield from items
-  yield None
+  for frame in frames:
+    if mask is not None and mask_code is None:
+      mask_code = code_mask(mask, frame.shape[:2])
+    batch = batch or min(default_batch(*frame.shape[:2]), total or MAX_BATCH)
+    pending.append(frame)
+    if len(pending) == batch:
+      yield from flush()
+  if pending:
+    yield from flush()
 
 
 def stylize_clip(stylizer: Stylizer, src: str | os.PathLike, dst: str | os.PathLike, style, *,
@@ -166,12 +165,12 @@ def stylize_clip(stylizer: Stylizer, src: str | os.PathLike, dst: str | os.PathL
     decoder = threading.Thread(target=_produce, args=(reader, decoded, stop), daemon=True)
     timestamps: deque[int] = deque()
     encoded: queue.Queue = queue.Queue(maxsize=2 * MAX_BATCH)
-    written: list = []
-    writer = threading.Thread(target=_collect, daemon=True, args=(written, lambda: video.write_video(
-        dst, _consume(encoded), reader.time_base, reader.fps, crf, src)))
+    pool = ThreadPoolExecutor(max_workers=1)
     decoder.start()
-    writer.start()
-    done, shape = 0, None
+    writer = pool.submit(video.write_video, dst, _consume(encoded), reader.time_base, reader.fps,
+                         crf, src)
+    alive = lambda: not writer.done()  # noqa: E731
+    done = 0
 
     def images_in() -> Iterator[np.ndarray]:
       for img, pts in _consume(decoded):
@@ -183,28 +182,24 @@ def stylize_clip(stylizer: Stylizer, src: str | os.PathLike, dst: str | os.PathL
         for out in stylize_frames(stylizer, images_in(), style, alpha=alpha, mask=mask,
                                   preserve_color=preserve_color, stabilize=stabilize,
                                   batch=batch, tile=tile, total=reader.frames):
-          shape = out.shape
-          if not _put(encoded, video.Frame(images.to_uint8(out), timestamps.popleft()),
-                      writer.is_alive):
+          if not _put(encoded, video.Frame(images.to_uint8(out), timestamps.popleft()), alive):
             break  # the writer failed: its error is raised below
           done += 1
           if progress is not None:
             progress(done, reader.frames)
       except AdainError as e:  # the Stylizer's errors do not know the file
         raise (e if e.path is not None else VideoError(src, e.problem)) from None
-      _put(encoded, _END, writer.is_alive)
+      _put(encoded, _END, alive)
     except BaseException:
-      _put(encoded, _Failed(VideoError(dst, "stopped")), writer.is_alive)
+      _put(encoded, _Failed(VideoError(dst, "stopped")), alive)
       raise
     finally:
       stop.set()
-      writer.join()
+      pool.shutdown()
       decoder.join()
-    if written and isinstance(written[0], BaseException):
-      raise written[0]
+    w, h = writer.result()
     seconds = time.perf_counter() - start
-    h, w = shape[:2]
-    return ClipSummary(Path(dst), done, seconds, done / max(seconds, 1e-9), w + w % 2, h + h % 2,
+    return ClipSummary(Path(dst), done, seconds, done / max(seconds, 1e-9), w, h,
                        reader.audio_streams)
 
 
@@ -244,11 +239,3 @@ def _produce(items: Iterable, q: queue.Queue, stop: threading.Event) -> None:
     _put(q, _END, running)
   except BaseException as e:  # noqa: BLE001  (handed to the consuming thread)
     _put(q, _Failed(e), running)
-
-
-def _collect(out: list, fn: Callable[[], Any]) -> None:
-  """Thread body: fn's result, or the error it raised, into out."""
-  try:
-    out.append(fn())
-  except BaseException as e:  # noqa: BLE001  (raised again by the waiting thread)
-    out.append(e)

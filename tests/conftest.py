@@ -10,7 +10,6 @@ import pytest
 from PIL import Image
 
 import seeded_weights
-from adain.weights import save_native
 
 # The suite never touches the user's weights cache or compilation cache.
 os.environ["ADAIN_HOME"] = tempfile.mkdtemp(prefix="adain-home-")
@@ -19,10 +18,7 @@ os.environ["ADAIN_HOME"] = tempfile.mkdtemp(prefix="adain-home-")
 @pytest.fixture(scope="session")
 def weights(tmp_path_factory):
   """(vgg.npz, decoder.npz) made from a seed: outputs that vary with content and style."""
-  d = tmp_path_factory.mktemp("weights")
-  save_native(d / "vgg.npz", seeded_weights.vgg_state_dict(), "vgg")
-  save_native(d / "decoder.npz", seeded_weights.decoder_state_dict(), "decoder")
-  return d / "vgg.npz", d / "decoder.npz"
+  return seeded_weights.save(tmp_path_factory.mktemp("weights"))
 
 
 def write_image(path, h, w, seed=0):

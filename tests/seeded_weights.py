@@ -11,6 +11,8 @@ unclipped, and the uint8 comparisons test real values rather than 0s and 255s.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 
 # (nn.Sequential index, in channels, out channels, kernel size) of net.py's vgg, to relu5_4.
@@ -80,6 +82,16 @@ def variant_decoder_state_dict(fusion: str = "adain", decoder_norm: str = "none"
               "running_var": rng.uniform(0.5, 2.0, cout)}
     sd.update({f"norm{idx}.{n}": values[n].astype(np.float32) for n in names})
   return sd
+
+
+def save(folder) -> tuple[Path, Path]:
+  """(vgg.npz, decoder.npz) of the seeded weights, written as native files into ``folder``."""
+  from adain.weights import save_native  # imports jax: only the JAX side saves
+
+  vgg, decoder = Path(folder) / "vgg.npz", Path(folder) / "decoder.npz"
+  save_native(vgg, vgg_state_dict(), "vgg")
+  save_native(decoder, decoder_state_dict(), "decoder")
+  return vgg, decoder
 
 
 def checksum(*state_dicts: dict[str, np.ndarray]) -> np.ndarray:

@@ -32,7 +32,7 @@ def ablations(tmp_path_factory):
     (d / kind).mkdir()
     for i in range(2):
       write_image(d / kind / f"{kind}{i}.png", 40, 44, seed + i)
-  weights.save_native(d / "vgg.npz", seeded_weights.vgg_state_dict(), "vgg")
+  seeded_weights.save(d)
   proc = subprocess.run(
       ["make", "-s", "-o", ".venv/.installed", "ablations", f"PY={sys.executable}",
        f"CONTENT={d / 'content'}", f"STYLE={d / 'style'}", f"VGG={d / 'vgg.npz'}", "STEPS=2",

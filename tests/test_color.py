@@ -73,9 +73,9 @@ def test_yiq_round_trip_and_gray_has_no_chroma():
   np.testing.assert_allclose(yiq[..., 1:], 0.0, atol=1e-12)
 
 
-def test_to_luminance_input():
+def test_luminance_inputs():
   content, style = random_image(20, 30, 8), random_image(25, 16, 9) * np.float32(0.5)
-  c_in, s_in = color.to_luminance_input(content, style)
+  c_in, s_in = color.content_input(content, "luminance"), color.style_input(style, content, "luminance")
   assert c_in.shape == content.shape and s_in.shape == style.shape
   assert c_in.dtype == s_in.dtype == np.float32
   for img in (c_in, s_in):  # gray: Y in all three channels
@@ -90,9 +90,9 @@ def test_to_luminance_input():
   assert corr > 0.9999
 
 
-def test_to_luminance_input_flat_style():
+def test_luminance_style_input_flat_style():
   content = random_image(16, 16, 10)
-  _, s_in = color.to_luminance_input(content, np.full((16, 16, 3), 0.8, np.float32))
+  s_in = color.style_input(np.full((16, 16, 3), 0.8, np.float32), content, "luminance")
   np.testing.assert_allclose(s_in, color.luminance(content).mean(), atol=1e-6)
 
 
@@ -112,7 +112,7 @@ def test_merge_luminance_takes_y_from_output_and_chroma_from_content():
 def test_luminance_round_trip_with_an_identity_network():
   """Stylizing the content's own luminance gives back the content."""
   content, style = random_image(16, 16, 13), random_image(16, 16, 14)
-  c_in, _ = color.to_luminance_input(content, style)
+  c_in = color.content_input(content, "luminance")
   np.testing.assert_allclose(color.merge_luminance(c_in, content), content, atol=1e-6)
 
 

@@ -15,7 +15,6 @@ import pytest
 from PIL import Image
 
 import seeded_weights
-from adain import weights
 from test_variants import VARIANTS, save_variant
 from train import evaluate, plot
 
@@ -29,12 +28,12 @@ def evaluated(tmp_path_factory):
   """One evaluation of the four variants and the baselines, on the fixture's pairs plus an
   unreadable file among the contents."""
   d = tmp_path_factory.mktemp("evaluate")
-  weights.save_native(d / "vgg.npz", seeded_weights.vgg_state_dict(), "vgg")
+  vgg, _ = seeded_weights.save(d)
   content = d / "content"
   shutil.copytree(FIXTURES / "content", content)
   (content / "broken.jpg").write_bytes(b"\xff\xd8 not really a jpeg")
   decoders = [f"{name}={save_variant(d / f'{name}.npz', name)}" for name in VARIANTS]
-  argv = [*(a for spec in decoders for a in ("--decoder", spec)), "--vgg", str(d / "vgg.npz"),
+  argv = [*(a for spec in decoders for a in ("--decoder", spec)), "--vgg", str(vgg),
           "--content", str(content), "--style", str(FIXTURES / "style"), "--content-size", "0",
           "--style-size", "0", "--output", str(d / "out"), "--baselines", "--optimize-steps", "3"]
   return d / "out", evaluate.main(argv)

@@ -95,7 +95,7 @@ def test_bucketed_stylizer_equals_the_plain_network(name):
   got = stylizer.generate(content, code)
   c = model.encode_content(jnp.asarray(content)[None])
   if name == "concat":
-    want = model.generate_concat(c, model.encode_style_features(jnp.asarray(style)[None]))
+    want = model.generate_concat(c, model.encode_content(jnp.asarray(style)[None]))
   else:
     want = model.generate(c, model.encode_style(jnp.asarray(style)[None]))
   np.testing.assert_allclose(got, np.asarray(want)[0, :37, :45], atol=1e-4)
@@ -135,3 +135,16 @@ def test_decoder_files_of_another_variant_or_shape(tmp_path):
   del partial["norm14.bias"]
   with pytest.raises(WeightsError, match="not an AdaIN decoder of variant 'in_decoder': missing 1 tensor"):
     weights.model_from_state_dicts(seeded_weights.vgg_state_dict(), partial)
+
+
+@pytest.mark.parametrize("name", ["concat", "bn_decoder"])
+def test_converted_copy_of_a_variant_decoder_is_reused(name, tmp_path):
+  source = save_variant(tmp_path / "decoder.pth", name)  # native content under a .pth name
+  first = weights.load_weights(source, "decoder")
+  cached = weights.native_path(source)
+  sd, meta = weights.load_native(cached, "decoder")  # the copy records its variant
+  assert weights.variant_of(sd) == VARIANTS[name] and meta["source"]
+  before = cached.stat().st_mtime_ns
+  again = weights.load_weights(source, "decoder")
+  assert cached.stat().st_mtime_ns == before  # read from the copy, not converted again
+  assert all(np.array_equal(first[k], again[k]) for k in first)

@@ -41,11 +41,9 @@ def main() -> None:
   args = p.parse_args()
 
   import seeded_weights
-  from adain.weights import save_native
 
   tmp = Path(tempfile.mkdtemp(prefix="bench-dataset-"))
-  save_native(tmp / "vgg.npz", seeded_weights.vgg_state_dict(), "vgg")
-  save_native(tmp / "decoder.npz", seeded_weights.decoder_state_dict(), "decoder")
+  vgg, decoder = seeded_weights.save(tmp)
   base = {**os.environ, "ADAIN_HOME": str(tmp / "home")}
 
   def env(gpus: str) -> dict:  # CUDA_VISIBLE_DEVICES picks GPUs; on a CPU host it is ignored
@@ -57,8 +55,8 @@ def main() -> None:
     return [sys.executable, "-m", "adain.stylize_dataset", "--content-dir", args.content_dir,
             "--style-dir", args.style_dir, "--output-dir", str(out), "--content-size", args.content_size,
             "--style-size", args.style_size,
-            "--num-styles", args.num_styles, "--vgg", str(tmp / "vgg.npz"),
-            "--decoder", str(tmp / "decoder.npz"), *more]
+            "--num-styles", args.num_styles, "--vgg", str(vgg),
+            "--decoder", str(decoder), *more]
 
   def timed(name: str, runs: list[tuple[list[str], dict]]) -> float:
     out = tmp / name

@@ -86,11 +86,8 @@ def main(argv=None) -> int:
   where = build(args.out, args.size, args.frames, args.shots, args.noise)
   if args.weights == "seeded":
     import seeded_weights
-    from adain.weights import save_native
 
-    vgg, dec = args.out / "vgg.npz", args.out / "decoder.npz"
-    save_native(vgg, seeded_weights.vgg_state_dict(), "vgg")
-    save_native(dec, seeded_weights.decoder_state_dict(), "decoder")
+    vgg, dec = seeded_weights.save(args.out)
   else:
     vgg, dec = args.weights.split(",")
   stylizer = Stylizer.from_files(vgg, dec)

@@ -215,13 +215,12 @@ def _check_readable(files: Sequence[str], spec: str) -> None:
   raise DataError(spec, f"none of the first {min(16, len(files))} images could be decoded")
 
 
-def stream(spec: str, which: str, *, workdir: str, load_size: int, crop_size: int, batch: int,
-           seed: int, start: int, share: Share | None = None, tfds_data_dir: str = "",
+def stream(spec: str, which: str, *, workdir: str, load_size: int, crop_size: int, seed: int,
+           start: int, share: Share, tfds_data_dir: str = "",
            shuffle_buffer: int = 1024) -> tf.data.Dataset:
   """Batches of (local example numbers, uint8 crops) of this process's share of one stream,
   from its local example ``start`` on."""
   sid = _STREAM_IDS[which]
-  share = share or Share(batch=batch)
   if spec.startswith("tfds:"):
     ds = _tfds_examples(spec, which, tfds_data_dir, shuffle_buffer, seed, sid, start, share)
   else:
@@ -250,7 +249,7 @@ def stream(spec: str, which: str, *, workdir: str, load_size: int, crop_size: in
 
   ds = ds.map(load, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
   ds = ds.ignore_errors(log_warning=True)
-  return ds.batch(batch, drop_remainder=True)
+  return ds.batch(share.batch, drop_remainder=True)
 
 
 def batches(cfg, workdir: str, next_content: int, next_style: int, process: int = 0,
@@ -258,7 +257,7 @@ def batches(cfg, workdir: str, next_content: int, next_style: int, process: int 
   """This process's batches of both streams, each from its saved position (checked at once)."""
   local_batch = cfg.batch_size // processes
   common = dict(workdir=workdir, load_size=cfg.load_size, crop_size=cfg.crop_size,
-                batch=local_batch, seed=cfg.seed, share=Share(process, processes, local_batch),
+                seed=cfg.seed, share=Share(process, processes, local_batch),
                 tfds_data_dir=cfg.tfds_data_dir, shuffle_buffer=cfg.shuffle_buffer)
   content = stream(cfg.content, "content", start=next_content, **common)
   style = stream(cfg.style, "style", start=next_style, **common)

@@ -36,7 +36,7 @@ def build_parser() -> argparse.ArgumentParser:
   p.add_argument("--decoder", action="append", default=[], metavar="[NAME=]FILE_OR_DIR",
                  help="a decoder (.npz/.pth/.t7) or training workdir; repeat for several; named "
                       "by its workdir or file unless NAME= is given")
-  p.add_argument("--vgg", metavar="FILE", help="encoder weights (default: as adain.stylize finds them)")
+  p.add_weights(decoder=False)
   p.add_argument("--content", required=True, metavar="DIR", help="folder of content images")
   p.add_argument("--style", required=True, metavar="DIR", help="folder of style images")
   p.add_argument("--num-contents", type=cli.pixels, default=50, metavar="N",
@@ -63,12 +63,9 @@ def _features(graphdef, state, images_bhwc):
   return nnx.merge(graphdef, state).features(images_bhwc)
 
 
-@jax.jit
-def _losses(out_features, target, style_features):
-  """The training losses (adain.losses) of an output's features: a small program per shape;
-  the encoder passes are compiled once per image size (_features)."""
-  return (losses.content_loss(out_features["relu4_1"], target),
-          losses.style_loss(out_features, style_features))
+# The training losses of an output's features: a small program per shape; the encoder passes
+# are compiled once per image size (_features).
+_losses = jax.jit(losses.feature_losses)
 
 
 _target = jax.jit(lambda content_features, style_features: losses.adain_target(
@@ -108,7 +105,7 @@ class Measure:
     return _features(self.graphdef, self.state, np.asarray(img_hw3, np.float32)[None])
 
   def losses(self, output_hw3: np.ndarray, target, style_features) -> tuple[float, float]:
-    loss_c, loss_s = _losses(self.features(np.clip(output_hw3, 0.0, 1.0)), target, style_features)
+    loss_c, loss_s = _losses(self.features(output_hw3), target, style_features)
     return float(loss_c), float(loss_s)
 
   def optimize(self, content_hw3: np.ndarray, target, style_features, steps: int) -> np.ndarray:
@@ -244,11 +241,11 @@ def run(args, parser) -> int:
     skipped.append({"file": str(path), "error": e.problem})
     tqdm.write(f"error: {e}", file=sys.stderr)
 
-  style_inputs = {}  # name -> (image, features, thumbnail, {model: encoded style})
+  style_inputs = {}  # name -> (features, thumbnail, {model: encoded style})
   for s in styles:
     try:
       img = images.load_image(s, args.style_size)
-      style_inputs[s] = (img, measure.features(img), _thumb(img),
+      style_inputs[s] = (measure.features(img), _thumb(img),
                          {name: m.encode_style(img) for name, (_, m) in models.items()})
     except AdainError as e:
       skip(s, e)
@@ -257,7 +254,7 @@ def run(args, parser) -> int:
     return 1
 
   pairs = {name: [] for name in rows}
-  seconds = {name: [] for name in rows}
+  seconds = {name: [] for name in rows if name != "content"}  # the content row costs nothing
   cells = {name: {} for name in rows}
   content_thumbs = []
   with tqdm(total=len(contents) * len(style_inputs), unit="pair", file=sys.stderr,
@@ -272,17 +269,16 @@ def run(args, parser) -> int:
         continue
       i = len(content_thumbs)
       content_thumbs.append(_thumb(content))
-      for j, (s, (_, style_features, _, encoded)) in enumerate(style_inputs.items()):
+      for j, (s, (style_features, _, encoded)) in enumerate(style_inputs.items()):
         target = _target(content_features, style_features)
         for name in rows:
-          t0 = time.perf_counter()
           if name == "content":
             out = content
-          elif name == "optimize":
-            out = measure.optimize(content, target, style_features, args.optimize_steps)
           else:
-            out = models[name][1].generate(content, encoded[name])
-          seconds[name].append(time.perf_counter() - t0)
+            t0 = time.perf_counter()
+            out = (measure.optimize(content, target, style_features, args.optimize_steps)
+                   if name == "optimize" else models[name][1].generate(content, encoded[name]))
+            seconds[name].append(time.perf_counter() - t0)
           out = np.clip(out, 0.0, 1.0)
           loss_c, loss_s = measure.losses(out, target, style_features)
           pairs[name].append({"content": c.name, "style": s.name, "content_loss": loss_c,
@@ -301,7 +297,7 @@ def run(args, parser) -> int:
       "skipped": skipped,
       "models": {name: {"variant": models[name][1].variant.name if name in models else "baseline",
                         "decoder": models[name][0] if name in models else None,
-                        **summarize(pairs[name], seconds[name] if name != "content" else [])}
+                        **summarize(pairs[name], seconds.get(name, []))}
                  for name in rows},
   }
   out_dir.mkdir(parents=True, exist_ok=True)
@@ -309,7 +305,7 @@ def run(args, parser) -> int:
   tmp.write_text(json.dumps(results, indent=1) + "\n")
   os.replace(tmp, out_dir / "results.json")
   write_markdown(out_dir / "results.md", results)
-  style_thumbs = [v[2] for v in style_inputs.values()]
+  style_thumbs = [v[1] for v in style_inputs.values()]
   for name in rows:
     _grid(out_dir / f"grid_{name}.jpg", style_thumbs, content_thumbs, cells[name])
   try:

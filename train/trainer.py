@@ -97,9 +97,10 @@ def build_model(cfg: ml_collections.ConfigDict) -> AdaIN:
   variant = variant_of(cfg)
   if cfg.init_decoder:
     decoder = weights.load_weights(cfg.init_decoder, "decoder")
-    if weights.variant_of(decoder) != variant:
+    found = weights.variant_of(decoder)
+    if found != variant:
       raise TrainError(cfg.init_decoder, f"holds a decoder of variant "
-                       f"{weights.variant_of(decoder).name!r}, but this config trains "
+                       f"{found.name!r}, but this config trains "
                        f"{variant.name!r} (fields fusion, decoder_norm)")
     return weights.model_from_state_dicts(vgg, decoder)
   model = weights.model_from_state_dicts(vgg)
@@ -305,8 +306,7 @@ class Checkpoints:
       if "batch_stats" in state:
         nnx.update(self.model.decoder, _host(state["batch_stats"]))
       weights.save_native(os.path.join(self.workdir, "decoder.npz"),
-                          weights.decoder_state_dict(self.model), "decoder", step=step,
-                          **weights.variant_meta(self.model.variant))
+                          weights.decoder_state_dict(self.model), "decoder", step=step)
 
   def close(self) -> None:
     self.manager.wait_until_finished()

@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import collections
 import dataclasses
+import functools
 import hashlib
+import os
 import shutil
 import threading
 import time
@@ -22,7 +24,7 @@ from adain import color
 from adain.errors import AdainError
 from adain.media import images
 from adain.models import StyleCode
-from adain.stylizer import PRESERVE_COLOR, ContentCode, StyleFeatures, Stylizer, feature_hw
+from adain.stylizer import PRESERVE_COLOR, ContentCode, StyleFeatures, Stylizer, code_mask
 
 CLI_SIZE = 512  # adain.stylize's default --content-size and --style-size
 KEEP_RESULTS = 16  # result files kept on disk; Gradio serves its own copies
@@ -53,15 +55,33 @@ class Result:
 
 def _digest(path: str) -> str:
   try:
-    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+    st = os.stat(path)
+    return _sha256(path, st.st_size, st.st_mtime_ns)
   except OSError as e:
     raise AdainError(Path(path).name, f"cannot read: {e.strerror or e}") from None
+
+
+@functools.lru_cache(maxsize=64)
+def _sha256(path: str, size: int, mtime_ns: int) -> str:
+  """The file's SHA-256, read once per (path, size, mtime): every slider event asks again."""
+  return hashlib.sha256(Path(path).read_bytes()).hexdigest()
 
 
 def _named(e: AdainError) -> AdainError:
   """The error with the file's own name instead of its temporary folder (Gradio keeps uploads
   under their names in folders of their own)."""
   return AdainError(Path(e.path).name, e.problem) if e.path else e
+
+
+def _names_files(method: Callable) -> Callable:
+  """``method`` raising its AdainErrors _named (idempotent: an error named twice is the same)."""
+  @functools.wraps(method)
+  def named(*args, **kwargs):
+    try:
+      return method(*args, **kwargs)
+    except AdainError as e:
+      raise _named(e) from None
+  return named
 
 
 def _check(styles: list[str], weights: list[float] | None, preserve_color: str | None) -> None:
@@ -96,14 +116,13 @@ class Studio:
     self.content_codes, self.style_codes = _LRU(cache_size), _LRU(cache_size)
     self.results = 0
 
+  @_names_files
   def load(self, path: str, size: int) -> tuple[str, np.ndarray]:
     """(key, image) of an uploaded image at ``size`` (0: its own size), as the CLI loads it."""
     key = f"{_digest(path)}:{size}"
-    try:
-      return key, self.images.get(key, lambda: images.load_image(path, size))
-    except AdainError as e:
-      raise _named(e) from None
+    return key, self.images.get(key, lambda: images.load_image(path, size))
 
+  @_names_files
   def style_code(self, path: str, size: int, method: str | None,
                  content: tuple[str, np.ndarray] | None) -> StyleCode | StyleFeatures:
     """One style's code, from an image or an .npz style code (adain.encode_style); ``content``
@@ -112,21 +131,15 @@ class Studio:
       if method:
         raise AdainError(Path(path).name, "keeping the content's colours needs the style image, "
                          "not a style code")
-      try:
-        code = self.style_codes.get(_digest(path), lambda: self.stylizer.load_style_code(path))
-      except AdainError as e:
-        raise _named(e) from None
+      code = self.style_codes.get(_digest(path), lambda: self.stylizer.load_style_code(path))
       if len(code) != 1:
         raise AdainError(Path(path).name, f"holds {len(code)} style codes; give one per file")
       return code
     key, img = self.load(path, size)
     if method:  # coral and luminance matching make the style's network input depend on the content
       key = f"{key}:{method}:{content[0]}"
-    try:
-      return self.style_codes.get(key, lambda: self.stylizer.encode_style(
-          color.style_input(img, content[1], method) if method else img))
-    except AdainError as e:
-      raise _named(e) from None
+    return self.style_codes.get(key, lambda: self.stylizer.encode_style(
+        color.style_input(img, content[1], method) if method else img))
 
   def stylize(self, content: str, styles: list[str], weights: list[float] | None = None,
               alpha: float = 1.0, content_size: int = CLI_SIZE, style_size: int = CLI_SIZE,
@@ -150,7 +163,7 @@ class Studio:
         raise _named(e) from None
       style = _combined([self.style_code(s, style_size, preserve_color, (key, img)) for s in styles],
                         weights, mask_grey is not None)
-      mask = None if mask_grey is None else images.resize_mask(mask_grey, feature_hw(img.shape[:2]))
+      mask = None if mask_grey is None else code_mask(mask_grey, img.shape[:2])
       out = self.stylizer.generate_from_code(code, style, alpha, mask)[0]
       out = color.output(out, img, preserve_color)
       path = self._result_path(content, styles, mask is not None, ".png")
@@ -159,6 +172,7 @@ class Studio:
     h, w = out.shape[:2]
     return Result(path, f"{w}×{h} px in {seconds:.2f} s; {hits} of {len(styles) + 1} codes reused")
 
+  @_names_files
   def stylize_clip(self, src: str, styles: list[str], weights: list[float] | None = None,
                    alpha: float = 1.0, content_size: int = CLI_SIZE, style_size: int = CLI_SIZE,
                    preserve_color: str | None = None,
@@ -177,12 +191,9 @@ class Studio:
       else:
         style = _combined([self.style_code(s, style_size, None, None) for s in styles], weights, False)
       path = self._result_path(src, styles, False, ".mp4")
-      try:
-        clip = video.stylize_clip(self.stylizer, src, path, style, alpha=alpha,
-                                  content_size=content_size, preserve_color=preserve_color,
-                                  progress=progress)
-      except AdainError as e:
-        raise _named(e) from None
+      clip = video.stylize_clip(self.stylizer, src, path, style, alpha=alpha,
+                                content_size=content_size, preserve_color=preserve_color,
+                                progress=progress)
     return Result(path, f"{clip.frames} frames in {clip.seconds:.1f} s ({clip.fps:.2f} frames/s)")
 
   def _hits(self) -> int:

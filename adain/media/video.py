@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import fractions
 import os
-import secrets
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import NamedTuple
@@ -160,25 +159,25 @@ def even(img_hw3: np.ndarray) -> np.ndarray:
 
 def write_video(path: str | os.PathLike, frames: Iterable[Frame], time_base: fractions.Fraction,
                 fps: fractions.Fraction | None, crf: int = 18,
-                audio_from: str | os.PathLike | None = None) -> int:
+                audio_from: str | os.PathLike | None = None) -> tuple[int, int]:
   """Encodes frames as H.264 in an MP4 (moov first: "faststart"), with ``audio_from``'s sound.
 
   ``crf`` 1..51 writes yuv420p (plays everywhere); 0 writes lossless RGB (libx264rgb), so that
   each decoded frame is exactly the one given. Odd sides are padded (``even``). Audio streams
   are copied where MP4 holds their codec, else re-encoded to AAC. The file is written under a
   temporary name and renamed once complete; on any failure or interrupt nothing is left.
-  Returns the number of frames written.
+  Returns the encoded (width, height): the frames' size, padded to even sides.
   """
   av = _av()
   path = Path(path)
-  tmp = path.parent / f".{path.stem}.{secrets.token_hex(6)}.tmp.mp4"
+  tmp = images.temp_path(path)
   try:
     out = av.open(os.fspath(tmp), "w", format="mp4", options={"movflags": "+faststart"})
   except (av.error.FFmpegError, OSError) as e:
     raise VideoError(path, f"cannot write: {_problem(e)}") from None
   src = None
   try:
-    n, stream, last = 0, None, None
+    stream, last = None, None
     src = av.open(os.fspath(audio_from)) if audio_from is not None else None
     audio = _AudioCopy(av, src, out) if src is not None and src.streams.audio else None
     for img, pts in frames:
@@ -192,15 +191,15 @@ def write_video(path: str | os.PathLike, frames: Iterable[Frame], time_base: fra
         if audio is not None:
           audio.mux_until(packet.pts * packet.time_base)
         out.mux(packet)
-      n += 1
     if stream is None:
       raise VideoError(path, "no frames to write")
     out.mux(stream.encode())
     if audio is not None:
       audio.mux_until(None)
+    size = stream.width, stream.height
     out.close()
     os.replace(tmp, path)
-    return n
+    return size
   except av.error.FFmpegError as e:
     raise VideoError(path, f"encoding failed ({_problem(e)})") from None
   finally:

@@ -53,8 +53,9 @@ DECODER_SHAPES = decoder_shapes()
 
 def variant_of(sd: StateDict) -> Variant:
   """The decoder variant a state dict's names and shapes are of (checked in full later)."""
-  first = sd.get(f"{decoder_layers()[0].torch_index}.weight")
-  concat = first is not None and first.ndim == 4 and first.shape[1] == 2 * decoder_layers()[0].cin
+  layer = decoder_layers()[0]
+  first = sd.get(f"{layer.torch_index}.weight")
+  concat = first is not None and first.ndim == 4 and first.shape[1] == 2 * layer.cin
   norm = ("batch" if any(k.endswith(".running_mean") for k in sd) else
           "instance" if any(k.startswith("norm") for k in sd) else "none")
   return Variant("concat" if concat else "adain", norm)
@@ -127,8 +128,8 @@ def model_from_state_dicts(vgg: StateDict, decoder: StateDict | None = None) -> 
   """
   if decoder is None:
     decoder = {k: np.zeros(shape, np.float32) for k, shape in DECODER_SHAPES.items()}
-  decoder = check_state_dict(decoder, "decoder")
   variant = variant_of(decoder)
+  decoder = check_state_dict(decoder, "decoder", variant=variant)
   model = nnx.eval_shape(lambda: AdaIN(variant, rngs=nnx.Rngs(0)))
   _load_convs(model.encoder.convs, ENCODER_LAYERS, check_state_dict(vgg, "vgg"))
   layers = decoder_layers(variant)
@@ -157,7 +158,13 @@ NATIVE_FORMAT = "adain-weights/1"
 
 
 def save_native(path: str | os.PathLike, sd: StateDict, kind: str, **meta: str | int) -> None:
-  """Writes a state dict as our native .npz, with ``kind`` and string metadata."""
+  """Writes a state dict as our native .npz, with ``kind`` and string metadata.
+
+  A decoder records the variant its arrays are of (variant_meta) unless ``meta`` says otherwise,
+  so that every native copy, a converted .pth/.t7 cache too, loads back as what it is.
+  """
+  if kind == "decoder":
+    meta = {**variant_meta(variant_of(sd)), **meta}
   header = {"__format__": NATIVE_FORMAT, "__kind__": kind}
   header.update({f"__{k}__": str(v) for k, v in meta.items()})
   write_npz(path, {**{k: np.asarray(v) for k, v in header.items()}, **sd})

@@ -34,22 +34,25 @@ _MAX_GLOBAL_LINE = 256
 class _StorageType:
   name: str
   dtype: str  # numpy type code without byte order; BFloat16 is read as raw uint16
-  itemsize: int
+
+  @property
+  def itemsize(self) -> int:
+    return np.dtype(self.dtype).itemsize
 
 
 _STORAGE_TYPES = {t.name: t for t in (
-    _StorageType("FloatStorage", "f4", 4),
-    _StorageType("DoubleStorage", "f8", 8),
-    _StorageType("HalfStorage", "f2", 2),
-    _StorageType("BFloat16Storage", "u2", 2),
-    _StorageType("LongStorage", "i8", 8),
-    _StorageType("IntStorage", "i4", 4),
-    _StorageType("ShortStorage", "i2", 2),
-    _StorageType("CharStorage", "i1", 1),
-    _StorageType("ByteStorage", "u1", 1),
-    _StorageType("BoolStorage", "u1", 1),
-    _StorageType("ComplexFloatStorage", "c8", 8),
-    _StorageType("ComplexDoubleStorage", "c16", 16),
+    _StorageType("FloatStorage", "f4"),
+    _StorageType("DoubleStorage", "f8"),
+    _StorageType("HalfStorage", "f2"),
+    _StorageType("BFloat16Storage", "u2"),
+    _StorageType("LongStorage", "i8"),
+    _StorageType("IntStorage", "i4"),
+    _StorageType("ShortStorage", "i2"),
+    _StorageType("CharStorage", "i1"),
+    _StorageType("ByteStorage", "u1"),
+    _StorageType("BoolStorage", "u1"),
+    _StorageType("ComplexFloatStorage", "c8"),
+    _StorageType("ComplexDoubleStorage", "c16"),
 )}
 
 

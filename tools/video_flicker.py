@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
-EVAL = ROOT.parent.parent / "shared" / "eval"
+EVAL = ROOT.parent / "shared" / "eval"  # ../shared/eval beside the checkout
 
 
 def build(out: Path, size: int, frames_per_shot: int, shots: int, noise: float, seed: int = 0):

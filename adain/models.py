@@ -118,7 +118,11 @@ class ReflectConv(nnx.Module):
     self.kernel = nnx.Param(_torch_default_init(rngs.params(), (ksize, ksize, cin, cout), fan_in))
     self.bias = nnx.Param(_torch_default_init(rngs.params(), (cout,), fan_in))
 
-  def __call__(self, x_bhwc: jax.Array, valid_hw: jax.Array | None = None) -> jax.Array:
+  def __call__(self, x_bhwc: jax.Array, valid_hw: jax.Array | None = None,
+               upsample: bool = False) -> jax.Array:
+    """``upsample``: nearest 2x upsampling first (ops.upsample_conv; valid_hw is x's)."""
+    if upsample:
+      return ops.upsample_conv(x_bhwc, self.kernel[...], self.bias[...], valid_hw)
     if self.ksize > 1:
       x_bhwc = ops.reflect_pad(x_bhwc, self.ksize // 2, valid_hw)
     return ops.conv2d(x_bhwc, self.kernel[...], self.bias[...])
@@ -214,10 +218,9 @@ class Decoder(nnx.Module):
                train: bool = False) -> jax.Array:
     norms = list(self.norms or ())
     for layer, conv, norm in zip(DECODER_LAYERS, self.convs, norms + [None] * (len(self.convs) - len(norms))):
-      if layer.upsample_before:
-        f_bhwc = ops.upsample_nearest2x(f_bhwc)
-        valid_hw = None if valid_hw is None else valid_hw * 2
-      f_bhwc = conv(f_bhwc, valid_hw)
+      f_bhwc = conv(f_bhwc, valid_hw, upsample=layer.upsample_before)
+      if layer.upsample_before and valid_hw is not None:
+        valid_hw = valid_hw * 2
       if norm is not None:
         f_bhwc = norm(f_bhwc, valid_hw, train)
       if layer.relu:

@@ -59,7 +59,32 @@ def conv2d(x_bhwc: jax.Array, kernel_hwio: jax.Array, bias_o: jax.Array | None =
       dimension_numbers=("NHWC", "HWIO", "NHWC"),
       precision=jax.lax.Precision.HIGHEST,
   )
-  return y if bias_o is None else y + bias_o.astype(y.dtype)
+  return y if bias_o is None else add_bias(y, bias_o)
+
+
+@jax.custom_vjp
+def add_bias(y_bhwc: jax.Array, bias_c: jax.Array) -> jax.Array:
+  """y + bias on the channel axis; its gradient sums over (B, H, W) as a dot with ones.
+
+  XLA's CPU reduction over the leading axes of an NHWC gradient is 5-17x slower than that dot,
+  and in the train step it fused each decoder bias's sum with the ops before it, computing
+  them again: the dot makes the step 1.07x faster at batch 4, 128 px.
+  """
+  return y_bhwc + bias_c.astype(y_bhwc.dtype)
+
+
+def _add_bias_fwd(y_bhwc, bias_c):
+  return add_bias(y_bhwc, bias_c), bias_c
+
+
+def _add_bias_bwd(bias_c, g_bhwc):
+  ones = jnp.ones_like(g_bhwc[..., 0])  # sharded as g's batch: the dot sums over all devices
+  grad = jnp.einsum("bhw,bhwc->c", ones, g_bhwc, precision=jax.lax.Precision.HIGHEST,
+                    preferred_element_type=jnp.float32, out_sharding=jax.typeof(bias_c).sharding)
+  return g_bhwc, grad.astype(bias_c.dtype)
+
+
+add_bias.defvjp(_add_bias_fwd, _add_bias_bwd)
 
 
 def max_pool_ceil(x_bhwc: jax.Array, valid_hw: jax.Array | None = None) -> jax.Array:
@@ -96,7 +121,7 @@ def upsample_conv(x_bhwc: jax.Array, kernel_hwio: jax.Array, bias_o: jax.Array,
   cin, cout = kernel_hwio.shape[2:]
   k2x2 = k.transpose(3, 1, 4, 2, 0, 5).reshape(2, 2, cin, 4 * cout)  # (a, b, in, (p, q, out))
   y = interleave_phases(conv2d(reflect_pad(x_bhwc, 1, valid_hw, mode="symmetric"), k2x2))
-  return y + bias_o.astype(y.dtype)  # once per output channel, not per phase: a 4x smaller gradient sum
+  return add_bias(y, bias_o)  # once per output channel, not per phase: a 4x smaller gradient sum
 
 
 def _fold_taps(k):

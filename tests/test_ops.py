@@ -46,3 +46,14 @@ def test_upsample_conv_pads_at_the_valid_edge():
   filled = x.at[:, h:].set(100.0).at[:, :, w:].set(-100.0)
   ours = ops.upsample_conv(filled, kernel, bias, jnp.array([h, w]))[:, :2 * h, :2 * w]
   np.testing.assert_allclose(ours, _three_steps(x[:, :h, :w], kernel, bias), rtol=1e-5, atol=1e-5)
+
+
+def test_add_bias_gradients_are_autodiffs():
+  """add_bias computes its bias gradient as a dot with ones: the same sums as jnp's."""
+  rng = np.random.default_rng(2)
+  y, g = (jnp.asarray(rng.standard_normal((3, 5, 4, 6), np.float32)) for _ in range(2))
+  bias = jnp.asarray(rng.standard_normal(6, np.float32))
+  ours = jax.grad(lambda y, b: jnp.sum(ops.add_bias(y, b) * g), argnums=(0, 1))(y, bias)
+  plain = jax.grad(lambda y, b: jnp.sum((y + b) * g), argnums=(0, 1))(y, bias)
+  for a, b in zip(ours, plain):
+    np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-5)

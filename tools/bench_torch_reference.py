@@ -8,7 +8,7 @@ Run with the fixtures virtualenv (torch, numpy, pillow); it runs ours with the m
 ``--train`` alternates, for --rounds rounds, a process timing pytorch-AdaIN's training step
 (net.py's forward, backward and train.py's Adam step, re-implemented below) and one timing ours
 (``python -m train.bench``), each on random batches after warm-up steps; the summary gives the
-median steps/s of each and ours/torch (above 1: we are faster).
+median steps/s of each and ours/torch (above 1: we are faster), also round by round.
 
 Each round times three whole processes, alternating so that a busy machine slows all of them
 alike: pytorch-AdaIN's test.py loop (below, re-implemented from its net.py and test.py as
@@ -170,9 +170,11 @@ def train_side_by_side(args) -> None:
       print(json.dumps({"run": name, "round": r, "steps_per_sec": round(line["steps_per_sec"], 4),
                         "first_step_sec": round(line["first_step_sec"], 2)}), flush=True)
   med = {k: statistics.median(v) for k, v in rates.items()}
+  by_round = [o / t for o, t in zip(rates["ours"], rates["torch"])]  # neighbours: drift cancels
   print(json.dumps({"summary": {k: round(v, 4) for k, v in med.items()},
                     "batch_size": args.batch_size, "crop_size": args.crop_size,
-                    "ours_over_torch": round(med["ours"] / med["torch"], 3)}))
+                    "ours_over_torch": round(med["ours"] / med["torch"], 3),
+                    "ours_over_torch_by_round": [round(r, 3) for r in by_round]}))
 
 
 def timed(cmd: list[str], env: dict[str, str]) -> tuple[float, str]:

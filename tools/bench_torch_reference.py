@@ -107,30 +107,9 @@ def torch_train_run(batch_size: int, crop_size: int, steps: int) -> None:
   decoder.train()
   for p in vgg.parameters():
     p.requires_grad = False
-  enc = [vgg[:4], vgg[4:11], vgg[11:18], vgg[18:31]]  # net.py's enc_1 .. enc_4
-  mse = torch.nn.MSELoss()
-
-  def encode_with_intermediate(x):
-    out = [x]
-    for e in enc:
-      out.append(e(out[-1]))
-    return out[1:]
-
-  def encode(x):
-    for e in enc:
-      x = e(x)
-    return x
-
-  def style_loss(a, b):
-    (am, asd), (bm, bsd) = ref.calc_mean_std(a), ref.calc_mean_std(b)
-    return mse(am, bm) + mse(asd, bsd)
 
   def step(content, style):  # net.py's Net.forward and train.py's loop body
-    style_feats = encode_with_intermediate(style)
-    t = ref.adaptive_instance_normalization(encode(content), style_feats[-1])
-    g_feats = encode_with_intermediate(decoder(t))
-    loss_c = mse(g_feats[-1], t)
-    loss_s = sum(style_loss(g, s) for g, s in zip(g_feats, style_feats))
+    loss_c, loss_s = ref.net_forward(vgg, decoder, content, style)
     loss = loss_c + 10.0 * loss_s
     optimizer.zero_grad()
     loss.backward()

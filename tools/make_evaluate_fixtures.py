@@ -30,7 +30,6 @@ STYLES = {"s_square": (41, 41, 23), "s_wide": (36, 50, 24)}
 VARIANTS = {"adain": ("adain", "none"), "concat": ("concat", "none"),
             "bn_decoder": ("adain", "batch"), "in_decoder": ("adain", "instance")}
 UPSAMPLE_BEFORE = (5, 18, 25)  # net.py's decoder, as make_parity_fixtures.reference_modules
-TAPS = ((0, 4), (4, 11), (11, 18), (18, 31))  # net.py's enc_1 .. enc_4 slices of vgg
 
 
 def variant_decoder(sd, fusion: str, norm: str):
@@ -66,27 +65,6 @@ def variant_decoder(sd, fusion: str, norm: str):
   return nn.Sequential(*layers).eval()
 
 
-def paper_losses(full_vgg, output, target, style):
-  """net.py's calc_content_loss and calc_style_loss over relu1_1..relu4_1."""
-  import torch
-
-  mse = torch.nn.MSELoss()
-
-  def taps(x):
-    out = []
-    for lo, hi in TAPS:
-      x = full_vgg[lo:hi](x)
-      out.append(x)
-    return out
-
-  out_feats, style_feats = taps(output), taps(style)
-  loss_s = 0.0
-  for o, s in zip(out_feats, style_feats):
-    (o_mean, o_std), (s_mean, s_std) = ref.calc_mean_std(o), ref.calc_mean_std(s)
-    loss_s = loss_s + mse(o_mean, s_mean) + mse(o_std, s_std)
-  return mse(out_feats[-1], target).item(), float(loss_s)
-
-
 def main() -> None:
   import torch
   import torch.nn.functional as F
@@ -102,7 +80,7 @@ def main() -> None:
       imgs[name] = torch.from_numpy(arr.transpose(2, 0, 1).copy())[None]
 
   vgg_sd = seeded_weights.vgg_state_dict(full=True)
-  vgg, full_vgg, _ = ref.reference_modules(vgg_sd, seeded_weights.decoder_state_dict())
+  vgg, _, _ = ref.reference_modules(vgg_sd, seeded_weights.decoder_state_dict())
   ex = {"weights_checksum": seeded_weights.checksum(
       seeded_weights.vgg_state_dict(), *(seeded_weights.variant_decoder_state_dict(*v)
                                          for v in VARIANTS.values()))}
@@ -116,6 +94,7 @@ def main() -> None:
       c_f = vgg(imgs[c])
       for j, s in enumerate(STYLES):
         s_f = vgg(imgs[s])
+        s_feats = ref.encode_with_intermediate(vgg, imgs[s])
         t = ref.adaptive_instance_normalization(c_f, s_f)
         for name, decoder in decoders.items():
           if VARIANTS[name][0] == "concat":
@@ -124,10 +103,10 @@ def main() -> None:
           else:
             decoded = decoder(t)
           out = decoded[:, :, :h, :w].clamp(0, 1)
-          ex[f"{name}_content_loss"][i, j], ex[f"{name}_style_loss"][i, j] = paper_losses(
-              full_vgg, out, t, imgs[s])
-        ex["content_content_loss"][i, j], ex["content_style_loss"][i, j] = paper_losses(
-            full_vgg, imgs[c], t, imgs[s])
+          ex[f"{name}_content_loss"][i, j], ex[f"{name}_style_loss"][i, j] = (
+              loss.item() for loss in ref.paper_losses(vgg, out, t, s_feats))
+        ex["content_content_loss"][i, j], ex["content_style_loss"][i, j] = (
+            loss.item() for loss in ref.paper_losses(vgg, imgs[c], t, s_feats))
   np.savez(os.path.join(OUT, "expected.npz"), **ex)
   for k, v in ex.items():
     print(f"{k:26s} {np.array2string(np.asarray(v).ravel(), precision=4)}")

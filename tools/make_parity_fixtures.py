@@ -115,6 +115,45 @@ def adaptive_instance_normalization(content_feat, style_feat):
   return normalized * style_std.expand(size) + style_mean.expand(size)
 
 
+ENC_SLICES = ((0, 4), (4, 11), (11, 18), (18, 31))  # net.py's enc_1 .. enc_4: to relu1_1 .. relu4_1
+
+
+def encode_with_intermediate(vgg, x):
+  """net.py's Net.encode_with_intermediate: relu1_1 .. relu4_1 of x."""
+  feats = []
+  for lo, hi in ENC_SLICES:
+    x = vgg[lo:hi](x)
+    feats.append(x)
+  return feats
+
+
+def style_loss(inp, target):
+  """net.py's Net.calc_style_loss: MSE of the channel means plus MSE of the channel stds."""
+  import torch.nn.functional as F
+
+  (i_mean, i_std), (t_mean, t_std) = calc_mean_std(inp), calc_mean_std(target)
+  return F.mse_loss(i_mean, t_mean) + F.mse_loss(i_std, t_std)
+
+
+def paper_losses(vgg, output, target, style_feats):
+  """net.py's losses of an output: (MSE of its relu4_1 against the AdaIN target t, the sum of
+  style_loss over relu1_1 .. relu4_1 against the style's features)."""
+  import torch.nn.functional as F
+
+  out_feats = encode_with_intermediate(vgg, output)
+  loss_s = style_loss(out_feats[0], style_feats[0])
+  for o, s in zip(out_feats[1:], style_feats[1:]):
+    loss_s = loss_s + style_loss(o, s)
+  return F.mse_loss(out_feats[-1], target), loss_s
+
+
+def net_forward(vgg, decoder, content, style):
+  """net.py's Net.forward with alpha 1: (content loss, style loss) of decoding AdaIN(c, s)."""
+  style_feats = encode_with_intermediate(vgg, style)
+  t = adaptive_instance_normalization(encode_with_intermediate(vgg, content)[-1], style_feats[-1])
+  return paper_losses(vgg, decoder(t), t, style_feats)
+
+
 def _calc_feat_flatten_mean_std(feat):
   import torch
 

@@ -39,10 +39,10 @@ def test_upsample_conv_gradients_are_the_three_steps():
     np.testing.assert_allclose(ours, reference, rtol=1e-4, atol=1e-5)
 
 
-def test_upsample_conv_pads_at_the_valid_edge():
+@pytest.mark.parametrize("h, w", [(4, 5), (1, 7), (6, 7)])
+def test_upsample_conv_pads_at_the_valid_edge(h, w):
   """With filler beyond valid_hw, the valid part of the output is the valid image's own."""
   x, kernel, bias = _inputs((1, 6, 7, 4), 3)
-  h, w = 4, 5
   filled = x.at[:, h:].set(100.0).at[:, :, w:].set(-100.0)
   ours = ops.upsample_conv(filled, kernel, bias, jnp.array([h, w]))[:, :2 * h, :2 * w]
   np.testing.assert_allclose(ours, _three_steps(x[:, :h, :w], kernel, bias), rtol=1e-5, atol=1e-5)
@@ -57,3 +57,9 @@ def test_add_bias_gradients_are_autodiffs():
   plain = jax.grad(lambda y, b: jnp.sum((y + b) * g), argnums=(0, 1))(y, bias)
   for a, b in zip(ours, plain):
     np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-5)
+
+
+def test_upsample_conv_needs_a_3x3_kernel():
+  x, kernel, bias = _inputs((1, 4, 4, 2), 3)
+  with pytest.raises(ValueError, match="3x3"):
+    ops.upsample_conv(x, kernel[:1, :1], bias)

@@ -93,8 +93,8 @@ def main() -> None:
     for i, (c, (h, w, _)) in enumerate(CONTENTS.items()):
       c_f = vgg(imgs[c])
       for j, s in enumerate(STYLES):
-        s_f = vgg(imgs[s])
         s_feats = ref.encode_with_intermediate(vgg, imgs[s])
+        s_f = s_feats[-1]
         t = ref.adaptive_instance_normalization(c_f, s_f)
         for name, decoder in decoders.items():
           if VARIANTS[name][0] == "concat":

@@ -7,6 +7,7 @@ key such as ``"29.weight"`` names exactly one of our layers (see adain/weights/)
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import os
 from typing import NamedTuple
 
@@ -216,8 +217,8 @@ class Decoder(nnx.Module):
 
   def __call__(self, f_bhwc: jax.Array, valid_hw: jax.Array | None = None,
                train: bool = False) -> jax.Array:
-    norms = list(self.norms or ())
-    for layer, conv, norm in zip(DECODER_LAYERS, self.convs, norms + [None] * (len(self.convs) - len(norms))):
+    # DECODER_LAYERS for its flags (a variant changes only cin); the last conv has no norm.
+    for layer, conv, norm in itertools.zip_longest(DECODER_LAYERS, self.convs, self.norms or ()):
       f_bhwc = conv(f_bhwc, valid_hw, upsample=layer.upsample_before)
       if layer.upsample_before and valid_hw is not None:
         valid_hw = valid_hw * 2

@@ -315,7 +315,7 @@ def _load_content(path: Path, size: int, crop: int):
   h, w = img.shape[:2]
   if min(h, w) < crop:
     raise ImageError(path, f"is {w}x{h} pixels after resizing, smaller than --crop {crop}")
-  top, left = int(round((h - crop) / 2.0)), int(round((w - crop) / 2.0))  # torchvision CenterCrop
+  top, left = images.center_offsets(h, w, crop)
   return img[top:top + crop, left:left + crop]
 
 
@@ -380,7 +380,7 @@ def _stylize_all(work: _Run, todo: list[Job], style_root: Path) -> None:
     raise AdainError(args.decoder, "an Enc-Concat-Dec (concat) decoder needs each style image, not "
                      "a style code; stylize with python -m adain.stylize")
   devices = jax.local_devices()
-  batch_size = args.batch_size or (1 if devices[0].platform == "cpu" else 8)
+  batch_size = tiling.batch_cap(args.batch_size)
   with ThreadPoolExecutor(args.workers, thread_name_prefix="read") as pool:
     codes = _encode_styles(stylizer, style_root, work.styles, sorted({j.style for j in todo}), args, pool)
     batches = queue.Queue(maxsize=2 * len(devices))
@@ -389,7 +389,7 @@ def _stylize_all(work: _Run, todo: list[Job], style_root: Path) -> None:
                for d in devices]
     for w in workers:
       w.start()
-    budget = tiling.available_memory() // 4
+    budget = tiling.default_budget()
     by_content = collections.defaultdict(list)
     for j in todo:
       by_content[j.content].append(j)

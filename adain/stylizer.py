@@ -68,7 +68,8 @@ def _encode_content(graphdef, state, content_bhwc, valid_hw):
 def _decode(graphdef, state, code_bhwc, style: StyleCode, alpha, mask_bhw, valid_hw):
   """AdaIN and decode the valid_hw part of a bucket's code (the caller crops the output)."""
   model = nnx.merge(graphdef, state)
-  return model.generate(code_bhwc, style, alpha, mask_bhw, valid_hw=-(-valid_hw // 8)).astype(jnp.float32)
+  return model.generate(code_bhwc, style, alpha, mask_bhw,
+                        valid_hw=tiling.code_size(valid_hw)).astype(jnp.float32)
 
 
 @functools.partial(jax.jit, static_argnums=0)
@@ -76,7 +77,8 @@ def _decode_concat(graphdef, state, code_bhwc, style: StyleFeatures, valid_hw):
   """_decode for an Enc-Concat-Dec decoder: the style's features resized to each content code."""
   model = nnx.merge(graphdef, state)
   style_bhwc = jnp.broadcast_to(style.features, (code_bhwc.shape[0],) + style.features.shape[1:])
-  return model.generate_concat(code_bhwc, style_bhwc, -(-valid_hw // 8), style.valid_hw).astype(jnp.float32)
+  code_hw = tiling.code_size(valid_hw)
+  return model.generate_concat(code_bhwc, style_bhwc, code_hw, style.valid_hw).astype(jnp.float32)
 
 
 def enable_compilation_cache() -> None:
@@ -190,7 +192,8 @@ class Stylizer:
     tile = self._tile(style_hw3, tile)
     if self.variant.fusion == "concat":
       images, valid_hw = _in_bucket(style_hw3[None], self.dtype)
-      return StyleFeatures(_encode_content(self.graphdef, self.state, images, valid_hw), -(-valid_hw // 8))
+      return StyleFeatures(_encode_content(self.graphdef, self.state, images, valid_hw),
+                           tiling.code_size(valid_hw))
     if tiling.is_tiled(*style_hw3.shape[:2], tile):
       return tiling.encode(self.graphdef, self.state, np.asarray(style_hw3, self.dtype), tile,
                            keep_code=False)[1]

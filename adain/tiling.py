@@ -34,6 +34,7 @@ MARGIN = 4
 # decode (963 bytes, compiled memory_analysis at 256² to 1024²) plus convolution scratch.
 BYTES_PER_PIXEL = 1200
 TILE_SIZES = (2048, 1024, 512, 256)  # auto tiling's choices, largest first: fewer margins
+MAX_BATCH = 8  # images per call on an accelerator unless asked for more
 
 
 def available_memory() -> int:
@@ -48,12 +49,15 @@ def available_memory() -> int:
   return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
 
 
-def choose_tile(h: int, w: int, budget: int | None = None) -> int:
-  """0 (untiled) when an h x w stylization fits the budget, else the largest tile whose window does.
+def default_budget() -> int:
+  """A quarter of the available memory: other processes share it."""
+  return available_memory() // 4
 
-  The default budget is a quarter of the available memory: other processes share it.
-  """
-  budget = available_memory() // 4 if budget is None else budget
+
+def choose_tile(h: int, w: int, budget: int | None = None) -> int:
+  """0 (untiled) when an h x w stylization fits the budget (``default_budget`` if None), else the
+  largest tile whose window does."""
+  budget = default_budget() if budget is None else budget
   if h * w * BYTES_PER_PIXEL <= budget:
     return 0
   for t in TILE_SIZES:
@@ -63,10 +67,16 @@ def choose_tile(h: int, w: int, budget: int | None = None) -> int:
 
 
 def batch_that_fits(h: int, w: int, cap: int, budget: int | None = None) -> int:
-  """How many h x w stylizations, 1 to ``cap``, one call may take within the budget (as
-  choose_tile's: a quarter of the available memory by default)."""
-  budget = available_memory() // 4 if budget is None else budget
+  """How many h x w stylizations, 1 to ``cap``, one call may take within the budget
+  (``default_budget`` if None)."""
+  budget = default_budget() if budget is None else budget
   return int(max(1, min(cap, budget // (h * w * BYTES_PER_PIXEL))))
+
+
+def batch_cap(requested: int | None = None) -> int:
+  """The most images per call: ``requested`` if given, else 1 on a CPU (batches were slower
+  there: `make bench`, README "Video") and MAX_BATCH on an accelerator."""
+  return requested or (1 if jax.default_backend() == "cpu" else MAX_BATCH)
 
 
 def code_size(n: int) -> int:

@@ -20,7 +20,6 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, NamedTuple
 
-import jax
 import numpy as np
 
 from adain import tiling
@@ -32,7 +31,6 @@ from adain.stylizer import Stylizer, bucket, code_mask
 STABILIZE = 0.8
 # Input change (0..1 scale, see ``steady``) at which the temporal pull falls to 1/e of its strength.
 TAU = 0.05
-MAX_BATCH = 8
 
 
 class ClipSummary(NamedTuple):
@@ -78,11 +76,9 @@ def _box_mean(x_hw: np.ndarray, r: int) -> np.ndarray:
 
 
 def default_batch(h: int, w: int) -> int:
-  """Frames per step: on an accelerator as many as fit a quarter of the available memory, at
-  most MAX_BATCH; on a CPU 1 (batches were slower there: `make bench`, README "Video")."""
-  if jax.default_backend() == "cpu":
-    return 1
-  return tiling.batch_that_fits(bucket(h), bucket(w), MAX_BATCH)
+  """Frames per step: as many as fit the default budget in the frames' size bucket, at most
+  ``tiling.batch_cap()`` (1 on a CPU)."""
+  return tiling.batch_that_fits(bucket(h), bucket(w), tiling.batch_cap())
 
 
 def stylize_frames(stylizer: Stylizer, frames: Iterable[np.ndarray], style, *, alpha: float = 1.0,
@@ -132,7 +128,7 @@ def _stylized(stylizer, frames, style, alpha, mask, preserve_color, batch, tile,
   for frame in frames:
     if mask is not None and mask_code is None:
       mask_code = code_mask(mask, frame.shape[:2])
-    batch = batch or min(default_batch(*frame.shape[:2]), total or MAX_BATCH)
+    batch = batch or min(default_batch(*frame.shape[:2]), total or tiling.MAX_BATCH)
     pending.append(frame)
     if len(pending) == batch:
       yield from flush()
@@ -161,10 +157,10 @@ def stylize_clip(stylizer: Stylizer, src: str | os.PathLike, dst: str | os.PathL
   start = time.perf_counter()
   with video.VideoReader(src, content_size, crop) as reader:
     stop = threading.Event()
-    decoded: queue.Queue = queue.Queue(maxsize=2 * MAX_BATCH)
+    decoded: queue.Queue = queue.Queue(maxsize=2 * tiling.MAX_BATCH)
     decoder = threading.Thread(target=_produce, args=(reader, decoded, stop), daemon=True)
     timestamps: deque[int] = deque()
-    encoded: queue.Queue = queue.Queue(maxsize=2 * MAX_BATCH)
+    encoded: queue.Queue = queue.Queue(maxsize=2 * tiling.MAX_BATCH)
     pool = ThreadPoolExecutor(max_workers=1)
     decoder.start()
     writer = pool.submit(video.write_video, dst, _consume(encoded), reader.time_base, reader.fps,

@@ -102,11 +102,7 @@ def torch_train_run(batch_size: int, crop_size: int, steps: int) -> None:
   import make_parity_fixtures as ref
   import seeded_weights
 
-  vgg, _, decoder = ref.reference_modules(seeded_weights.vgg_state_dict(full=True),
-                                          seeded_weights.decoder_state_dict())
-  decoder.train()
-  for p in vgg.parameters():
-    p.requires_grad = False
+  vgg, decoder, optimizer = ref.reference_training(seeded_weights.decoder_state_dict())
 
   def step(content, style):  # net.py's Net.forward and train.py's loop body
     loss_c, loss_s = ref.net_forward(vgg, decoder, content, style)
@@ -116,7 +112,6 @@ def torch_train_run(batch_size: int, crop_size: int, steps: int) -> None:
     optimizer.step()
     return loss.item()
 
-  optimizer = torch.optim.Adam(decoder.parameters(), lr=1e-4)
   rng = np.random.default_rng(0)
   content, style = (torch.from_numpy(rng.random((batch_size, 3, crop_size, crop_size),
                                                 dtype=np.float32)) for _ in range(2))

@@ -70,11 +70,9 @@ import os, sys
 sys.path.insert(0, "tests")
 import seeded_weights
 from PIL import Image
-from adain.weights import save_native
 
 work, n = sys.argv[1], int(sys.argv[2])
-save_native(os.path.join(work, "vgg.npz"), seeded_weights.vgg_state_dict(), "vgg")
-save_native(os.path.join(work, "decoder.npz"), seeded_weights.decoder_state_dict(), "decoder")
+seeded_weights.save(work)  # vgg.npz, decoder.npz
 for kind in ("content", "style"):
   os.makedirs(os.path.join(work, kind))
   with Image.open(f"adain/assets/{kind}.png") as im:

@@ -90,10 +90,11 @@ def main() -> None:
                 for name, v in VARIANTS.items()}
     for row in (*VARIANTS, "content"):
       ex[f"{row}_content_loss"], ex[f"{row}_style_loss"] = np.zeros(shape), np.zeros(shape)
+    style_feats = {s: ref.encode_with_intermediate(vgg, imgs[s]) for s in STYLES}
     for i, (c, (h, w, _)) in enumerate(CONTENTS.items()):
       c_f = vgg(imgs[c])
       for j, s in enumerate(STYLES):
-        s_feats = ref.encode_with_intermediate(vgg, imgs[s])
+        s_feats = style_feats[s]
         s_f = s_feats[-1]
         t = ref.adaptive_instance_normalization(c_f, s_f)
         for name, decoder in decoders.items():

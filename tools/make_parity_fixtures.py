@@ -147,6 +147,18 @@ def paper_losses(vgg, output, target, style_feats):
   return F.mse_loss(out_feats[-1], target), loss_s
 
 
+def reference_training(decoder_sd):
+  """train.py's set-up on tests/seeded_weights.py's VGG: (frozen vgg[:31], decoder in training
+  mode, Adam at lr 1e-4 over the decoder)."""
+  import torch
+
+  vgg, _, decoder = reference_modules(seeded_weights.vgg_state_dict(full=True), decoder_sd)
+  decoder.train()
+  for p in vgg.parameters():
+    p.requires_grad = False
+  return vgg, decoder, torch.optim.Adam(decoder.parameters(), lr=1e-4)
+
+
 def net_forward(vgg, decoder, content, style):
   """net.py's Net.forward with alpha 1: (content loss, style loss) of decoding AdaIN(c, s)."""
   style_feats = encode_with_intermediate(vgg, style)

@@ -53,26 +53,18 @@ def main() -> None:
   # One training step of net.py / train.py.
   vgg_sd = seeded_weights.vgg_state_dict()
   dec_sd = seeded_weights.decoder_state_dict()
-  vgg, _, decoder = ref.reference_modules(seeded_weights.vgg_state_dict(full=True), dec_sd)
-  decoder.train()
-  for p in vgg.parameters():
-    p.requires_grad = False
-
-  def forward(content, style):
-    return ref.net_forward(vgg, decoder, content, style)
-
+  vgg, decoder, optimizer = ref.reference_training(dec_sd)
   content_u8 = rs.randint(0, 256, (4, 32, 32, 3)).astype(np.uint8)  # what the pipeline gives
   style_u8 = rs.randint(0, 256, (4, 32, 32, 3)).astype(np.uint8)
   content, style = content_u8.astype(np.float32) / 255, style_u8.astype(np.float32) / 255
-  optimizer = torch.optim.Adam(decoder.parameters(), lr=1e-4)
-  loss_c0, loss_s0 = forward(nchw(content), nchw(style))
+  loss_c0, loss_s0 = ref.net_forward(vgg, decoder, nchw(content), nchw(style))
   loss = 1.0 * loss_c0 + 10.0 * loss_s0
   optimizer.zero_grad()
   loss.backward()
   grad_bias = decoder[28].bias.grad.numpy().copy()
   optimizer.step()
   with torch.no_grad():
-    loss_c1, loss_s1 = forward(nchw(content), nchw(style))
+    loss_c1, loss_s1 = ref.net_forward(vgg, decoder, nchw(content), nchw(style))
   np.savez(os.path.join(OUT, "step.npz"), content=content_u8, style=style_u8,
            weights_checksum=seeded_weights.checksum(vgg_sd, dec_sd),
            content_loss0=loss_c0.detach().numpy(), style_loss0=loss_s0.detach().numpy(),

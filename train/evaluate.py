@@ -146,6 +146,15 @@ def _grid(path: Path, style_thumbs: list, content_thumbs: list, cells: dict) -> 
   images.save_image(path, canvas.astype(np.float32) / 255)
 
 
+def _write_text(path: Path, text: str) -> None:
+  """Writes a report file through a temporary name (images.temp_path), as images are written."""
+  from adain.media import images
+
+  tmp = images.temp_path(path)
+  tmp.write_text(text)
+  os.replace(tmp, path)
+
+
 def summarize(pairs: list[dict], seconds: list[float]) -> dict:
   c = np.array([p["content_loss"] for p in pairs])
   s = np.array([p["style_loss"] for p in pairs])
@@ -169,9 +178,7 @@ def write_markdown(path: Path, results: dict) -> None:
             "(style encoded once per style)."]
   if results["skipped"]:
     lines.append(f"Skipped (unreadable): {', '.join(s['file'] for s in results['skipped'])}.")
-  tmp = path.with_name(path.name + ".tmp")
-  tmp.write_text("\n".join(lines) + "\n")
-  os.replace(tmp, path)
+  _write_text(path, "\n".join(lines) + "\n")
 
 
 def plot_losses(path: Path, results: dict) -> None:
@@ -272,18 +279,19 @@ def run(args, parser) -> int:
       for j, (s, (style_features, _, encoded)) in enumerate(style_inputs.items()):
         target = _target(content_features, style_features)
         for name in rows:
-          if name == "content":
-            out = content
+          if name == "content":  # the content image as output: its features and thumbnail are known
+            loss_c, loss_s = (float(v) for v in _losses(content_features, target, style_features))
+            cells[name][i, j] = content_thumbs[i]
           else:
             t0 = time.perf_counter()
             out = (measure.optimize(content, target, style_features, args.optimize_steps)
                    if name == "optimize" else models[name][1].generate(content, encoded[name]))
             seconds[name].append(time.perf_counter() - t0)
-          out = np.clip(out, 0.0, 1.0)
-          loss_c, loss_s = measure.losses(out, target, style_features)
+            out = np.clip(out, 0.0, 1.0)
+            loss_c, loss_s = measure.losses(out, target, style_features)
+            cells[name][i, j] = _thumb(out)
           pairs[name].append({"content": c.name, "style": s.name, "content_loss": loss_c,
                               "style_loss": loss_s})
-          cells[name][i, j] = _thumb(out)
         bar.update(1)
   if not content_thumbs:
     print(f"error: none of the {len(contents)} content image(s) could be read", file=sys.stderr)
@@ -301,9 +309,7 @@ def run(args, parser) -> int:
                  for name in rows},
   }
   out_dir.mkdir(parents=True, exist_ok=True)
-  tmp = out_dir / "results.json.tmp"
-  tmp.write_text(json.dumps(results, indent=1) + "\n")
-  os.replace(tmp, out_dir / "results.json")
+  _write_text(out_dir / "results.json", json.dumps(results, indent=1) + "\n")
   write_markdown(out_dir / "results.md", results)
   style_thumbs = [v[1] for v in style_inputs.values()]
   for name in rows:

@@ -58,7 +58,7 @@ def _digest(path: str) -> str:
     st = os.stat(path)
     return _sha256(path, st.st_size, st.st_mtime_ns)
   except OSError as e:
-    raise AdainError(Path(path).name, f"cannot read: {e.strerror or e}") from None
+    raise AdainError(path, f"cannot read: {e.strerror or e}") from None
 
 
 @functools.lru_cache(maxsize=64)
@@ -74,7 +74,8 @@ def _named(e: AdainError) -> AdainError:
 
 
 def _names_files(method: Callable) -> Callable:
-  """``method`` raising its AdainErrors _named (idempotent: an error named twice is the same)."""
+  """``method`` raising its AdainErrors _named: on the entry points, so the steps inside them
+  can name files by their paths."""
   @functools.wraps(method)
   def named(*args, **kwargs):
     try:
@@ -116,24 +117,21 @@ class Studio:
     self.content_codes, self.style_codes = _LRU(cache_size), _LRU(cache_size)
     self.results = 0
 
-  @_names_files
   def load(self, path: str, size: int) -> tuple[str, np.ndarray]:
     """(key, image) of an uploaded image at ``size`` (0: its own size), as the CLI loads it."""
     key = f"{_digest(path)}:{size}"
     return key, self.images.get(key, lambda: images.load_image(path, size))
 
-  @_names_files
   def style_code(self, path: str, size: int, method: str | None,
                  content: tuple[str, np.ndarray] | None) -> StyleCode | StyleFeatures:
     """One style's code, from an image or an .npz style code (adain.encode_style); ``content``
     (key, image) is what a preserve-colour ``method`` matches the style to."""
     if path.lower().endswith(".npz"):
       if method:
-        raise AdainError(Path(path).name, "keeping the content's colours needs the style image, "
-                         "not a style code")
+        raise AdainError(path, "keeping the content's colours needs the style image, not a style code")
       code = self.style_codes.get(_digest(path), lambda: self.stylizer.load_style_code(path))
       if len(code) != 1:
-        raise AdainError(Path(path).name, f"holds {len(code)} style codes; give one per file")
+        raise AdainError(path, f"holds {len(code)} style codes; give one per file")
       return code
     key, img = self.load(path, size)
     if method:  # coral and luminance matching make the style's network input depend on the content
@@ -141,6 +139,7 @@ class Studio:
     return self.style_codes.get(key, lambda: self.stylizer.encode_style(
         color.style_input(img, content[1], method) if method else img))
 
+  @_names_files
   def stylize(self, content: str, styles: list[str], weights: list[float] | None = None,
               alpha: float = 1.0, content_size: int = CLI_SIZE, style_size: int = CLI_SIZE,
               preserve_color: str | None = None, mask_grey: np.ndarray | None = None) -> Result:
@@ -156,11 +155,8 @@ class Studio:
     with self.lock:
       start, hits = time.perf_counter(), self._hits()
       key, img = self.load(content, content_size)
-      try:
-        code: ContentCode = self.content_codes.get(f"{key}:{preserve_color == 'luminance'}", lambda:
-            self.stylizer.encode_content(color.content_input(img, preserve_color)[None]))
-      except AdainError as e:
-        raise _named(e) from None
+      code: ContentCode = self.content_codes.get(f"{key}:{preserve_color == 'luminance'}", lambda:
+          self.stylizer.encode_content(color.content_input(img, preserve_color)[None]))
       style = _combined([self.style_code(s, style_size, preserve_color, (key, img)) for s in styles],
                         weights, mask_grey is not None)
       mask = None if mask_grey is None else code_mask(mask_grey, img.shape[:2])

@@ -18,7 +18,8 @@ import gradio as gr  # noqa: E402
 
 ASSETS = resources.files("adain") / "assets"
 MAX_STYLES = 4
-MODEL = "model"  # Gradio concurrency group: one job at a time on the model, the rest queue
+# The model's events: one job at a time on the model, the rest queue.
+MODEL_QUEUE = dict(concurrency_id="model", concurrency_limit=1)
 
 INTRO = """\
 # adain · arbitrary style transfer
@@ -58,7 +59,8 @@ def _painted(editor: dict | None) -> np.ndarray | None:
 
 
 def _paths(files) -> list[str]:
-  return [f if isinstance(f, str) else f.name for f in files or []]
+  """gr.File(type="filepath") gives paths (str), or None when empty."""
+  return list(files or [])
 
 
 def _weights(styles: list[str], weights) -> list[float] | None:
@@ -69,36 +71,36 @@ def _method(preserve: str) -> str | None:
   return None if preserve == "none" else preserve
 
 
+def _run(stylize, hint: str, media, styles, alpha, content_size, style_size, preserve, weights,
+         *extra) -> tuple[str | None, str]:
+  """A page job (an image or a clip) with the shared controls: ``hint`` until there is something
+  to stylize, then (result path, summary), or the error as a message."""
+  styles = _paths(styles)
+  if not media or not styles:
+    return None, hint
+  if len(styles) > MAX_STYLES:
+    raise gr.Error(f"{len(styles)} styles: the page mixes up to {MAX_STYLES}", print_exception=False)
+  try:
+    result = stylize(media, styles, _weights(styles, weights), alpha, int(content_size),
+                     int(style_size), _method(preserve), *extra)
+  except AdainError as e:
+    raise _message(e) from None
+  return str(result.path), result.summary
+
+
 def build(studio: Studio) -> gr.Blocks:
   """The app: an image tab (with mask painting), a video tab, and the /stylize API endpoint."""
 
   def stylize_page(content, mask, styles, alpha, content_size, style_size, preserve, *weights):
-    styles = _paths(styles)
-    if not content or not styles:
-      return None, "Add a content image and at least one style to begin."
-    if len(styles) > MAX_STYLES:
-      raise gr.Error(f"{len(styles)} styles: the page mixes up to {MAX_STYLES}", print_exception=False)
-    try:
-      result = studio.stylize(content, styles, _weights(styles, weights), alpha, int(content_size),
-                              int(style_size), _method(preserve), _painted(mask))
-    except AdainError as e:
-      raise _message(e) from None
-    return str(result.path), result.summary
+    return _run(studio.stylize, "Add a content image and at least one style to begin.", content,
+                styles, alpha, content_size, style_size, preserve, weights, _painted(mask))
 
   def stylize_video(clip, styles, alpha, content_size, style_size, preserve, *weights,
                     progress=gr.Progress()):
-    styles = _paths(styles)
-    if not clip or not styles:
-      return None, "Add a clip and at least one style to begin."
-
     def frames(done, total):
       progress((done, total), desc="Stylizing frames", unit="frames")
-    try:
-      result = studio.stylize_clip(clip, styles, _weights(styles, weights), alpha, int(content_size),
-                                   int(style_size), _method(preserve), frames)
-    except AdainError as e:
-      raise _message(e) from None
-    return str(result.path), result.summary
+    return _run(studio.stylize_clip, "Add a clip and at least one style to begin.", clip,
+                styles, alpha, content_size, style_size, preserve, weights, frames)
 
   def styles_changed(styles):
     styles = _paths(styles)
@@ -173,8 +175,8 @@ def build(studio: Studio) -> gr.Blocks:
             run_clip = gr.Button("Stylize clip", variant="primary")
 
     inputs = [content, mask, styles, alpha, content_size, style_size, preserve, *weights]
-    model_job = dict(fn=stylize_page, inputs=inputs, outputs=[result, status], concurrency_id=MODEL,
-                     concurrency_limit=1, trigger_mode="always_last", api_visibility="private")
+    model_job = dict(fn=stylize_page, inputs=inputs, outputs=[result, status], **MODEL_QUEUE,
+                     trigger_mode="always_last", api_visibility="private")
     gr.on([run.click, alpha.change, content_size.change, style_size.change, preserve.change,
            mask.input, *[w.change for w in weights]], **model_job)
     content.change(content_changed, content, mask, queue=False, api_visibility="private").then(**model_job)
@@ -182,19 +184,17 @@ def build(studio: Studio) -> gr.Blocks:
                   api_visibility="private").then(**model_job)
 
     run_clip.click(stylize_video, [clip, styles, alpha, content_size, style_size, preserve, *weights],
-                   [clip_result, clip_status], concurrency_id=MODEL, concurrency_limit=1,
-                   api_visibility="private")
+                   [clip_result, clip_status], **MODEL_QUEUE, api_visibility="private")
 
     # The API: files in, a lossless PNG out (gradio_client: Client(url).predict(..., api_name="/stylize")).
     api_content, api_style = gr.File(visible=False), gr.File(visible=False)
     api_alpha, api_out = gr.Number(1.0, visible=False), gr.File(label="stylized", visible=False)
     gr.Button(visible=False).click(stylize, [api_content, api_style, api_alpha], api_out,
-                                   api_name="stylize", concurrency_id=MODEL, concurrency_limit=1)
+                                   api_name="stylize", **MODEL_QUEUE)
   return app
 
 
 def launch(app: gr.Blocks, host: str, port: int) -> None:
   """Serves until interrupted. Runs are not recorded in the browser (run_history)."""
-  app.queue(default_concurrency_limit=1).launch(
-      server_name=host, server_port=port, css=CSS, theme=gr.themes.Soft(), footer_links=["api"],
-      max_file_size="200mb", run_history=False)
+  app.launch(server_name=host, server_port=port, css=CSS, theme=gr.themes.Soft(), footer_links=["api"],
+             max_file_size="200mb", run_history=False)

@@ -256,6 +256,12 @@ def _planes(im: Image.Image, path) -> list[Image.Image]:
     raise ImageError(path, f"unsupported colour mode {im.mode} ({one_line(e)})") from None
 
 
+def center_offsets(h: int, w: int, size: int) -> tuple[int, int]:
+  """Top and left of the centred size x size square of an h x w image, rounded as
+  torchvision's CenterCrop rounds them (``load_image``'s crop and adain.stylize_dataset's)."""
+  return int(round((h - size) / 2.0)), int(round((w - size) / 2.0))
+
+
 def _fit(planes: list[Image.Image], size: int, crop: bool, path) -> list[Image.Image]:
   """torchvision Resize(size) then CenterCrop(size), with torchvision's integer rounding."""
   w, h = planes[0].size
@@ -270,7 +276,7 @@ def _fit(planes: list[Image.Image], size: int, crop: bool, path) -> list[Image.I
       planes = [p.resize((nw, nh), Image.Resampling.BILINEAR) for p in planes]
       w, h = nw, nh
   if crop:
-    top, left = int(round((h - size) / 2.0)), int(round((w - size) / 2.0))
+    top, left = center_offsets(h, w, size)
     planes = [p.crop((left, top, left + size, top + size)) for p in planes]
   return planes
 

@@ -16,9 +16,8 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
-from adain.errors import WeightsError, read_weights_bytes
+from adain.errors import AdainError, WeightsError, read_weights_bytes
 from adain.npz import read_npz, write_npz
-from adain.errors import AdainError
 from adain.models import ENCODER_LAYERS, VGG_UNUSED_LAYERS, AdaIN, Variant, decoder_layers
 
 StateDict = dict[str, np.ndarray]
@@ -34,9 +33,14 @@ def _expected_shapes(layers) -> dict[str, tuple[int, ...]]:
 
 VGG_SHAPES = _expected_shapes([(l.torch_index, l.cin, l.cout, l.ksize) for l in ENCODER_LAYERS])
 VGG_OPTIONAL_SHAPES = _expected_shapes([(i, cin, cout, 3) for i, cin, cout in VGG_UNUSED_LAYERS])
-# A decoder norm layer's arrays, named after the conv it follows: norm{index}.{name}.
+# A decoder norm layer's arrays, named after the conv it follows (see _norm_key).
 NORM_ARRAYS = {"batch": ("weight", "bias", "running_mean", "running_var"),
                "instance": ("weight", "bias")}
+
+
+def _norm_key(layer, name: str) -> str:
+  """The state dict key of array ``name`` of the norm after decoder ``layer``: norm{index}.{name}."""
+  return f"norm{layer.torch_index}.{name}"
 
 
 def decoder_shapes(variant: Variant = Variant()) -> dict[str, tuple[int, ...]]:
@@ -44,7 +48,7 @@ def decoder_shapes(variant: Variant = Variant()) -> dict[str, tuple[int, ...]]:
   shapes = _expected_shapes([(l.torch_index, l.cin, l.cout, 3) for l in layers])
   for l in layers[:-1]:
     for name in NORM_ARRAYS.get(variant.decoder_norm, ()):
-      shapes[f"norm{l.torch_index}.{name}"] = (l.cout,)
+      shapes[_norm_key(l, name)] = (l.cout,)
   return shapes
 
 
@@ -74,7 +78,8 @@ def check_state_dict(sd: StateDict, kind: str, path: str | os.PathLike | None = 
   published vgg_normalised does; they must have VGG-19's shapes and are dropped. A decoder is
   checked against ``variant``, by default the one its names and shapes suggest.
   """
-  variant = variant or variant_of(sd)
+  if kind != "vgg":
+    variant = variant or variant_of(sd)
   required = VGG_SHAPES if kind == "vgg" else decoder_shapes(variant)
   optional = VGG_OPTIONAL_SHAPES if kind == "vgg" else {}
   what = ("a normalised VGG-19 (vgg_normalised)" if kind == "vgg" else
@@ -136,7 +141,7 @@ def model_from_state_dicts(vgg: StateDict, decoder: StateDict | None = None) -> 
   _load_convs(model.decoder.convs, layers, decoder)
   for norm, layer in zip(model.decoder.norms or (), layers):
     for name, var in _norm_variables(norm).items():
-      var.set_value(jnp.asarray(decoder[f"norm{layer.torch_index}.{name}"]))
+      var.set_value(jnp.asarray(decoder[_norm_key(layer, name)]))
   return model
 
 
@@ -149,7 +154,7 @@ def decoder_state_dict(model: AdaIN) -> StateDict:
   layers = decoder_layers(model.variant)
   sd = _dump_convs(model.decoder.convs, layers)
   for norm, layer in zip(model.decoder.norms or (), layers):
-    sd.update({f"norm{layer.torch_index}.{name}": np.asarray(var[...])
+    sd.update({_norm_key(layer, name): np.asarray(var[...])
                for name, var in _norm_variables(norm).items()})
   return sd
 

@@ -89,7 +89,6 @@ def run(args, parser) -> int:
   """Stylizes every content x style pair; returns the process exit status."""
   from tqdm import tqdm
 
-  from adain import color
   from adain.media import images, video
   from adain.models import StyleCode
   from adain.stylizer import Stylizer, code_mask
@@ -176,11 +175,9 @@ def run(args, parser) -> int:
       for suffix, style in jobs:
         try:
           if code is None:
-            code = stylizer.encode_content(color.content_input(content, args.preserve_color)[None], args.tile)
-          if args.preserve_color:  # the style image, recoloured for this content
-            style = stylizer.encode_style(color.style_input(style, content, args.preserve_color), args.tile)
-          out = color.output(stylizer.generate_from_code(code, style, args.alpha, content_mask)[0],
-                             content, args.preserve_color)
+            code = stylizer.encode_content_image(content, args.preserve_color, args.tile)
+          out = stylizer.stylize_from_code(code, content, style, args.alpha, args.preserve_color,
+                                           content_mask, args.tile)
           path = out_dir / f"{c.stem}_{suffix}.{args.ext}"
           images.save_image(path, out)
           written += 1

@@ -32,16 +32,17 @@ def bucket(n: int) -> int:
   return -(-n // step) * step
 
 
-def _in_bucket(imgs_bhw3: np.ndarray, dtype) -> tuple[jax.Array, jax.Array]:
+def _in_bucket(imgs_bhw3: np.ndarray, dtype) -> tuple[jax.Array, np.ndarray]:
   """Images of one size in the top-left of a zero batch of bucket size, and their (h, w).
 
   The network takes the valid size as a traced value and mirrors each layer at the images' own
-  edges (ops.reflect_pad), so each result is its image's alone, to float rounding.
+  edges (ops.reflect_pad), so each result is its image's alone, to float rounding. Inputs are
+  made in numpy: jnp functions compile a program for each new shape (tens of ms at start-up).
   """
   b, h, w = imgs_bhw3.shape[:3]
-  filled = np.zeros((b, bucket(h), bucket(w), 3), np.float32)
+  filled = np.zeros((b, bucket(h), bucket(w), 3), dtype)
   filled[:, :h, :w] = imgs_bhw3
-  return jnp.asarray(filled, dtype), jnp.array([h, w], jnp.int32)
+  return jax.device_put(filled), np.array([h, w], np.int32)
 
 
 @jax.tree_util.register_dataclass
@@ -236,11 +237,11 @@ class Stylizer:
                        "style code" if isinstance(style, StyleCode) else
                        "StyleFeatures are for Enc-Concat-Dec (concat) decoders only")
     (h, w), code = content.hw, content.code
-    valid_hw = jnp.array([h, w], jnp.int32)
+    valid_hw = np.array([h, w], np.int32)
     if isinstance(style, StyleFeatures):  # never tiled (see _tile)
       if mask_hw is not None or alpha != 1.0:
         raise AdainError(None, "an Enc-Concat-Dec (concat) decoder takes no mask and alpha 1 only")
-      return np.asarray(_decode_concat(self.graphdef, self.state, code, style, valid_hw)[:, :h, :w])
+      return np.asarray(_decode_concat(self.graphdef, self.state, code, style, valid_hw))[:, :h, :w]
     b = len(code if code is not None else content.images)
     if mask_hw is not None and len(style) != 2:
       raise AdainError(None, f"a mask needs exactly two styles (foreground, background), got {len(style)}")
@@ -248,16 +249,39 @@ class Stylizer:
       raise AdainError(None, f"expected one style code or one per image, got {len(style)} for {b} "
                        "images: mix them first")
     per_image = mask_hw is None and len(style) > 1
-    alpha = jnp.float32(alpha)
+    alpha = np.float32(alpha)
     if content.images is not None:
       return np.stack([tiling.generate(self.graphdef, self.state, np.asarray(c, self.dtype),
                                        style[i:i + 1] if per_image else style, alpha, content.tile,
                                        mask_hw) for i, c in enumerate(content.images)])
     if mask_hw is not None:
       hc, wc = mask_hw.shape
-      mask_hw = jnp.zeros((1, *code.shape[1:3])).at[0, :hc, :wc].set(mask_hw)
+      mask_hw = np.pad(np.asarray(mask_hw, np.float32),
+                       ((0, code.shape[1] - hc), (0, code.shape[2] - wc)))[None]
     out = _decode(self.graphdef, self.state, code, style, alpha, mask_hw, valid_hw)
-    return np.asarray(out[:, :h, :w])
+    return np.asarray(out)[:, :h, :w]
+
+  def encode_content_image(self, content_hw3: np.ndarray, preserve_color: str | None = None,
+                           tile: int | None = None) -> ContentCode:
+    """The content half of ``stylize``: one image's code, kept to stylize it with many styles
+    (``stylize_from_code``), each of which then costs its own encoding and the decoder alone."""
+    if preserve_color not in (None, *PRESERVE_COLOR):
+      raise AdainError(None, f"preserve_color must be one of {PRESERVE_COLOR}, not {preserve_color!r}")
+    return self.encode_content(color.content_input(content_hw3, preserve_color)[None], tile)
+
+  def stylize_from_code(self, content: ContentCode, content_hw3: np.ndarray,
+                        style: np.ndarray | StyleCode | StyleFeatures, alpha: float = 1.0,
+                        preserve_color: str | None = None, mask_hw: np.ndarray | None = None,
+                        tile: int | None = None) -> np.ndarray:
+    """``content_hw3`` stylized from its ``encode_content_image`` code (same ``preserve_color``)
+    with a style image, encoded here (recoloured to this content first, see ``stylize``), or a
+    style code (one, mixed, or two with a foreground mask), which colour preservation cannot use."""
+    if isinstance(style, np.ndarray):
+      style = self.encode_style(color.style_input(style, content_hw3, preserve_color), tile)
+    elif preserve_color:
+      raise AdainError(None, "colour preservation needs the style image, not a style code")
+    return color.output(self.generate_from_code(content, style, alpha, mask_hw)[0], content_hw3,
+                        preserve_color)
 
   def stylize(self, content_hw3: np.ndarray, style_hw3: np.ndarray, alpha: float = 1.0,
               preserve_color: str | None = None, tile: int | None = None) -> np.ndarray:
@@ -267,8 +291,6 @@ class Stylizer:
     (pytorch-AdaIN's --preserve_color); ``luminance`` stylizes luminance only and puts the
     content's chroma back.
     """
-    if preserve_color not in (None, *PRESERVE_COLOR):
-      raise AdainError(None, f"preserve_color must be one of {PRESERVE_COLOR}, not {preserve_color!r}")
-    content = self.encode_content(color.content_input(content_hw3, preserve_color)[None], tile)
-    style = self.encode_style(color.style_input(style_hw3, content_hw3, preserve_color), tile)
-    return color.output(self.generate_from_code(content, style, alpha)[0], content_hw3, preserve_color)
+    content = self.encode_content_image(content_hw3, preserve_color, tile)
+    return self.stylize_from_code(content, content_hw3, np.asarray(style_hw3), alpha, preserve_color,
+                                  tile=tile)

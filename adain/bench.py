@@ -7,7 +7,9 @@ second with a cached style code (``generate``) and with a style image encoded fo
 resident memory. ``--tiled N`` adds one tiled stylization of an N x N image. ``--videos`` times
 adain.video.stylize_clip on generated clips (decode, stylize in batches, encode with sound-free
 H.264) in frames per second, beside ``generate`` on one of its frames alone. The persistent
-compilation cache is off here, so compile times are real. Training speed: ``python -m train.bench``.
+compilation cache is off here, so compile times are real; except for ``--process N``: one N x N
+image's whole ``python -m adain.stylize`` process with warm caches, timed beside the network's
+compute for it in a warm process (the two alternated, round by round) and their ratio. Training speed: ``python -m train.bench``.
 For the side-by-side with PyTorch see tools/bench_torch_reference.py.
 """
 
@@ -92,6 +94,7 @@ def bench_video(size: str, frames: int, dtype: str) -> list[dict]:
   import tempfile
   from pathlib import Path
 
+  import jax
   import numpy as np
 
   from adain import video
@@ -119,6 +122,62 @@ def bench_video(size: str, frames: int, dtype: str) -> list[dict]:
   return lines
 
 
+def bench_process(size: int, rounds: int) -> list[dict]:
+  """One image's whole ``python -m adain.stylize`` process beside the network's compute for it.
+
+  Random weights saved as native .npz and random size x size content and style PNGs, in a
+  temporary folder that is also ADAIN_HOME (the compilation cache, warmed by one untimed run).
+  Each round times a fresh process (start, imports, weights, cached programs, compute, saving;
+  started without this process's huge-page setting, as from a shell) and then, in this warm
+  process, ``Stylizer.stylize`` of the same images (encode style, encode content, decode).
+  """
+  import tempfile
+  from pathlib import Path
+
+  import jax
+  import numpy as np
+
+  from adain.media import images
+  from adain.models import AdaIN
+  from adain.runtime import HUGE_PAGES
+  from adain.stylizer import Stylizer
+  from adain.weights import decoder_state_dict, encoder_state_dict, save_native
+
+  with tempfile.TemporaryDirectory() as d:
+    d = Path(d)
+    model, rng = AdaIN(), np.random.default_rng(0)
+    vgg, decoder, content, style = d / "vgg.npz", d / "decoder.npz", d / "content.png", d / "style.png"
+    save_native(vgg, encoder_state_dict(model), "vgg")
+    save_native(decoder, decoder_state_dict(model), "decoder")
+    for path in (content, style):
+      images.save_image(path, rng.random((size, size, 3), dtype="float32"))
+    cmd = [sys.executable, "-m", "adain.stylize", "--content", str(content), "--style", str(style),
+           "--vgg", str(vgg), "--decoder", str(decoder), "--output", str(d / "out"),
+           "--content-size", str(size), "--style-size", str(size)]
+    tunables = ":".join(t for t in os.environ.get("GLIBC_TUNABLES", "").split(":") if t and t != HUGE_PAGES)
+    env = {k: v for k, v in os.environ.items() if k != "GLIBC_TUNABLES"}
+    env.update({"ADAIN_HOME": str(d), **({"GLIBC_TUNABLES": tunables} if tunables else {})})
+    subprocess.run(cmd, env=env, check=True, capture_output=True)  # fills the compilation cache
+
+    jax.config.update("jax_enable_compilation_cache", False)  # this process leaves no cache behind
+    stylizer = Stylizer.from_files(vgg, decoder)
+    c, s = images.load_image(content, size), images.load_image(style, size)
+    stylizer.stylize(c, s)  # compiles in this process
+    whole, compute = [], []
+    for _ in range(rounds):  # alternated, so that a busy machine slows both alike
+      t0 = time.perf_counter()
+      subprocess.run(cmd, env=env, check=True, capture_output=True)
+      whole.append(time.perf_counter() - t0)
+      t0 = time.perf_counter()
+      stylizer.stylize(c, s)
+      compute.append(time.perf_counter() - t0)
+  w, n = statistics.median(whole), statistics.median(compute)
+  return [{"bench": "process", "size": size, "rounds": rounds, "whole_process_s": round(w, 3),
+           "compute_s": round(n, 3), "ratio": round(w / n, 3),
+           "ratio_each": [round(a / b, 3) for a, b in zip(whole, compute)],
+           "peak_rss_mb": round(peak_rss_mb())}]
+
+
 def main(argv: list[str] | None = None) -> int:
   p = argparse.ArgumentParser(prog="python -m adain.bench", description=__doc__.split("\n")[0])
   p.add_argument("--sizes", default="256,512,1024", help="comma-separated square image sizes")
@@ -127,6 +186,9 @@ def main(argv: list[str] | None = None) -> int:
   p.add_argument("--tile", type=int, metavar="N", help="tile size for --tiled (default: automatic)")
   p.add_argument("--videos", default="640x360,1280x720", help="comma-separated WxH clip sizes ('' for none)")
   p.add_argument("--frames", type=int, default=4, help="frames per benchmark clip (a multiple of 4)")
+  p.add_argument("--process", type=int, default=512, metavar="N",
+                 help="time one N x N image's whole python -m adain.stylize process beside its compute (0: not)")
+  p.add_argument("--rounds", type=int, default=5, help="alternated rounds of --process (median)")
   p.add_argument("--dtype", choices=("float32", "bfloat16"), default="float32",
                  help="network precision (bfloat16 is for accelerators)")
   p.add_argument("--child", nargs=2, help=argparse.SUPPRESS)  # (kind, size): one measurement
@@ -135,6 +197,8 @@ def main(argv: list[str] | None = None) -> int:
     kind, size = args.child
     if kind == "video":
       lines = bench_video(size, args.frames, args.dtype)
+    elif kind == "process":
+      lines = bench_process(int(size), args.rounds)
     elif kind == "size":
       lines = bench_size(int(size), args.repeats, args.dtype)
     else:
@@ -151,13 +215,14 @@ def main(argv: list[str] | None = None) -> int:
                     "cpus": os.cpu_count(), "processor": platform.processor() or platform.machine(),
                     "xla_flags": os.environ.get("XLA_FLAGS", ""),
                     "glibc_tunables": os.environ.get("GLIBC_TUNABLES", "")}), flush=True)
-  jobs = [("size", int(s)) for s in args.sizes.split(",") if s]
+  jobs = [("process", args.process)] if args.process else []
+  jobs += [("size", int(s)) for s in args.sizes.split(",") if s]
   if args.tiled:
     jobs.append(("tiled", args.tiled))
   jobs += [("video", s) for s in args.videos.split(",") if s]
   for kind, size in jobs:
     cmd = [sys.executable, "-m", "adain.bench", "--child", kind, str(size), "--repeats", str(args.repeats),
-           "--frames", str(args.frames), "--dtype", args.dtype]
+           "--frames", str(args.frames), "--rounds", str(args.rounds), "--dtype", args.dtype]
     if args.tile is not None:
       cmd += ["--tile", str(args.tile)]
     done = subprocess.run(cmd, stdout=subprocess.PIPE, text=True)

@@ -110,14 +110,23 @@ def _torch_default_init(key, shape, fan_in):
   return jax.random.uniform(key, shape, jnp.float32, -bound, bound)
 
 
-class ReflectConv(nnx.Module):
-  """Reflection-padded VALID convolution; kernel in HWIO (PyTorch's OIHW transposed)."""
+def _placeholder(shape) -> jax.ShapeDtypeStruct:
+  """A parameter's shape and dtype only, for a loader to fill (see AdaIN's ``init``)."""
+  return jax.ShapeDtypeStruct(shape, jnp.float32)
 
-  def __init__(self, cin: int, cout: int, ksize: int, *, rngs: nnx.Rngs):
+
+class ReflectConv(nnx.Module):
+  """Reflection-padded VALID convolution; kernel in HWIO (PyTorch's OIHW transposed).
+
+  ``rngs`` None: placeholder parameters (see AdaIN's ``init``).
+  """
+
+  def __init__(self, cin: int, cout: int, ksize: int, *, rngs: nnx.Rngs | None):
     fan_in = cin * ksize * ksize
+    init = _placeholder if rngs is None else lambda shape: _torch_default_init(rngs.params(), shape, fan_in)
     self.ksize = ksize
-    self.kernel = nnx.Param(_torch_default_init(rngs.params(), (ksize, ksize, cin, cout), fan_in))
-    self.bias = nnx.Param(_torch_default_init(rngs.params(), (cout,), fan_in))
+    self.kernel = nnx.Param(init((ksize, ksize, cin, cout)))
+    self.bias = nnx.Param(init((cout,)))
 
   def __call__(self, x_bhwc: jax.Array, valid_hw: jax.Array | None = None,
                upsample: bool = False) -> jax.Array:
@@ -132,7 +141,7 @@ class ReflectConv(nnx.Module):
 class Encoder(nnx.Module):
   """Normalised VGG-19 up to relu4_1 (frozen in training). Input: RGB in [0, 1], NHWC."""
 
-  def __init__(self, *, rngs: nnx.Rngs):
+  def __init__(self, *, rngs: nnx.Rngs | None):
     self.convs = nnx.List([ReflectConv(l.cin, l.cout, l.ksize, rngs=rngs) for l in ENCODER_LAYERS])
 
   def features(self, x_bhwc: jax.Array, valid_hw: jax.Array | None = None) -> dict[str, jax.Array]:
@@ -173,13 +182,16 @@ class Norm(nnx.Module):
   over its valid part.
   """
 
-  def __init__(self, kind: str, channels: int):
+  def __init__(self, kind: str, channels: int, init: bool = True):
+    """``init`` False: placeholder parameters (see AdaIN's ``init``)."""
+    shape = (channels,)
+    ones, zeros = (jnp.ones(shape), jnp.zeros(shape)) if init else (_placeholder(shape),) * 2
     self.kind = kind
-    self.scale = nnx.Param(jnp.ones((channels,), jnp.float32))
-    self.bias = nnx.Param(jnp.zeros((channels,), jnp.float32))
+    self.scale = nnx.Param(ones)
+    self.bias = nnx.Param(zeros)
     if kind == "batch":
-      self.mean = nnx.BatchStat(jnp.zeros((channels,), jnp.float32))
-      self.var = nnx.BatchStat(jnp.ones((channels,), jnp.float32))
+      self.mean = nnx.BatchStat(zeros)
+      self.var = nnx.BatchStat(ones)
 
   def __call__(self, x_bhwc: jax.Array, valid_hw: jax.Array | None = None,
                train: bool = False) -> jax.Array:
@@ -209,11 +221,12 @@ class Decoder(nnx.Module):
   for batch norm (batch statistics, running averages updated).
   """
 
-  def __init__(self, variant: Variant = Variant(), *, rngs: nnx.Rngs):
+  def __init__(self, variant: Variant = Variant(), *, rngs: nnx.Rngs | None):
+    """``rngs`` None: placeholder parameters (see AdaIN's ``init``)."""
     layers = decoder_layers(variant)
     self.convs = nnx.List([ReflectConv(l.cin, l.cout, 3, rngs=rngs) for l in layers])
     self.norms = None if variant.decoder_norm == "none" else nnx.List(
-        [Norm(variant.decoder_norm, l.cout) for l in layers[:-1]])
+        [Norm(variant.decoder_norm, l.cout, init=rngs is not None) for l in layers[:-1]])
 
   def __call__(self, f_bhwc: jax.Array, valid_hw: jax.Array | None = None,
                train: bool = False) -> jax.Array:
@@ -288,8 +301,11 @@ class StyleCode:
 class AdaIN(nnx.Module):
   """Encoder + AdaIN + decoder, with the content-code / style-code split as its API."""
 
-  def __init__(self, variant: Variant = Variant(), *, rngs: nnx.Rngs | None = None):
-    rngs = rngs if rngs is not None else nnx.Rngs(0)
+  def __init__(self, variant: Variant = Variant(), *, rngs: nnx.Rngs | None = None, init: bool = True):
+    """Weights drawn as torch initialises them (``rngs`` default Rngs(0)); ``init`` False leaves
+    placeholders (shapes and dtypes) for a loader to fill, as adain.weights does: no random
+    numbers drawn or traced (nnx.eval_shape of the drawing constructor took 0.2 s at start-up)."""
+    rngs = None if not init else rngs if rngs is not None else nnx.Rngs(0)
     self.variant = variant
     self.encoder = Encoder(rngs=rngs)
     self.decoder = Decoder(variant, rngs=rngs)

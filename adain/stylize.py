@@ -212,12 +212,29 @@ def _stylize_video(stylizer, src: Path, dst: Path, style, mask, args):
                               crf=args.crf, batch=args.batch, tile=args.tile, progress=progress, **options)
 
 
+def several_images(argv: list[str] | None = None) -> bool:
+  """Whether the command line makes more than one image (contents x styles, or a video's frames).
+
+  Only then does the command restart with huge pages (adain.runtime): they save a share of each
+  image's compute, while the restart costs a second interpreter start, and one image's own
+  page faults are too few for it to pay (see README, "One image, whole process").
+  """
+  from adain.media import video
+
+  parser = build_parser()
+  args = parser.parse_args(argv)
+  contents, styles = _inputs(args, parser)
+  jobs = 1 if args.style_weights is not None or args.mask else len(styles)
+  return len(contents) * jobs > 1 or any(video.is_video(c) for c in contents)
+
+
 def main(argv: list[str] | None = None) -> int:
   return build_parser().main(run, argv)
 
 
 if __name__ == "__main__":
-  from adain.runtime import reexec_with_huge_pages
+  if several_images():
+    from adain.runtime import reexec_with_huge_pages
 
-  reexec_with_huge_pages("adain.stylize")
+    reexec_with_huge_pages("adain.stylize")
   sys.exit(main())

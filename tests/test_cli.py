@@ -208,6 +208,20 @@ def test_demo_pair_without_content_or_style(weights, tmp_path):
   assert [p.name for p in out.iterdir()] == ["content_stylized_style.jpg"]
 
 
+def test_huge_page_restart_only_for_several_images(images, tmp_path):
+  c, s = images
+  one = ["--content", str(c / "a.png"), "--style", str(s / "x.png")]
+  assert not stylize.several_images(one)
+  assert not stylize.several_images(["--content", str(c / "a.png"), "--style", f"{s / 'x.png'},{s / 'y.png'}",
+                                     "--style-weights", "1,1"])
+  assert not stylize.several_images([])  # the demo pair
+  assert stylize.several_images(["--content-dir", str(c), "--style", str(s / "x.png")])
+  assert stylize.several_images(["--content", str(c / "a.png"), "--style-dir", str(s)])
+  clip = tmp_path / "clip.avi"
+  clip.write_bytes(b"RIFF\0\0\0\0AVI LIST" + bytes(200))
+  assert stylize.several_images(["--content", str(clip), "--style", str(s / "x.png")])
+
+
 @pytest.mark.parametrize("name", ["evil_reduce_system_zip.pth", "evil_newobj_legacy.pth",
                                   "evil_function.t7"])
 def test_crafted_weights_are_refused(images, weights, tmp_path, capsys, monkeypatch, name):

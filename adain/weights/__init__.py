@@ -131,13 +131,13 @@ def model_from_state_dicts(vgg: StateDict, decoder: StateDict | None = None) -> 
   """An AdaIN model holding these weights; a decoder left out is all zeros (encoding only).
 
   The decoder's variant (see adain.models.Variant) is the one its arrays are of. The model is
-  built abstractly (nnx.eval_shape) and filled: no random init is paid for.
+  built with placeholders and filled: no random init is paid for.
   """
   if decoder is None:
     decoder = {k: np.zeros(shape, np.float32) for k, shape in DECODER_SHAPES.items()}
   variant = variant_of(decoder)
   decoder = check_state_dict(decoder, "decoder", variant=variant)
-  model = nnx.eval_shape(lambda: AdaIN(variant, rngs=nnx.Rngs(0)))
+  model = AdaIN(variant, init=False)
   _load_convs(model.encoder.convs, ENCODER_LAYERS, check_state_dict(vgg, "vgg"))
   layers = decoder_layers(variant)
   _load_convs(model.decoder.convs, layers, decoder)

@@ -8,6 +8,7 @@ stylizes the demo pair bundled in adain/assets.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 from importlib import resources
@@ -237,4 +238,9 @@ if __name__ == "__main__":
     from adain.runtime import reexec_with_huge_pages
 
     reexec_with_huge_pages("adain.stylize")
-  sys.exit(main())
+  status = main()
+  # Every output is complete (written and renamed) and JAX writes its cache when it compiles:
+  # the interpreter's teardown (JAX's backend and thread pools, freeing the model) is skipped.
+  sys.stdout.flush()
+  sys.stderr.flush()
+  os._exit(status)

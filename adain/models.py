@@ -305,7 +305,10 @@ class AdaIN(nnx.Module):
     """Weights drawn as torch initialises them (``rngs`` default Rngs(0)); ``init`` False leaves
     placeholders (shapes and dtypes) for a loader to fill, as adain.weights does: no random
     numbers drawn or traced (nnx.eval_shape of the drawing constructor took 0.2 s at start-up)."""
-    rngs = None if not init else rngs if rngs is not None else nnx.Rngs(0)
+    if not init:
+      rngs = None
+    elif rngs is None:
+      rngs = nnx.Rngs(0)
     self.variant = variant
     self.encoder = Encoder(rngs=rngs)
     self.decoder = Decoder(variant, rngs=rngs)

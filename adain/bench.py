@@ -9,8 +9,9 @@ adain.video.stylize_clip on generated clips (decode, stylize in batches, encode 
 H.264) in frames per second, beside ``generate`` on one of its frames alone. The persistent
 compilation cache is off here, so compile times are real; except for ``--process N``: one N x N
 image's whole ``python -m adain.stylize`` process with warm caches, timed beside the network's
-compute for it in a warm process (the two alternated, round by round) and their ratio. Training speed: ``python -m train.bench``.
-For the side-by-side with PyTorch see tools/bench_torch_reference.py.
+compute for it in a warm process (the two alternated, round by round), and their ratio, in wall
+and in CPU seconds. Training speed: ``python -m train.bench``. For the side-by-side with PyTorch
+see tools/bench_torch_reference.py.
 """
 
 from __future__ import annotations
@@ -94,7 +95,6 @@ def bench_video(size: str, frames: int, dtype: str) -> list[dict]:
   import tempfile
   from pathlib import Path
 
-  import jax
   import numpy as np
 
   from adain import video
@@ -163,19 +163,29 @@ def bench_process(size: int, rounds: int) -> list[dict]:
     stylizer = Stylizer.from_files(vgg, decoder)
     c, s = images.load_image(content, size), images.load_image(style, size)
     stylizer.stylize(c, s)  # compiles in this process
-    whole, compute = [], []
+    whole, compute, whole_cpu, compute_cpu = [], [], [], []
     for _ in range(rounds):  # alternated, so that a busy machine slows both alike
-      t0 = time.perf_counter()
+      t0, cpu0 = time.perf_counter(), _children_cpu_s()
       subprocess.run(cmd, env=env, check=True, capture_output=True)
       whole.append(time.perf_counter() - t0)
-      t0 = time.perf_counter()
+      whole_cpu.append(_children_cpu_s() - cpu0)
+      t0, cpu0 = time.perf_counter(), time.process_time()
       stylizer.stylize(c, s)
       compute.append(time.perf_counter() - t0)
+      compute_cpu.append(time.process_time() - cpu0)
   w, n = statistics.median(whole), statistics.median(compute)
+  wc, nc = statistics.median(whole_cpu), statistics.median(compute_cpu)
   return [{"bench": "process", "size": size, "rounds": rounds, "whole_process_s": round(w, 3),
            "compute_s": round(n, 3), "ratio": round(w / n, 3),
            "ratio_each": [round(a / b, 3) for a, b in zip(whole, compute)],
-           "peak_rss_mb": round(peak_rss_mb())}]
+           "whole_process_cpu_s": round(wc, 3), "compute_cpu_s": round(nc, 3),
+           "cpu_ratio": round(wc / nc, 3), "peak_rss_mb": round(peak_rss_mb())}]
+
+
+def _children_cpu_s() -> float:
+  """User + system seconds of this process's finished children."""
+  usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+  return usage.ru_utime + usage.ru_stime
 
 
 def main(argv: list[str] | None = None) -> int:

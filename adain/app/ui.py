@@ -38,6 +38,7 @@ CSS = """
 .gradio-container { max-width: 1280px !important; margin: auto; }
 #intro p { color: var(--body-text-color-subdued); margin-top: 0; }
 #status, #live-fps { min-height: 1.5em; font-size: var(--text-sm); color: var(--body-text-color-subdued); }
+#live-output img { width: 100%; height: 100%; object-fit: contain; }
 """
 
 

@@ -293,11 +293,10 @@ def test_live_frame_is_generate_on_that_frame_with_the_stills_codes(studio, styl
   assert stream.frames == 3 and stream.dropped == 0 and stream.ms > 0 and stream.fps > 0
   half = studio.live_frame(stream, frames[0], [files["a"]], size=128, style_size=0)
   assert half.shape == (36, 48, 3)  # never more than the frame's own size
-  small = studio.live_frame(stream, live_frames(1, 160, 200)[0], [files["a"], files["b"]], [1.0, 2.0],
-                            size=128, style_size=0)
+  small = studio.live_frame(stream, frames[0], [files["a"], files["b"]], [1.0, 2.0], size=24, style_size=0)
   mixed = StyleCode.concat([stylizer.encode_style(images.load_image(files[k])) for k in "ab"]).mix([1.0, 2.0])
-  want = images.to_uint8(stylizer.generate(images.from_pil(live_frames(1, 160, 200)[0], 128), mixed))
-  assert small.shape == (128, 160, 3) and np.abs(small.astype(int) - want).max() <= 2
+  want = images.to_uint8(stylizer.generate(images.from_pil(frames[0], 24), mixed))
+  assert small.shape == (24, 32, 3) and np.abs(small.astype(int) - want).max() <= 2  # scaled, mixed
 
 
 def test_live_frames_are_dropped_while_the_model_is_busy(studio, files):
@@ -382,8 +381,9 @@ def test_live_handler_keeps_one_stream_per_session(studio, files, tmp_path):
   live = endpoint(ui.build(studio), "live_frame")
   frame = live_frames(1)[0]
   weights = (1.0, 1.0, 1.0, 1.0)
-  out, line, mine = live(frame, None, [files["a"]], 1.0, 0, "none", "auto", *weights)
-  assert isinstance(mine, LiveStream) and out.shape == (36, 48, 3)
+  path, line, mine = live(frame, None, [files["a"]], 1.0, 0, "none", "auto", *weights)
+  out = pixels(path)
+  assert isinstance(mine, LiveStream) and out.shape == (36, 48, 3) and path.endswith(".jpg")
   assert line.startswith("**0.0** frames/s") and "48×36 px (auto)" in line
   out, line, again = live(frame, mine, [files["a"]], 1.0, 0, "none", "auto", *weights)
   assert again is mine and mine.frames == 2 and float(line.split("**")[1]) > 0
@@ -391,12 +391,17 @@ def test_live_handler_keeps_one_stream_per_session(studio, files, tmp_path):
   assert theirs is not mine and theirs.frames == 1 and mine.frames == 2
   with studio.turns.still():
     skipped, line, _ = live(frame, mine, [files["a"]], 1.0, 0, "none", "auto", *weights)
-  assert skipped == gr.skip() and "1 dropped while the model was busy" in line
+  assert skipped == gr.skip() and line.endswith("48×36 px (auto) · paused while a still runs")
+  assert mine.dropped == 1
   assert live(frame, mine, [], 1.0, 0, "none", "auto", *weights)[:2] == (
       gr.skip(), "Add at least one style, then start the webcam.")
   text = tmp_path / "notes.png"
   text.write_text("not an image")
   skipped, line, _ = live(frame, mine, [str(text)], 1.0, 0, "none", "auto", *weights)
   assert skipped == gr.skip() and line.startswith("notes.png: not an image file")  # the stream goes on
-  coral = live(frame, mine, [files["a"]], 1.0, 0, "coral", "auto", *weights)[0]
+  coral = pixels(live(frame, mine, [files["a"]], 1.0, 0, "coral", "auto", *weights)[0])
   assert coral.shape == (36, 48, 3) and not np.array_equal(coral, out)
+  # Frames are files the page fetches; a stream keeps its last few.
+  for _ in range(studio_module.KEEP_LIVE + 2):
+    live(frame, mine, [files["a"]], 1.0, 0, "none", "auto", *weights)
+  assert len(list(studio.live_dir.glob(f"{id(mine):x}-*.jpg"))) == studio_module.KEEP_LIVE

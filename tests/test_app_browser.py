@@ -20,6 +20,7 @@ import pytest
 from gradio_client import Client, handle_file
 from PIL import Image
 
+from adain.app.studio import LIVE_QUALITY
 from adain.media import images
 from clips import frame_images, write_y4m
 from test_app import cli, files, stylizer  # noqa: F401  (files, stylizer: fixtures)
@@ -174,6 +175,7 @@ def test_live_tab_streams_the_fake_camera(server, debug_frames, files, stylizer,
     finally:
       browser.close()
   assert fps > 0
+  assert re.search(r"/live/[0-9a-f]+-[0-9]{6}\.jpg$", src)  # served from the stream's files, not copied
   assert np.asarray(Image.open(still)).shape == (512, 716, 3)
   assert all(f.shape == (72, 96, 3) for f in shown)  # auto's smallest size, capped at the camera's
   assert not np.array_equal(shown[0], shown[1]) or not np.array_equal(shown[1], shown[2])
@@ -184,12 +186,11 @@ def test_live_tab_streams_the_fake_camera(server, debug_frames, files, stylizer,
     frame = Image.open(str(out).replace("-out.png", "-in.png"))
     want = images.to_uint8(stylizer.generate(images.from_pil(frame), style))
     assert np.abs(np.asarray(Image.open(out)).astype(int) - want).max() <= 2
-  # What the page showed is one of the handler's outputs, as the JPEG Gradio makes of it.
+  # What the page showed is one of the handler's outputs, as the JPEG Studio.live_file writes.
   assert any(np.array_equal(jpeg(o), shown[-1]) for o in outs)
 
 
 def jpeg(path) -> np.ndarray:
-  """An image as Gradio sends a gr.Image(format="jpeg"): PIL's JPEG at its default quality."""
   data = io.BytesIO()
-  Image.open(path).save(data, "jpeg")
+  Image.open(path).save(data, "jpeg", quality=LIVE_QUALITY)
   return np.asarray(Image.open(data))

@@ -33,6 +33,8 @@ CLI_SIZE = 512  # adain.stylize's default --content-size and --style-size
 KEEP_RESULTS = 16  # result files kept on disk; Gradio serves its own copies
 LIVE_SIZES = (128, 192, 256, 384, 512)  # a live frame's shorter side: the choices, and auto's ladder
 FPS_FRAMES = 8  # frames per second are measured over the last few frames
+KEEP_LIVE = 8  # a stream's last frames kept on disk for the page to fetch
+LIVE_QUALITY = 90  # their JPEG quality
 
 
 class _LRU:
@@ -179,6 +181,7 @@ class LiveStream:
   size: int = LIVE_SIZES[0]  # auto's size; it starts small (the first frame is the quickest)
   too_slow: int = 1 << 30  # the smallest size found over target_ms
   ms: float = 0.0  # the last frame's model time
+  hw: tuple[int, int] | None = None  # and its size
   at_size: list[float] = dataclasses.field(default_factory=list)  # ms of auto's frames at size
   done: collections.deque = dataclasses.field(default_factory=lambda: collections.deque(
       maxlen=FPS_FRAMES))  # when recent frames were finished (perf_counter)
@@ -219,6 +222,7 @@ class Studio:
     self.stylizer = stylizer
     self.out_dir = Path(out_dir)
     self.debug_frames = Path(debug_frames) if debug_frames else None  # see _keep_frame
+    self.live_dir = self.out_dir / "live"
     self.turns = Turns()
     # Decoded images are the largest (a photo at its own size can take hundreds of MB).
     self.images = _LRU(max(cache_size // 2, 1))
@@ -328,12 +332,24 @@ class Studio:
         out = self.stylizer.generate(color.content_input(img, preserve_color), style, alpha)
         out = color.output(out, img, preserve_color)
         ms = 1000 * (time.perf_counter() - start)
+      stream.hw = out.shape[:2]
       stream.record(ms, auto=not size)
       if self.debug_frames:
         self._keep_frame(stream, frame, out)
       return images.to_uint8(out)
     finally:
       stream.busy.release()
+
+  def live_file(self, stream: LiveStream, frame_u8: np.ndarray) -> Path:
+    """A stylized live frame as a JPEG for the page, in the folder ``live_dir``; the stream's
+    older ones are removed (ui serves that folder as it is: Gradio would keep a copy of every
+    frame in its cache for an hour, gigabytes at a webcam's rate)."""
+    self.live_dir.mkdir(parents=True, exist_ok=True)
+    name = f"{id(stream):x}-{{:06d}}.jpg"
+    path = self.live_dir / name.format(stream.frames)
+    Image.fromarray(frame_u8).save(path, quality=LIVE_QUALITY)
+    (self.live_dir / name.format(stream.frames - KEEP_LIVE)).unlink(missing_ok=True)
+    return path
 
   def _keep_frame(self, stream: LiveStream, frame: Image.Image, out: np.ndarray) -> None:
     """The app's --debug-frames: each live frame as it came (NNNNNN-in.png) and as it went

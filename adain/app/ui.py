@@ -95,14 +95,12 @@ def _run(stylize, hint: str, media, styles, alpha, content_size, style_size, pre
   return str(result.path), result.summary
 
 
-def _live_status(stream: LiveStream, shape: tuple[int, ...] | None, auto: bool) -> str:
-  """The Live tab's line: frames per second, the last frame's milliseconds and size, drops."""
+def _live_status(stream: LiveStream, auto: bool, paused: bool) -> str:
+  """The Live tab's line: frames per second, the last frame's milliseconds and size."""
   line = f"**{stream.fps:.1f}** frames/s · {stream.ms:.0f} ms a frame"
-  if shape:
-    line += f" · {shape[1]}×{shape[0]} px" + (" (auto)" if auto else "")
-  if stream.dropped:
-    line += f" · {stream.dropped} dropped while the model was busy"
-  return line
+  if stream.hw:
+    line += f" · {stream.hw[1]}×{stream.hw[0]} px" + (" (auto)" if auto else "")
+  return line + (" · paused while a still runs" if paused else "")
 
 
 def build(studio: Studio) -> gr.Blocks:
@@ -132,8 +130,9 @@ def build(studio: Studio) -> gr.Blocks:
                               0 if auto else int(size), int(style_size), _method(preserve))
     except AdainError as e:  # the stream goes on: the styles can be fixed while it runs
       return gr.skip(), str(e), stream
-    return (gr.skip() if out is None else out), _live_status(stream, None if out is None else out.shape,
-                                                              auto), stream
+    if out is None:
+      return gr.skip(), _live_status(stream, auto, paused=True), stream
+    return str(studio.live_file(stream, out)), _live_status(stream, auto, paused=False), stream
 
   def styles_changed(styles):
     styles = _paths(styles)
@@ -162,6 +161,8 @@ def build(studio: Studio) -> gr.Blocks:
     except AdainError as e:
       raise _message(e) from None
 
+  studio.live_dir.mkdir(parents=True, exist_ok=True)
+  gr.set_static_paths([studio.live_dir])  # served as they are, no copy per frame (Studio.live_file)
   with gr.Blocks(title="adain · style transfer", analytics_enabled=False,
                  delete_cache=(600, 3600)) as app:
     gr.Markdown(INTRO, elem_id="intro")
@@ -210,16 +211,16 @@ def build(studio: Studio) -> gr.Blocks:
             gr.Markdown("Your webcam, stylized as it streams with the styles, weights, alpha, style "
                         "size and colour setting on the left. Frames that come while one is being "
                         "stylized are dropped, so the picture is never behind; a smaller frame size "
-                        "gives more frames per second (auto: the largest the device keeps up with).")
+                        "gives more frames per second.")
             with gr.Row(equal_height=True):
               webcam = gr.Image(label="Webcam", sources=["webcam"], streaming=True, type="pil",
                                 height=360, elem_id="live-webcam")
-              live = gr.Image(label="Live", format="jpeg", interactive=False, height=360,
+              live = gr.Image(label="Live", interactive=False, height=360,
                               buttons=["fullscreen"], elem_id="live-output")
-            with gr.Row(equal_height=True):
-              live_size = gr.Radio(["auto", *map(str, LIVE_SIZES)], value="auto", label="Frame size",
-                                   info="shorter side in pixels", elem_id="live-size", scale=2)
-              live_fps = gr.Markdown(elem_id="live-fps")
+            live_fps = gr.Markdown(elem_id="live-fps")
+            live_size = gr.Radio(["auto", *map(str, LIVE_SIZES)], value="auto", label="Frame size",
+                                 info="shorter side in pixels; auto: the largest the device keeps up with",
+                                 elem_id="live-size")
             live_stream = gr.State()
 
     inputs = [content, mask, styles, alpha, content_size, style_size, preserve, *weights]

@@ -6,7 +6,7 @@ Starts python -m adain.app with the seeded stand-in weights of tests/ (speed doe
 their values) and Debian's chromium with a fake 640x480 camera playing a clip made here; streams
 the Live tab with the demo style and, size after size (rounds alternate them, so that a busy
 machine slows all alike), reads the tab's line once a second after the first frame at that
-size (which may include compiling for it). JSON lines give each reading; the summary the
+size (which may include compiling for it); a size without two frames in --wait seconds is left out. JSON lines give each reading; the summary the
 medians of frames/s and of a frame's model milliseconds per size.
 """
 
@@ -35,11 +35,13 @@ def main() -> None:
   p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
   p.add_argument("--seconds", type=float, default=20, help="readings per size and round")
   p.add_argument("--rounds", type=int, default=1)
+  p.add_argument("--wait", type=float, default=300, help="seconds to wait for a size's first two frames")
   p.add_argument("--sizes", default="128,192,256,384,512")
   args = p.parse_args()
 
   import seeded_weights
   from clips import frame_images, write_y4m
+  from playwright.sync_api import TimeoutError as PlaywrightTimeout
   from playwright.sync_api import sync_playwright
 
   tmp = Path(tempfile.mkdtemp(prefix="bench-live-"))
@@ -76,12 +78,15 @@ def main() -> None:
       for _ in range(args.rounds):
         for size in sizes:
           page.locator("#live-size").get_by_text(size, exact=True).click()
-          shorter = f"×{size} px"
-          page.wait_for_function("s => document.querySelector('#live-fps').innerText.includes(s)",
-                                 arg=shorter, timeout=300_000)
-          first = page.locator("#live-fps").inner_text()
-          page.wait_for_function("s => document.querySelector('#live-fps').innerText !== s", arg=first,
-                                 timeout=300_000)  # a second frame at this size: compiled
+          try:
+            page.wait_for_function("s => document.querySelector('#live-fps').innerText.includes(s)",
+                                   arg=f"×{size} px", timeout=1000 * args.wait)
+            first = page.locator("#live-fps").inner_text()
+            page.wait_for_function("s => document.querySelector('#live-fps').innerText !== s",
+                                   arg=first, timeout=1000 * args.wait)  # a second frame: compiled
+          except PlaywrightTimeout:
+            print(json.dumps({"size": int(size), "error": f"no two frames in {args.wait:g} s"}), flush=True)
+            continue
           end = time.monotonic() + args.seconds
           while time.monotonic() < end:
             time.sleep(1)

@@ -359,7 +359,7 @@ def test_turns_a_still_waits_one_frame_and_frames_never_queue_behind_stills():
 
 
 def test_live_fps_and_auto_size(monkeypatch):
-  clock = iter([10.0, 10.25, 10.5, 10.75, 11.0])
+  clock = iter([10.0, 10.25, 10.5, 10.75, 11.0, 20.0, 20.5])
   monkeypatch.setattr(studio_module.time, "perf_counter", lambda: next(clock))
   stream = LiveStream(target_ms=100)
   assert stream.fps == 0.0
@@ -369,6 +369,10 @@ def test_live_fps_and_auto_size(monkeypatch):
   assert stream.size == 192  # 20 ms at 128 px predicts 45 ms at 192: up
   stream.record(5.0, auto=False)  # a chosen size: auto does not move
   assert stream.size == 192 and stream.fps == 4.0
+  stream.record(5.0, auto=False)  # 9 s later (the stream started again): counted afresh
+  assert stream.fps == 0.0
+  stream.record(5.0, auto=False)
+  assert stream.fps == 2.0
   next_size = studio_module.next_size
   assert next_size(192, 120.0, 100, 1 << 30) == (128, 192)  # over the target: down, and 192 is too slow
   assert next_size(128, 20.0, 100, 192) == (128, 192)  # does not climb back to a size that was too slow

@@ -33,6 +33,7 @@ CLI_SIZE = 512  # adain.stylize's default --content-size and --style-size
 KEEP_RESULTS = 16  # result files kept on disk; Gradio serves its own copies
 LIVE_SIZES = (128, 192, 256, 384, 512)  # a live frame's shorter side: the choices, and auto's ladder
 FPS_FRAMES = 8  # frames per second are measured over the last few frames
+FPS_GAP_S = 3.0  # and afresh after a longer pause (and 3 frames' time)
 KEEP_LIVE = 8  # a stream's last frames kept on disk for the page to fetch
 LIVE_QUALITY = 90  # their JPEG quality
 
@@ -198,9 +199,13 @@ class LiveStream:
 
   def record(self, ms: float, auto: bool) -> None:
     """A finished frame; with auto, the size may step (the first frame at a size is left out: it
-    may include compiling for it)."""
+    may include compiling for it). After a gap (the stream was stopped and started again, or
+    paused for a still) frames per second count afresh."""
     self.ms, self.frames = ms, self.frames + 1
-    self.done.append(time.perf_counter())
+    now = time.perf_counter()
+    if self.done and now - self.done[-1] > max(FPS_GAP_S, 3 * ms / 1000):
+      self.done.clear()
+    self.done.append(now)
     if not auto:
       return
     self.at_size.append(ms)

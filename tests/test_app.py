@@ -279,7 +279,8 @@ def live_frames(n=3, h=36, w=48):
 def test_live_frame_is_generate_on_that_frame_with_the_stills_codes(studio, stylizer, files, monkeypatch):
   studio.stylize(files["content"], [files["a"]], **SIZES)  # a still: the style's code is kept
   calls = []
-  monkeypatch.setattr(stylizer, "encode_style", lambda *a, _m=stylizer.encode_style, **k: calls.append(1) or _m(*a, **k))
+  encode = stylizer.encode_style
+  monkeypatch.setattr(stylizer, "encode_style", lambda *a, **k: calls.append(1) or encode(*a, **k))
   stream = LiveStream(target_ms=1e9)
   frames = live_frames()
   outs = [studio.live_frame(stream, f, [files["a"]], alpha=0.7, style_size=0) for f in frames]
@@ -287,7 +288,7 @@ def test_live_frame_is_generate_on_that_frame_with_the_stills_codes(studio, styl
   style = stylizer.encode_style(images.load_image(files["a"]))
   for frame, out in zip(frames, outs):
     want = images.to_uint8(stylizer.generate(images.from_pil(frame), style, 0.7))
-    assert out.dtype == np.uint8 and out.shape == want.shape == (36, 48, 3)  # auto's 128: capped at the frame's
+    assert out.dtype == np.uint8 and out.shape == want.shape == (36, 48, 3)  # auto's 128, capped
     assert np.abs(out.astype(int) - want).max() <= 2
   assert not np.array_equal(outs[0], outs[1])
   assert stream.frames == 3 and stream.dropped == 0 and stream.ms > 0 and stream.fps > 0

@@ -43,8 +43,8 @@ def server(weights, debug_frames, tmp_path_factory):
   log = tmp_path_factory.mktemp("app") / "server.log"
   with open(log, "wb") as out:
     proc = subprocess.Popen([sys.executable, "-m", "adain.app", "--port", str(port), "--vgg",
-                             str(weights[0]), "--decoder", str(weights[1]), "--debug-frames", str(debug_frames)],
-                            stdout=out, stderr=out)
+                             str(weights[0]), "--decoder", str(weights[1]),
+                             "--debug-frames", str(debug_frames)], stdout=out, stderr=out)
   url = f"http://127.0.0.1:{port}/"
   try:
     deadline = time.monotonic() + 180

@@ -5,9 +5,10 @@
 Starts python -m adain.app with the seeded stand-in weights of tests/ (speed does not depend on
 their values) and Debian's chromium with a fake 640x480 camera playing a clip made here; streams
 the Live tab with the demo style and, size after size (rounds alternate them, so that a busy
-machine slows all alike), reads the tab's line once a second after the first frame at that
-size (which may include compiling for it); a size without two frames in --wait seconds is left out. JSON lines give each reading; the summary the
-medians of frames/s and of a frame's model milliseconds per size.
+machine slows all alike), reads the tab's line once a second from the second frame at that size
+on (the first may include compiling for it); a size without two frames in --wait seconds is
+left out. JSON lines give each reading; the summary the medians of frames/s and of a frame's
+model milliseconds per size.
 """
 
 from __future__ import annotations

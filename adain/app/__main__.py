@@ -1,4 +1,4 @@
-"""python -m adain.app: a local web page to stylize images and clips, and a /stylize API."""
+"""python -m adain.app: a local web page to stylize images, clips and the webcam live, and a /stylize API."""
 
 from __future__ import annotations
 

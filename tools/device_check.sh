@@ -17,8 +17,9 @@
 # 1920x1080 in fp32 and bf16 (python -m adain.bench), and train.evaluate's seconds per image at
 # 512 px on seeded weights and the demo images (speed does not depend on them).
 #
+# Then the app's Live tab: frames/s of Studio.live_frame at each live frame size (LIVE_FRAMES each).
 # Smaller settings (e.g. a CPU dry run): BATCH=2 CROP=32 STEPS=2 SIZES=64 VIDEOS=64x48 FRAMES=4
-# EVAL_SIZE=64 EVAL_CONTENTS=2.
+# EVAL_SIZE=64 EVAL_CONTENTS=2 LIVE_FRAMES=2.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PYTHON:-python3}
@@ -65,6 +66,32 @@ for dtype in float32 bfloat16; do
 done
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
+# The app's Live tab: a 640x480 webcam frame through Studio.live_frame and live_file (the model and
+# the JPEG; no Gradio or browser there) at each frame size: the frames/s it can reach.
+"$PY" - "$work/live" "${LIVE_FRAMES:-20}" <<'EOF'
+import json, os, sys, time
+sys.path.insert(0, "tests")
+import numpy as np
+import seeded_weights
+from PIL import Image
+from adain.app.studio import LIVE_SIZES, LiveStream, Studio
+from adain.stylizer import Stylizer
+
+work, n = sys.argv[1], int(sys.argv[2])
+os.makedirs(work)
+studio = Studio(Stylizer.from_files(*seeded_weights.save(work)), work)
+frame = Image.fromarray(np.random.default_rng(0).integers(0, 256, (480, 640, 3), np.uint8))
+for size in LIVE_SIZES:
+  stream = LiveStream(target_ms=0)
+  def step():
+    studio.live_file(stream, studio.live_frame(stream, frame, ["adain/assets/style.png"], size=size))
+  step()  # compiles
+  start = time.perf_counter()
+  for _ in range(n):
+    step()
+  ms = 1000 * (time.perf_counter() - start) / n
+  print(json.dumps({"live_size": size, "ms_per_frame": round(ms, 1), "frames_per_s": round(1000 / ms, 1)}))
+EOF
 "$PY" - "$work" "${EVAL_CONTENTS:-10}" <<'EOF'
 import os, sys
 sys.path.insert(0, "tests")

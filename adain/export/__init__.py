@@ -1,0 +1,1 @@
+"""Export of the model to other runtimes (python -m adain.export): ONNX, and a static web page."""

@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: install test stylize stylize-dataset app bench train train-smoke ablations fixtures clean
+.PHONY: install test stylize stylize-dataset app export bench train train-smoke ablations fixtures clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -31,6 +31,11 @@ stylize-dataset: $(STAMP)
 # The web page on http://127.0.0.1:7860 (ARGS adds flags, e.g. ARGS="--port 8000").
 app: $(STAMP)
 	$(PY) -m adain.app $(ARGS)
+
+# The model as ONNX into OUTPUT (python -m adain.export); ARGS adds flags, e.g. ARGS=--web.
+export: OUTPUT ?= output/onnx
+export: $(STAMP)
+	$(PY) -m adain.export --output $(OUTPUT) $(ARGS)
 
 bench: $(STAMP)
 	$(PY) -m adain.bench

@@ -39,6 +39,7 @@ export: $(STAMP)
 
 bench: $(STAMP)
 	$(PY) -m adain.bench
+	$(PY) -m adain.export.bench
 	$(PY) -m train.bench --bf16
 
 # The paper's decoder recipe. CONTENT / STYLE: an image folder (recursive) or

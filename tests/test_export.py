@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 
 import numpy as np
 import onnx
@@ -179,6 +180,14 @@ def test_ablation_decoder_is_refused(weights, tmp_path, capsys, fusion, norm):
   assert stderr.count("\n") == 1 and str(dec) in stderr, stderr
   assert "only the paper's decoder (variant adain) exports" in stderr
   assert not out.exists() or not any(out.iterdir())
+
+
+def test_missing_onnx_is_one_line(tmp_path, monkeypatch, capsys):
+  monkeypatch.setitem(sys.modules, "onnx", None)
+  monkeypatch.delitem(sys.modules, "adain.export.onnx_graph", raising=False)
+  monkeypatch.delattr(sys.modules["adain.export"], "onnx_graph", raising=False)
+  assert export_main(["--output", str(tmp_path / "out")]) == 1
+  assert capsys.readouterr().err == "error: exporting needs onnx: pip install 'adain[export]'\n"
 
 
 def test_npz_style_code_is_fed_directly(sessions, cli, weights, tmp_path):

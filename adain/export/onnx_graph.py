@@ -7,9 +7,10 @@ split is the model's: a style is encoded once and drives any number of contents.
 outputs are NHWC as in adain; inside, the graphs are NCHW, ONNX's layout for Conv and pooling.
 Batch and image sizes are symbolic, so one file serves every size of 16 pixels a side and up.
 
-Each op is the reference's own (pytorch-AdaIN's net.py): reflection padding, ceil-mode max
-pooling, nearest 2x upsampling, statistics with the unbiased variance plus eps under the square
-root (ops.mean_std). The output is clipped to [0, 1]: that changes no saved pixel (adain rounds
+The ops are the model's (adain.ops, pytorch-AdaIN's net.py): reflection padding, ceil-mode max
+pooling, statistics with the unbiased variance plus eps under the square root (ops.mean_std),
+and the decoder's upsampling layers computed as ops.upsample_conv does, a 2x2 convolution of the
+four output phases (1.05-1.13x faster in ONNX Runtime than Resize, Pad and a 3x3 Conv). The output is clipped to [0, 1]: that changes no saved pixel (adain rounds
 with ``clamp(x * 255 + 0.5, 0, 255)``, see images.to_uint8) and gives runtimes an image to show.
 """
 
@@ -99,6 +100,23 @@ def _conv(g: _Graph, x: str, sd: dict[str, np.ndarray], torch_index: int) -> str
   return g.op("Conv", x, w, b, kernel_shape=[ksize, ksize])
 
 
+def _upsample_conv(g: _Graph, x: str, sd: dict[str, np.ndarray], torch_index: int) -> str:
+  """Nearest 2x upsampling, reflection padding and a 3x3 convolution as the model computes them
+  (ops.upsample_conv): one 2x2 convolution of the edge-padded input gives the four output phases
+  as channel blocks, interleaved (DepthToSpace) and cropped by 1. 4/9 of the multiply-adds."""
+  k = np.asarray(ops.phase_kernel(np.transpose(sd[f"{torch_index}.weight"], (2, 3, 1, 0))))
+  cin, cout = k.shape[2], k.shape[3] // 4
+  # DepthToSpace (DCR) puts channel block (i, j) at row 2y + i, column 2x + j: phase (1 - i, 1 - j)
+  # in ops.interleave_phases' layout.
+  k = k.reshape(2, 2, cin, 2, 2, cout)[:, :, :, ::-1, ::-1].reshape(2, 2, cin, 4 * cout)
+  w = g.const(f"conv{torch_index}.weight", np.ascontiguousarray(np.transpose(k, (3, 2, 0, 1))))
+  b = g.const(f"conv{torch_index}.bias", np.tile(sd[f"{torch_index}.bias"], 4))
+  x = g.op("Pad", x, g.const("pads1", np.array([0, 0, 1, 1, 0, 0, 1, 1], np.int64)), mode="edge")
+  x = g.op("DepthToSpace", g.op("Conv", x, w, b, kernel_shape=[2, 2]), blocksize=2, mode="DCR")
+  return g.op("Slice", x, g.const("crop_starts", np.array([1, 1], np.int64)),
+              g.const("crop_ends", np.array([-1, -1], np.int64)), _axes_hw(g))
+
+
 def _axes_hw(g: _Graph) -> str:
   return g.const("axes_hw", np.array([2, 3], np.int64))
 
@@ -150,12 +168,8 @@ def generator_model(model: AdaIN) -> onnx.ModelProto:
   normalized = g.op("Div", g.op("Sub", c, c_mean), c_std)  # ops.adain, in its order
   target = g.op("Add", g.op("Mul", normalized, s_std), s_mean)
   x = g.op("Add", g.op("Mul", "alpha", target), g.op("Mul", g.op("Sub", _one(g), "alpha"), c))
-  scales = g.const("scales_2x", np.array([1, 1, 2, 2], np.float32))
   for layer in DECODER_LAYERS:
-    if layer.upsample_before:  # nn.Upsample(scale_factor=2, mode="nearest")
-      x = g.op("Resize", x, "", scales, mode="nearest", coordinate_transformation_mode="asymmetric",
-               nearest_mode="floor")
-    x = _conv(g, x, sd, layer.torch_index)
+    x = (_upsample_conv if layer.upsample_before else _conv)(g, x, sd, layer.torch_index)
     if layer.relu:
       x = g.op("Relu", x)
   x = g.op("Clip", x, g.const("zero", np.float32(0)), _one(g))

@@ -4,10 +4,8 @@ no request to any other address."""
 
 from __future__ import annotations
 
-import functools
-import http.server
+import base64
 import shutil
-import threading
 from pathlib import Path
 
 import numpy as np
@@ -16,32 +14,12 @@ from PIL import Image
 
 from adain.export import __main__ as export_main
 from conftest import write_image
+from static_site import chromium_args, serve, write_y4m
 from test_app import cli
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 ORT_WEB = Path(__file__).resolve().parents[1] / "node_modules" / "onnxruntime-web"
 CLIP_WH = (160, 120)  # the fake camera's frames
-
-
-class _Quiet(http.server.SimpleHTTPRequestHandler):
-  def log_message(self, *args):
-    pass
-
-
-def write_y4m(path: Path, w: int, h: int, frames: int = 12) -> Path:
-  """A clip Chromium's fake camera plays in a loop: a bright square moving over a gradient
-  (YUV4MPEG2: a text header, then per frame 'FRAME' and the I420 planes)."""
-  yy, xx = np.mgrid[0:h, 0:w]
-  with open(path, "wb") as f:
-    f.write(f"YUV4MPEG2 W{w} H{h} F10:1 Ip A1:1 C420jpeg\n".encode())
-    for i in range(frames):
-      luma = (40 + 120 * xx / w + 40 * yy / h).astype(np.uint8)
-      x0 = (i * w // frames) % (w - 32)
-      luma[h // 3:h // 3 + 32, x0:x0 + 32] = 235
-      u = np.full((h // 2, w // 2), 90 + 8 * i, np.uint8)
-      v = np.full((h // 2, w // 2), 170 - 6 * i, np.uint8)
-      f.write(b"FRAME\n" + luma.tobytes() + u.tobytes() + v.tobytes())
-  return path
 
 
 @pytest.fixture(scope="module")
@@ -64,14 +42,8 @@ def site(weights, tmp_path_factory):
   rc = export_main.main(["--vgg", str(weights[0]), "--decoder", str(weights[1]), "--output", str(out),
                          "--web", "--ort-web", str(ORT_WEB)])
   assert rc == 0
-  server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(_Quiet, directory=out))
-  thread = threading.Thread(target=server.serve_forever, daemon=True)
-  thread.start()
-  try:
-    yield f"http://127.0.0.1:{server.server_address[1]}/"
-  finally:
-    server.shutdown()
-    server.server_close()
+  with serve(out) as url:
+    yield url
 
 
 @pytest.fixture(scope="module")
@@ -81,9 +53,7 @@ def browser(tmp_path_factory):
   assert CHROMIUM, "the browser test needs Debian's chromium: apt-get install chromium"
   clip = write_y4m(tmp_path_factory.mktemp("camera") / "clip.y4m", *CLIP_WH)
   with sync_playwright() as p:
-    browser = p.chromium.launch(executable_path=CHROMIUM, args=[
-        "--no-sandbox", "--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream",
-        f"--use-file-for-fake-video-capture={clip}"])
+    browser = p.chromium.launch(executable_path=CHROMIUM, args=chromium_args(clip))
     try:
       yield browser
     finally:
@@ -208,21 +178,26 @@ def test_resize_is_pillows(page):
   Pillow's BILINEAR pixels, exactly, for bytes and for float (transparent) images."""
   from adain.media import images
 
+  def resized(arr: np.ndarray, channels: int, out_wh=None):
+    """resize.js on ``arr`` (HWC uint8, or HW float32), to fitSize's size or ``out_wh``."""
+    h, w = arr.shape[:2]
+    wh, data = page.evaluate("""async ([b64, w, h, channels, out]) => {
+      const { fitSize, resize } = await import('./resize.js');
+      const bytes = Uint8Array.from(atob(b64), (c) => c.charCodeAt(0));
+      const src = channels === 3 ? new Uint8ClampedArray(bytes.buffer) : new Float32Array(bytes.buffer);
+      const [nw, nh] = out ?? fitSize(w, h, 512);
+      const dst = new Uint8Array(resize(src, w, h, channels, nw, nh).buffer);
+      let text = '';
+      for (let i = 0; i < dst.length; i += 0x8000) text += String.fromCharCode(...dst.subarray(i, i + 0x8000));
+      return [[nw, nh], btoa(text)];
+    }""", [base64.b64encode(arr.tobytes()).decode(), w, h, channels, out_wh])
+    return np.frombuffer(base64.b64decode(data), arr.dtype).reshape(wh[1], wh[0], *arr.shape[2:])
+
   rng = np.random.default_rng(5)
   for h, w in ((530, 700), (900, 513), (1031, 1031)):
     rgb = rng.integers(0, 256, (h, w, 3), dtype=np.uint8)
-    got = page.evaluate("""async ([data, w, h]) => {
-      const { fitSize, resize } = await import('./resize.js');
-      const [nw, nh] = fitSize(w, h, 512);
-      return [nw, nh, Array.from(resize(Uint8ClampedArray.from(data), w, h, 3, nw, nh))];
-    }""", [rgb.ravel().tolist(), w, h])
     want = images.to_uint8(images.from_pil(Image.fromarray(rgb), 512))
-    assert (got[1], got[0]) == want.shape[:2]
-    np.testing.assert_array_equal(np.asarray(got[2], np.uint8).reshape(want.shape), want)
+    np.testing.assert_array_equal(resized(rgb, 3), want)
   grey = rng.random((600, 520)).astype(np.float32)
-  got = page.evaluate("""async ([data, w, h]) => {
-    const { resize } = await import('./resize.js');
-    return Array.from(resize(Float32Array.from(data), w, h, 1, 512, 590));
-  }""", [grey.ravel().tolist(), 520, 600])
   want = np.asarray(Image.fromarray(grey).resize((512, 590), Image.Resampling.BILINEAR))
-  np.testing.assert_allclose(np.asarray(got, np.float32).reshape(want.shape), want, rtol=0, atol=1e-6)
+  np.testing.assert_array_equal(resized(grey, 1, (512, 590)), want)

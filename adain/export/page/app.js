@@ -11,6 +11,7 @@ const MIN_SIDE = 16;           // the model's smallest input
 const MAX_PIXELS = 89478485;   // Pillow's MAX_IMAGE_PIXELS, the CLI's limit
 const LIVE_SIDES = [64, 96, 128, 160, 192, 256, 320, 384, 448, 512];  // shorter side of live frames
 const LIVE_FRAME_MS = 100;     // live frames aim at 10 per second
+const params = new URLSearchParams(location.search);  // ?backend=wasm|webgpu, ?live=N (fixed shorter side)
 
 const $ = (id) => document.getElementById(id);
 const ui = {
@@ -30,7 +31,9 @@ const state = {
   resultName: '',
 };
 
-const oneLine = (e) => String(e?.message ?? e).split(/\s+/).join(' ').trim() || 'unknown error';
+// An error's message on one line; onnxruntime's lose their C++ source location and signature.
+const oneLine = (e) => String(e?.message ?? e).replace(/^.*ERROR_MESSAGE: (\S+:\d+ [^(]*\([^)]*\) )?/s, '')
+  .split(/\s+/).join(' ').trim() || 'unknown error';
 const stem = (name) => name.replace(/\.[^.]*$/, '') || name;
 
 function show(text, kind) {
@@ -82,7 +85,7 @@ async function session(name, bytes, backend) {
 }
 
 async function backends() {
-  const asked = new URLSearchParams(location.search).get('backend');
+  const asked = params.get('backend');
   if (asked !== null) {
     if (asked !== 'wasm' && asked !== 'webgpu') throw new PageError(`?backend=${asked}: use wasm or webgpu`);
     return [asked];
@@ -99,8 +102,11 @@ async function loadModel() {
   ort.env.wasm.numThreads = self.crossOriginIsolated ? Math.min(4, navigator.hardwareConcurrency || 1) : 1;
   try {
     const [encoder, generator] = await Promise.all(['encoder.onnx', 'generator.onnx'].map(fetchModel));
+    const order = await backends();
+    // WebAssembly first: in a worker, so that the page stays responsive while a frame computes.
+    ort.env.wasm.proxy = order[0] === 'wasm';
     let failure;
-    for (const backend of await backends()) {
+    for (const backend of order) {
       try {
         state.encoder = await session('encoder.onnx', encoder, backend);
         state.generator = await session('generator.onnx', generator, backend);
@@ -205,10 +211,13 @@ function paint(image, w, h) {
   document.body.classList.add('has-result');
 }
 
+// A tensor to feed again later: the WebAssembly worker takes (transfers) the buffers it is given.
+const fresh = (t) => new ort.Tensor(t.type, t.data.slice(), t.dims);
+
 async function generate(content, w, h) {
   const alpha = new ort.Tensor('float32', new Float32Array([Number(ui.alpha.value)]), []);
   const { image } = await state.generator.run({
-    content, style_mean: state.style.mean, style_std: state.style.std, alpha });
+    content: fresh(content), style_mean: fresh(state.style.mean), style_std: fresh(state.style.std), alpha });
   paint(image, w, h);
 }
 
@@ -269,6 +278,7 @@ function liveSize(vw, vh, side) {
 // Frame time (smoothed) against the aim: a smaller size when well over it, a larger one when the
 // larger one's expected time (by area) is still well under it.
 function adapt(live, ms) {
+  if (live.fixed) return;
   live.ema = live.ema === null ? ms : 0.7 * live.ema + 0.3 * ms;
   live.frames += 1;
   if (live.frames < 3) return;
@@ -300,6 +310,7 @@ async function liveFrame(live) {
   showFrame(ms, w, h);
   ui.fps.textContent = `${(live.fps ?? 1000 / ms).toFixed(1)} fps`;
   ui.liveSize.textContent = `live ${w}×${h}`;
+  document.body.dataset.frames = String(++live.count);  // for scripts that time the page
   adapt(live, ms);
 }
 
@@ -310,9 +321,20 @@ async function liveLoop(live) {
   }
 }
 
+// The live frames' shorter side: ?live=N fixes it, else it starts where the backend usually keeps up.
+function liveSide() {
+  if (!params.has('live')) return { side: state.backend === 'webgpu' ? 256 : 128, fixed: false };
+  const side = Number(params.get('live'));
+  if (!Number.isInteger(side) || side < MIN_SIDE) {
+    throw new PageError(`?live=${params.get('live')}: give a whole number of pixels, at least ${MIN_SIDE}`);
+  }
+  return { side, fixed: true };
+}
+
 async function startLive() {
   model('webcam');
   if (!state.style) throw new PageError('webcam: choose a style image first; live frames take its style');
+  const { side, fixed } = liveSide();
   let stream;
   try {
     stream = await navigator.mediaDevices.getUserMedia({ video: { width: { ideal: 640 }, height: { ideal: 480 } }, audio: false });
@@ -321,7 +343,7 @@ async function startLive() {
   }
   ui.camera.srcObject = stream;
   await ui.camera.play();
-  const live = { stream, side: state.backend === 'webgpu' ? 256 : 128, ema: null, frames: 0, last: null, fps: null };
+  const live = { stream, side, fixed, ema: null, frames: 0, count: 0, last: null, fps: null };
   state.live = live;
   document.body.classList.add('live');
   ui.live.setAttribute('aria-pressed', 'true');
@@ -364,8 +386,9 @@ ui.alpha.addEventListener('input', () => {
 });
 
 ui.live.addEventListener('click', () => {
-  if (state.live) stopLive();
-  else startLive().catch(showError);
+  if (state.live) return stopLive();
+  ui.live.disabled = true;  // until the camera answers
+  startLive().catch(showError).finally(() => { ui.live.disabled = false; });
 });
 
 ui.download.addEventListener('click', (event) => {

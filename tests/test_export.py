@@ -21,7 +21,7 @@ import seeded_weights
 from adain import encode_style, stylize
 from adain.export.__main__ import main as export_main
 from adain.media import images
-from adain.models import StyleCode
+from adain.models import StyleCode, Variant
 from adain.weights import model_from_state_dicts, save_native
 
 FIXTURES = os.path.join(os.path.dirname(__file__), "fixtures", "parity")
@@ -178,6 +178,7 @@ def test_ablation_decoder_is_refused(weights, tmp_path, capsys, fusion, norm):
   assert export_main(["--vgg", str(weights[0]), "--decoder", str(dec), "--output", str(out)]) == 1
   stderr = capsys.readouterr().err
   assert stderr.count("\n") == 1 and str(dec) in stderr, stderr
+  assert f"is a {Variant(fusion, norm).name} ablation decoder" in stderr
   assert "only the paper's decoder (variant adain) exports" in stderr
   assert not out.exists() or not any(out.iterdir())
 

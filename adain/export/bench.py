@@ -64,9 +64,6 @@ def bench(sizes: list[int], repeats: int) -> list[dict]:
   for size in sizes:
     content, style = (rng.random((size, size, 3), dtype=np.float32) for _ in range(2))
     jax_code, ort_code = stylizer.encode_style(style), onnx_code(style)
-    # ONNX's image is clipped to [0, 1] (saved pixels unchanged); random weights leave that range.
-    jax_image = np.clip(stylizer.generate(content, jax_code), 0, 1)
-    diff = float(np.max(np.abs(onnx_generate(content, ort_code) - jax_image)))
     for cached in (True, False):
       calls = ({"jax": lambda: stylizer.generate(content, jax_code),
                 "onnxruntime": lambda: onnx_generate(content, ort_code)} if cached else
@@ -77,7 +74,7 @@ def bench(sizes: list[int], repeats: int) -> list[dict]:
         row = {"bench": "export", "size": size, "cached_style": cached, "runtime": runtime,
                "images_per_s": round(1 / s, 4), "s_per_image": round(s, 3)}
         if runtime == "onnxruntime":
-          row.update(vs_jax=round(seconds["jax"] / s, 3), max_abs_diff=float(f"{diff:.3g}"))
+          row["vs_jax"] = round(seconds["jax"] / s, 3)
         rows.append(row)
         print(json.dumps(row), flush=True)
   return rows
@@ -86,7 +83,7 @@ def bench(sizes: list[int], repeats: int) -> list[dict]:
 def main(argv: list[str] | None = None) -> int:
   p = argparse.ArgumentParser(prog="python -m adain.export.bench", description=__doc__.split("\n")[0])
   p.add_argument("--sizes", default="256,512", help="comma-separated square image sizes")
-  p.add_argument("--repeats", type=int, default=3, help="timed calls per runtime and size")
+  p.add_argument("--repeats", type=int, default=5, help="timed calls per runtime and size")
   args = p.parse_args(argv)
   import onnxruntime
 

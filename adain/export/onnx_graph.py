@@ -30,7 +30,7 @@ from adain.media.images import temp_path
 from adain.models import DECODER_LAYERS, ENCODER_LAYERS, MIN_SIDE, AdaIN, Variant
 from adain.weights import decoder_state_dict, encoder_state_dict
 
-OPSET = 18  # ReduceMean/ReduceSum take axes as an input; run by onnxruntime (and -web) >= 1.14
+OPSET = 18  # the first where ReduceMean, like ReduceSum, takes its axes as an input
 FORMAT = "adain-onnx/1"
 CHANNELS = ENCODER_LAYERS[-1].cout
 

@@ -275,15 +275,15 @@ function liveSize(vw, vh, side) {
   return [Math.max(MIN_SIDE, Math.round(vw * scale)), Math.max(MIN_SIDE, Math.round(vh * scale))];
 }
 
-// Frame time (smoothed) against the aim: a smaller size when well over it, a larger one when the
-// larger one's expected time (by area) is still well under it.
-function adapt(live, ms) {
+// Frame time (smoothed) against the aim: a smaller size when well over it, a larger one (up to the
+// camera's own) when its expected time (by area) is still well under it.
+function adapt(live, ms, cameraSide) {
   if (live.fixed) return;
   live.ema = live.ema === null ? ms : 0.7 * live.ema + 0.3 * ms;
   live.frames += 1;
   if (live.frames < 3) return;
   const i = LIVE_SIDES.indexOf(live.side);
-  const up = LIVE_SIDES[i + 1];
+  const up = live.side < cameraSide && LIVE_SIDES[i + 1];
   if (live.ema > 1.4 * LIVE_FRAME_MS && i > 0) live.side = LIVE_SIDES[i - 1];
   else if (up && live.ema * (up / live.side) ** 2 < 0.9 * LIVE_FRAME_MS) live.side = up;
   else return;
@@ -311,7 +311,7 @@ async function liveFrame(live) {
   ui.fps.textContent = `${(live.fps ?? 1000 / ms).toFixed(1)} fps`;
   ui.liveSize.textContent = `live ${w}×${h}`;
   document.body.dataset.frames = String(++live.count);  // for scripts that time the page
-  adapt(live, ms);
+  adapt(live, ms, Math.min(vw, vh));
 }
 
 async function liveLoop(live) {

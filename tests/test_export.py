@@ -168,6 +168,10 @@ def test_sizes_and_batch_are_symbolic(exported, sessions, weights):
   out = generate(sessions, content, code, 0.6)  # one code styles both images
   assert out.shape == (2, 24, 32, 3) and 0 <= out.min() and out.max() <= 1
   np.testing.assert_allclose(out[1:], generate(sessions, content[1:], code, 0.6), atol=1e-5)
+  own = generate(sessions, content, StyleCode(mean, std), 0.6)  # or one code per image
+  np.testing.assert_allclose(own[1:], generate(sessions, content[1:], StyleCode(mean[1:], std[1:]), 0.6),
+                             atol=1e-5)
+  assert np.max(np.abs(own[1] - out[1])) > 1e-3
 
 
 @pytest.mark.parametrize("fusion,norm", [("concat", "none"), ("adain", "batch"), ("adain", "instance")])

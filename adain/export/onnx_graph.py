@@ -192,7 +192,7 @@ def spec(variant: Variant) -> dict:
 
 def readme(variant: Variant) -> str:
   def dims(shape):
-    return "scalar" if not shape else "[" + ", ".join(map(str, shape)) + "]"
+    return "scalar (a 0-d tensor)" if not shape else "[" + ", ".join(map(str, shape)) + "]"
 
   def lines(io):
     return "\n".join(f"    {kind[:-1]} {name}: float32 {dims(shape)}" for kind in ("inputs", "outputs")
@@ -234,14 +234,14 @@ def write(model: AdaIN, out_dir: str | os.PathLike) -> list[Path]:
 
   Each file goes to a temporary name first, renamed once complete.
   """
-  out_dir = Path(out_dir)
-  out_dir.mkdir(parents=True, exist_ok=True)
   files = {
       "encoder.onnx": encoder_model(model).SerializeToString(),
       "generator.onnx": generator_model(model).SerializeToString(),
       "README.txt": readme(model.variant).encode(),
       "models.json": (json.dumps(spec(model.variant), indent=2) + "\n").encode(),
   }
+  out_dir = Path(out_dir)
+  out_dir.mkdir(parents=True, exist_ok=True)
   for name, data in files.items():
     _write_atomic(out_dir / name, data)
   return [out_dir / name for name in files]

@@ -188,7 +188,9 @@ def test_resize_is_pillows(page):
       const [nw, nh] = out ?? fitSize(w, h, 512);
       const dst = new Uint8Array(resize(src, w, h, channels, nw, nh).buffer);
       let text = '';
-      for (let i = 0; i < dst.length; i += 0x8000) text += String.fromCharCode(...dst.subarray(i, i + 0x8000));
+      for (let i = 0; i < dst.length; i += 0x8000) {
+        text += String.fromCharCode(...dst.subarray(i, i + 0x8000));
+      }
       return [[nw, nh], btoa(text)];
     }""", [base64.b64encode(arr.tobytes()).decode(), w, h, channels, out_wh])
     return np.frombuffer(base64.b64decode(data), arr.dtype).reshape(wh[1], wh[0], *arr.shape[2:])

@@ -227,6 +227,7 @@ async function renderStill(start = performance.now()) {
     show(content ? 'Now choose a style image.' : 'Now choose a content photo.', 'info');
     return;
   }
+  show(`Stylizing ${content.w}×${content.h}…`, 'busy');
   await generate(content.code, content.w, content.h);
   state.resultName = `${content.name}_stylized_${style.name}.png`;
   showFrame(performance.now() - start, content.w, content.h);
@@ -252,6 +253,7 @@ async function setContent(file) {
   const start = performance.now();
   const input = await readImage(file);
   model(file.name);
+  show(`Encoding ${file.name} (${input.w}×${input.h})…`, 'busy');
   const { content } = await state.encoder.run({ image: imageTensor(input) });
   state.content = { code: content, w: input.w, h: input.h, name: stem(file.name) };
   preview(ui.contentPreview, file);
@@ -262,6 +264,7 @@ async function setStyle(file) {
   const start = performance.now();
   const input = await readImage(file);
   model(file.name);
+  show(`Encoding ${file.name} (${input.w}×${input.h})…`, 'busy');
   const { style_mean: mean, style_std: std } = await state.encoder.run({ image: imageTensor(input) });
   state.style = { mean, std, name: stem(file.name) };
   preview(ui.stylePreview, file);

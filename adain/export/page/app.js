@@ -253,10 +253,10 @@ async function setContent(file) {
   const start = performance.now();
   const input = await readImage(file);
   model(file.name);
+  preview(ui.contentPreview, file);
   show(`Encoding ${file.name} (${input.w}×${input.h})…`, 'busy');
   const { content } = await state.encoder.run({ image: imageTensor(input) });
   state.content = { code: content, w: input.w, h: input.h, name: stem(file.name) };
-  preview(ui.contentPreview, file);
   if (!state.live) await renderStill(start);
 }
 
@@ -264,10 +264,10 @@ async function setStyle(file) {
   const start = performance.now();
   const input = await readImage(file);
   model(file.name);
+  preview(ui.stylePreview, file);
   show(`Encoding ${file.name} (${input.w}×${input.h})…`, 'busy');
   const { style_mean: mean, style_std: std } = await state.encoder.run({ image: imageTensor(input) });
   state.style = { mean, std, name: stem(file.name) };
-  preview(ui.stylePreview, file);
   if (!state.live) await renderStill(start);
 }
 

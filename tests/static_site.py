@@ -11,6 +11,9 @@ from pathlib import Path
 
 import numpy as np
 
+# onnxruntime-web as make test installs it (npm install --no-save, in the repository's root).
+ORT_WEB = Path(__file__).resolve().parents[1] / "node_modules" / "onnxruntime-web"
+
 
 class _Quiet(http.server.SimpleHTTPRequestHandler):
   def log_message(self, *args):

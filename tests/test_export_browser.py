@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import base64
 import shutil
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -14,11 +13,10 @@ from PIL import Image
 
 from adain.export import __main__ as export_main
 from conftest import write_image
-from static_site import chromium_args, serve, write_y4m
+from static_site import ORT_WEB, chromium_args, serve, write_y4m
 from test_app import cli
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-ORT_WEB = Path(__file__).resolve().parents[1] / "node_modules" / "onnxruntime-web"
 CLIP_WH = (160, 120)  # the fake camera's frames
 
 

@@ -14,7 +14,12 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
-test: $(STAMP)
+# onnxruntime-web for the exported page's browser test and benchmark (npm; kept out of git).
+ORT_WEB := node_modules/onnxruntime-web
+$(ORT_WEB)/package.json:
+	npm install --no-save --no-audit --no-fund onnxruntime-web@1.30.0
+
+test: $(STAMP) $(ORT_WEB)/package.json
 	$(PY) -m pytest -n 2 tests
 
 stylize: $(STAMP)
@@ -37,9 +42,10 @@ export: OUTPUT ?= output/onnx
 export: $(STAMP)
 	$(PY) -m adain.export --output $(OUTPUT) $(ARGS)
 
-bench: $(STAMP)
+bench: $(STAMP) $(ORT_WEB)/package.json
 	$(PY) -m adain.bench
 	$(PY) -m adain.export.bench
+	$(PY) tools/bench_web.py --ort-web $(ORT_WEB)
 	$(PY) -m train.bench --bf16
 
 # The paper's decoder recipe. CONTENT / STYLE: an image folder (recursive) or

@@ -56,7 +56,7 @@ def main() -> int:
   from playwright.sync_api import sync_playwright
 
   from adain.export import onnx_graph
-  from adain.export.web import write_page
+  from adain.export.web import find_ort_web, write_page
   from adain.models import AdaIN
   from static_site import chromium_args, serve, write_y4m
 
@@ -67,7 +67,7 @@ def main() -> int:
   with tempfile.TemporaryDirectory(prefix="adain-bench-web-") as tmp:
     site = Path(tmp) / "site"
     onnx_graph.write(AdaIN(), site)
-    write_page(site, args.ort_web)
+    write_page(site, find_ort_web(args.ort_web))
     clip = write_y4m(Path(tmp) / "clip.y4m", args.size, args.size)
     with serve(site) as root, sync_playwright() as pw:
       browser = pw.chromium.launch(executable_path=chromium, args=chromium_args(clip))

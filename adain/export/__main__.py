@@ -47,15 +47,17 @@ def run(args, parser) -> int:
   from adain.stylizer import Stylizer
 
   try:
+    if args.web:  # before any work: a missing onnxruntime-web stops the command, writing nothing
+      from adain.export.web import find_ort_web, write_page
+
+      ort_web = find_ort_web(args.ort_web)
     stylizer = Stylizer.from_files(args.vgg, args.decoder)
     onnx_graph.check_exportable(stylizer.variant, args.decoder)
     written = onnx_graph.write(nnx.merge(stylizer.graphdef, stylizer.state), out)
     for path in written:
       print(path)
     if args.web:
-      from adain.export.web import write_page
-
-      write_page(out, args.ort_web)
+      write_page(out, ort_web)
       print(out / "index.html")
   except AdainError as e:
     print(f"error: {e}", file=sys.stderr)

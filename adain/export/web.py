@@ -27,13 +27,9 @@ HOW_TO_GET = (f"get it with `npm install {ORT_PACKAGE}@{ORT_VERSION}` (in this f
               f"--ort-web PATH to the package folder that command leaves (node_modules/{ORT_PACKAGE})")
 
 
-def write_page(out_dir: Path, ort_web: str | None) -> None:
-  """Writes the page into ``out_dir`` (which holds, or will hold, encoder.onnx and generator.onnx).
-
-  ``ort_web``: the onnxruntime-web package folder; None searches ./node_modules and the global npm
-  root. AdainError (one line saying how to get the package) when it is not found.
-  """
-  package = find_ort_web(ort_web)
+def write_page(out_dir: Path, package: Path) -> None:
+  """Writes the page into ``out_dir`` (which holds, or will hold, encoder.onnx and generator.onnx),
+  with onnxruntime-web's files from ``package`` (see find_ort_web)."""
   out_dir = Path(out_dir)
   (out_dir / "ort").mkdir(parents=True, exist_ok=True)
   (out_dir / "demo").mkdir(exist_ok=True)
@@ -48,7 +44,8 @@ def write_page(out_dir: Path, ort_web: str | None) -> None:
 
 def find_ort_web(ort_web: str | None) -> Path:
   """The onnxruntime-web package folder to copy from: ``ort_web``, else the first of
-  ./node_modules/onnxruntime-web and $(npm root -g)/onnxruntime-web that has the files."""
+  ./node_modules/onnxruntime-web and $(npm root -g)/onnxruntime-web that has the files.
+  AdainError (one line saying how to get the package) when there is none."""
   if ort_web is not None:
     folder = Path(ort_web)
     if not _has_dist(folder):
@@ -64,7 +61,6 @@ def find_ort_web(ort_web: str | None) -> Path:
       return folder
   places = " and ".join(str(p) for p in looked)
   raise AdainError(None, f"{ORT_PACKAGE} not found (looked in {places}); {HOW_TO_GET}")
-
 
 
 def _has_dist(folder: Path) -> bool:

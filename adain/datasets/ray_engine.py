@@ -47,7 +47,8 @@ def connect(address: str) -> None:
       ray.init(address=address, **quiet)
     else:
       os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
-      ray.init(address="local", include_dashboard=False, _node_ip_address="127.0.0.1", **quiet)
+      os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")  # one machine: bind 127.0.0.1
+      ray.init(address="local", include_dashboard=False, **quiet)
   except (ConnectionError, RuntimeError, ValueError) as e:
     raise AdainError(None, f"--ray {address or '(local)'}: cannot start or join Ray ({one_line(e)})") from None
   ctx = ray.data.DataContext.get_current()

@@ -541,6 +541,10 @@ def run(args, parser) -> int:
   else:
     if args.shard != (0, 1):
       parser.error("--shard and --ray do not go together: a Ray run spreads the work over its cluster itself")
+    if not args.ray:
+      from adain.datasets import LOCAL_RAY_ENV
+
+      os.environ.update({k: os.environ.get(k, v) for k, v in LOCAL_RAY_ENV.items()})
     try:
       from adain.datasets import ray_engine
     except ImportError as e:

@@ -39,16 +39,15 @@ NO_CODE = np.zeros(0, np.float32)
 
 def connect(address: str) -> None:
   """Joins the cluster at ``address`` ('auto', HOST:PORT, ray://HOST:PORT), or with '' starts a
-  local Ray for the run, on 127.0.0.1, without dashboard or usage reports. Ray's own logs stay in
-  its session folder, so that the output is the one-host run's."""
-  quiet = {"logging_level": logging.WARNING, "log_to_driver": False}
+  local Ray for the run, on 127.0.0.1 without dashboard or usage reports (adain.datasets
+  .LOCAL_RAY_ENV, set before Ray is imported). Ray's own logs stay in its session folder, so that
+  the output is the one-host run's."""
+  quiet = {"logging_level": logging.ERROR, "log_to_driver": False}
   try:
     if address:
       ray.init(address=address, **quiet)
     else:
-      os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
-      os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")  # one machine: bind 127.0.0.1
-      ray.init(address="local", include_dashboard=False, **quiet)
+      ray.init(address="local", include_dashboard=False, **quiet)  # with datasets.LOCAL_RAY_ENV
   except (ConnectionError, RuntimeError, ValueError) as e:
     raise AdainError(None, f"--ray {address or '(local)'}: cannot start or join Ray ({one_line(e)})") from None
   ctx = ray.data.DataContext.get_current()

@@ -228,8 +228,8 @@ def check_decoder(variant, decoder: str | None) -> None:
 
 
 # The per-image steps of both engines (one host; Ray, adain.datasets.ray_engine). ``path`` is the
-# file to open, ``shown`` the same file as the user named it, for messages and the manifest: the
-# same on one host, an absolute path on a Ray cluster, whose workers run in other folders.
+# file to open (absolute on Ray, whose workers run in other folders), ``shown`` the same file as
+# the user named it, for messages and the manifest; on one host they are the same.
 
 
 def read_style(path: Path, shown: Path, size: int):

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import secrets
 import shutil
 import signal
 import socket
@@ -30,9 +31,11 @@ from test_stylize_dataset import files, flags, make_tree, manifest
 pytestmark = pytest.mark.xdist_group("ray")
 ROOT = Path(__file__).resolve().parents[1]
 RAY = Path(sys.executable).with_name("ray")
-# Ray turns 127.0.0.1 into the host's address unless in its one-machine mode (named for macOS):
-# the cluster and the drivers that join it.
-ENV = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0", "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0"}
+# For the cluster and the drivers that join it: Ray turns 127.0.0.1 into the host's address
+# unless in its one-machine mode (named for macOS); a token of the session's own, whatever
+# ~/.ray/auth_token holds (a driver joining HOST:PORT never takes that file on its own).
+ENV = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0", "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0",
+       "RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": secrets.token_hex(32)}
 TIMEOUT = 300
 
 

@@ -15,7 +15,9 @@
 # JSON lines: the device, train steps/s at the paper's setting (batch 8, 256 px) in fp32 and bf16
 # (python -m train.bench), stylization images/s at 512 px and video frames/s at 1280x720 and
 # 1920x1080 in fp32 and bf16 (python -m adain.bench), and train.evaluate's seconds per image at
-# 512 px on seeded weights and the demo images (speed does not depend on them).
+# 512 px on seeded weights and the demo images (speed does not depend on them); and, where ray[data]
+# is installed, python -m adain.stylize_dataset on one host and with --ray (DATASET_BATCH images per
+# call, one GPU per actor).
 #
 # Then the app's Live tab: frames/s of Studio.live_frame at each live frame size (LIVE_FRAMES each).
 # Smaller settings (e.g. a CPU dry run): BATCH=2 CROP=32 STEPS=2 SIZES=64 VIDEOS=64x48 FRAMES=4
@@ -118,3 +120,17 @@ models = json.load(open(sys.argv[1]))['models']
 for name, r in models.items():
   print(json.dumps({'evaluate': name, 'size': int(sys.argv[2]), 'pairs': len(r.get('pairs', [])),
                     'seconds_per_image': r['seconds_per_image']}))" "$work/eval/results.json" "$size"
+
+# python -m adain.stylize_dataset on the same images, one host against --ray (a local Ray started
+# for the run; if ray[data] is there, e.g. carried in .whl/): one actor per GPU, one GPU each,
+# DATASET_BATCH images per call in both. Each summary line (images/s) as JSON.
+if "$PY" -c "import ray.data" 2>/dev/null; then
+  for engine in one-host ray; do
+    "$PY" -m adain.stylize_dataset --content-dir "$work/content" --style-dir "$work/style" \
+      --output-dir "$work/dataset-$engine" --content-size "$size" --style-size "$size" \
+      --batch-size "${DATASET_BATCH:-8}" --vgg "$work/vgg.npz" --decoder "$work/decoder.npz" \
+      $([[ $engine == ray ]] && echo --ray) 2>&1 >/dev/null | tail -n 1 \
+      | "$PY" -c "import json, sys; print(json.dumps({'stylize_dataset': sys.argv[1], 'gpus_per_actor': 1,
+               'batch_size': int(sys.argv[2]), 'summary': sys.stdin.read().strip()}))" "$engine" "${DATASET_BATCH:-8}"
+  done
+fi

@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: install test stylize stylize-dataset app bench train train-smoke ablations fixtures clean
+.PHONY: install test stylize stylize-dataset app export bench train train-smoke ablations fixtures clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -14,8 +14,13 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
-test: $(STAMP)
-	$(PY) -m pytest -n 2 tests
+# onnxruntime-web for the exported page's browser test and benchmark (npm; kept out of git).
+ORT_WEB := node_modules/onnxruntime-web
+$(ORT_WEB)/package.json:
+	npm install --no-save --no-audit --no-fund onnxruntime-web@1.30.0
+
+test: $(STAMP) $(ORT_WEB)/package.json
+	$(PY) -m pytest -n 2 --dist loadgroup tests
 
 stylize: $(STAMP)
 	$(PY) -m adain.stylize --alpha 0.8
@@ -32,8 +37,15 @@ stylize-dataset: $(STAMP)
 app: $(STAMP)
 	$(PY) -m adain.app $(ARGS)
 
-bench: $(STAMP)
+# The model as ONNX into OUTPUT (python -m adain.export); ARGS adds flags, e.g. ARGS=--web.
+export: OUTPUT ?= output/onnx
+export: $(STAMP)
+	$(PY) -m adain.export --output $(OUTPUT) $(ARGS)
+
+bench: $(STAMP) $(ORT_WEB)/package.json
 	$(PY) -m adain.bench
+	$(PY) -m adain.export.bench
+	$(PY) tools/bench_web.py --ort-web $(ORT_WEB)
 	$(PY) -m train.bench --bf16
 
 # The paper's decoder recipe. CONTENT / STYLE: an image folder (recursive) or

@@ -117,14 +117,18 @@ def upsample_conv(x_bhwc: jax.Array, kernel_hwio: jax.Array, bias_o: jax.Array,
   phases (p, q) as channel blocks, interleaved into the output. Equal to the three steps to float
   rounding. ``valid_hw`` is x's (see reflect_pad); the output's is twice it.
   """
+  y = conv2d(reflect_pad(x_bhwc, 1, valid_hw, mode="symmetric"), phase_kernel(kernel_hwio))
+  return add_bias(interleave_phases(y), bias_o)  # once per channel, not per phase: 4x less to sum
+
+
+def phase_kernel(kernel_hwio: jax.Array) -> jax.Array:
+  """upsample_conv's 2x2 kernel from the 3x3 one: (a, b, in, (p, q, out)), taps summed in float32."""
   if kernel_hwio.shape[:2] != (3, 3):
     raise ValueError(f"upsample_conv needs a 3x3 kernel, not {kernel_hwio.shape[:2]}")
-  k = kernel_hwio.astype(jnp.float32)  # taps summed in float32, then cast as conv2d does
+  k = kernel_hwio.astype(jnp.float32)  # cast back as conv2d does
   k = _fold_taps(jnp.moveaxis(_fold_taps(k), 2, 0))  # (q, b, p, a, in, out)
   cin, cout = kernel_hwio.shape[2:]
-  k2x2 = k.transpose(3, 1, 4, 2, 0, 5).reshape(2, 2, cin, 4 * cout)  # (a, b, in, (p, q, out))
-  y = interleave_phases(conv2d(reflect_pad(x_bhwc, 1, valid_hw, mode="symmetric"), k2x2))
-  return add_bias(y, bias_o)  # once per output channel, not per phase: a 4x smaller gradient sum
+  return k.transpose(3, 1, 4, 2, 0, 5).reshape(2, 2, cin, 4 * cout)
 
 
 def _fold_taps(k):

@@ -4,7 +4,8 @@ A drop-in for bethgelab's stylize-datasets (its stylize.py): the same flags, def
 layout, ``SUBDIR/{stem}-stylized-{style}{ext}`` with the content tree's folders kept. Which styles
 an image gets is a pure function of (--seed, its path relative to --content-dir), so a resumed or
 sharded run makes the same dataset; a re-run skips finished outputs; ``--shard I/N`` splits the
-work over processes and hosts; OUTPUT/manifest.jsonl records every output.
+work over processes and hosts, ``--ray`` runs it on a Ray cluster (adain.datasets.ray_engine);
+OUTPUT/manifest.jsonl records every output. Both engines run the per-image functions here.
 """
 
 from __future__ import annotations
@@ -77,6 +78,12 @@ def build_parser() -> argparse.ArgumentParser:
                  help="stylize in N-pixel tiles (0: never; default: only when an image would not fit)")
   p.add_argument("--dtype", choices=("float32", "bfloat16"), default="float32",
                  help="network precision; bfloat16 is for GPUs (slower on a CPU, off parity)")
+  p.add_argument("--ray", nargs="?", const="", metavar="ADDRESS",
+                 help="run on Ray Data: alone, a local Ray started for the run; 'auto', HOST:PORT or "
+                      "ray://HOST:PORT joins a cluster (needs pip install 'adain[ray]')")
+  p.add_argument("--ray-actors", "--ray_actors", dest="ray_actors", type=cli.batch, metavar="N",
+                 help="with --ray: stylizing actors, each holding one Stylizer (default: one per GPU "
+                      "of the cluster, or one per node without GPUs)")
   p.add_weights()
   return p
 
@@ -201,22 +208,129 @@ class Manifest:
 
 
 def _prefetch(pool: ThreadPoolExecutor, fn, items, depth: int):
-  """(item, fn(item) or its AdainError) in order, with fn running on the pool up to depth ahead."""
-  def call(x):
-    try:
-      return fn(x)
-    except AdainError as e:
-      return e
-
+  """(item, fn(item)) in order, with fn running on the pool up to depth ahead."""
   pending = collections.deque()
   for x in items:
-    pending.append((x, pool.submit(call, x)))
+    pending.append((x, pool.submit(fn, x)))
     if len(pending) >= depth:
       x, f = pending.popleft()
       yield x, f.result()
   while pending:
     x, f = pending.popleft()
     yield x, f.result()
+
+
+def check_decoder(variant, decoder: str | None) -> None:
+  """Refuses an Enc-Concat-Dec decoder: its styles are feature maps, no codes to reuse or batch."""
+  if variant.fusion == "concat":
+    raise AdainError(decoder, "an Enc-Concat-Dec (concat) decoder needs each style image, not "
+                     "a style code; stylize with python -m adain.stylize")
+
+
+# The per-image steps of both engines (one host; Ray, adain.datasets.ray_engine). ``path`` is the
+# file to open (absolute on Ray, whose workers run in other folders), ``shown`` the same file as
+# the user named it, for messages and the manifest; on one host they are the same.
+
+
+def read_style(path: Path, shown: Path, size: int):
+  """A style image at --style-size, or the error line naming it."""
+  from adain.media import images
+
+  try:
+    return images.load_image(path, size)
+  except AdainError as e:
+    return f"style {shown}: {e.problem}"
+
+
+def style_code(stylizer, img, shown: Path, tile: int | None):
+  """read_style's image as (mean, std) in numpy, which any device's stylizer takes, or the error
+  line (read_style's, or the encoder's)."""
+  import numpy as np
+
+  if isinstance(img, str):
+    return img
+  try:
+    code = stylizer.encode_style(img, tile)
+  except AdainError as e:
+    return f"style {shown}: {e.problem}"
+  return np.asarray(code.mean[0]), np.asarray(code.std[0])
+
+
+def read_content(path: Path, shown: Path, size: int, crop: int):
+  """A content image at --content-size, centre-cropped to --crop, or the error line naming it."""
+  from adain.media import images
+
+  try:
+    img = images.load_image(path, size)
+  except AdainError as e:
+    return f"{shown}: {e.problem}"
+  if not crop:
+    return img
+  h, w = img.shape[:2]
+  if min(h, w) < crop:
+    return f"{shown}: is {w}x{h} pixels after resizing, smaller than --crop {crop}"
+  top, left = images.center_offsets(h, w, crop)
+  return img[top:top + crop, left:left + crop]
+
+
+def by_content(jobs: list[Job]) -> dict[Path, list[Job]]:
+  """Jobs grouped by content image (each is read once for all its styles), in order."""
+  grouped = collections.defaultdict(list)
+  for j in jobs:
+    grouped[j.content].append(j)
+  return grouped
+
+
+def pair_styles(jobs: list[Job], img, codes: dict, shown: Path) -> tuple[list[tuple], list[tuple[Job, str]]]:
+  """One content image's (job, image, style code) items, and its jobs whose style failed, each
+  with the line saying so."""
+  ready, unstyled = [], []
+  for j in jobs:
+    code = codes[j.style]
+    if isinstance(code, str):
+      unstyled.append((j, f"{shown}: not stylized, {code}"))
+    else:
+      ready.append((j, img, code))
+  return ready, unstyled
+
+
+class Batcher:
+  """Groups (job, image, code) items of one image size into batches: as many as fit a quarter of
+  the memory, at most ``batch_size``; with more than 4 * batch_size waiting, the fullest goes."""
+
+  def __init__(self, batch_size: int):
+    from adain import tiling
+
+    self.batch_size, self.budget = batch_size, tiling.default_budget()
+    self.groups: dict[tuple, list] = collections.defaultdict(list)
+    self.waiting = 0
+
+  def add(self, items: list[tuple]) -> list[list]:
+    """Adds one content image's items (pair_styles); returns the batches now due."""
+    from adain import tiling
+
+    due = []
+    for item in items:
+      shape = item[1].shape
+      self.groups[shape].append(item)
+      self.waiting += 1
+      if len(self.groups[shape]) >= tiling.batch_that_fits(*shape[:2], self.batch_size, self.budget):
+        due.append(self._pop(shape))
+    if self.waiting > 4 * self.batch_size:  # memory: flush the fullest size
+      due.append(self._pop(max(self.groups, key=lambda k: len(self.groups[k]))))
+    return due
+
+  def _pop(self, shape: tuple) -> list:
+    group = self.groups.pop(shape)
+    self.waiting -= len(group)
+    return group
+
+  def rest(self) -> list[list]:
+    """The batches still waiting, at the end."""
+    rest = list(self.groups.values())
+    self.groups.clear()
+    self.waiting = 0
+    return rest
 
 
 def stylize_batch(stylizer, contents_bhw3, style, alpha: float, tile: int | None):
@@ -235,6 +349,43 @@ def stylize_batch(stylizer, contents_bhw3, style, alpha: float, tile: int | None
       return stylize_batch(stylizer, contents_bhw3, style, alpha, OOM_TILE)
     halves = [slice(0, b // 2), slice(b // 2, b)]
     return np.concatenate([stylize_batch(stylizer, contents_bhw3[h], style[h], alpha, tile) for h in halves])
+
+
+def stylize_group(stylizer, batch: list[tuple], alpha: float, tile: int | None,
+                  shown_root: Path) -> tuple[list[tuple], list[tuple[list[Job], str]]]:
+  """One Batcher batch stylized: its (job, output image) pairs; or, when the call fails (too
+  small, out of memory), each content's jobs with the line saying why, and no pairs."""
+  import numpy as np
+
+  from adain.models import StyleCode
+
+  jobs, imgs, codes = zip(*batch)
+  style = StyleCode(np.stack([c[0] for c in codes]), np.stack([c[1] for c in codes]))
+  try:
+    out = stylize_batch(stylizer, np.stack(imgs), style, alpha, tile)
+  except Exception as e:  # One bad batch (too small, out of memory) must not stop the run.
+    problem = e.problem if isinstance(e, AdainError) else one_line(e)
+    return [], [([j for j in jobs if j.content == rel], f"{shown_root / rel}: {problem}")
+                for rel in dict.fromkeys(j.content for j in jobs)]
+  return list(zip(jobs, out)), []
+
+
+def write_output(path: Path, shown: Path, img_hw3) -> str | None:
+  """Writes one output by temporary name and rename, so that a killed or retried write leaves
+  the file whole or absent; the error line naming it, else None."""
+  from adain.media import images
+
+  try:
+    path.parent.mkdir(parents=True, exist_ok=True)
+  except OSError as e:
+    return f"{shown.parent}: cannot create folder ({e.strerror or e})"
+  try:
+    images.save_image(path, img_hw3)
+  except AdainError as e:
+    return f"{shown}: {e.problem}"
+  except Exception as e:  # counted and reported, not lost in a future
+    return f"{shown}: {one_line(e)}"
+  return None
 
 
 class _Run:
@@ -260,45 +411,32 @@ class _Run:
       self.failed += len(jobs)
       self.bar.update(len(jobs))
 
-  def write(self, job: Job, img_hw3) -> None:
-    self.in_flight.acquire()
-    self.writer.submit(self._write, job, img_hw3).add_done_callback(lambda _: self.in_flight.release())
-
-  def _write(self, job: Job, img_hw3) -> None:
-    from adain.media import images
-
-    path = self.out_root / job.output
-    try:
-      try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-      except OSError as e:
-        raise ImageError(path.parent, f"cannot create folder ({e.strerror or e})") from None
-      images.save_image(path, img_hw3)
-    except Exception as e:  # counted and reported, not lost in a future
-      self.fail([job], str(e) if isinstance(e, AdainError) else f"{path}: {one_line(e)}")
-      return
+  def done(self, job: Job) -> None:
+    """Records a written output."""
     self.manifest.add([manifest_row(job, self.styles, "ok")])
     with self.lock:
       self.written += 1
       self.bar.update(1)
 
+  def write(self, job: Job, img_hw3) -> None:
+    self.in_flight.acquire()
+    self.writer.submit(self._write, job, img_hw3).add_done_callback(lambda _: self.in_flight.release())
+
+  def _write(self, job: Job, img_hw3) -> None:
+    path = self.out_root / job.output
+    error = write_output(path, path, img_hw3)
+    if error:
+      self.fail([job], error)
+    else:
+      self.done(job)
+
   def device_worker(self, stylizer, batches: queue.Queue) -> None:
-    """Stylizes batches of (job, content image, style code) until it gets None."""
-    import numpy as np
-
-    from adain.models import StyleCode
-
+    """Stylizes Batcher batches until it gets None."""
     while (batch := batches.get()) is not None:
-      jobs, imgs, codes = zip(*batch)
-      style = StyleCode(np.stack([c[0] for c in codes]), np.stack([c[1] for c in codes]))
-      try:
-        out = stylize_batch(stylizer, np.stack(imgs), style, self.args.alpha, self.args.tile)
-      except Exception as e:  # One bad batch (too small, out of memory) must not stop the run.
-        problem = e.problem if isinstance(e, AdainError) else one_line(e)
-        for rel in dict.fromkeys(j.content for j in jobs):
-          self.fail([j for j in jobs if j.content == rel], f"{self.content_root / rel}: {problem}")
-        continue
-      for job, img in zip(jobs, out):
+      outputs, failures = stylize_group(stylizer, batch, self.args.alpha, self.args.tile, self.content_root)
+      for jobs, error in failures:
+        self.fail(jobs, error)
+      for job, img in outputs:
         self.write(job, img)
 
   def close(self) -> None:
@@ -306,41 +444,26 @@ class _Run:
     self.manifest.close()
 
 
-def _load_content(path: Path, size: int, crop: int):
-  from adain.media import images
+def collect_codes(codes, total: int) -> dict:
+  """{style index: (mean, std) or the error line} from (index, code) pairs as they come, with a
+  progress bar and each error printed."""
+  from tqdm import tqdm
 
-  img = images.load_image(path, size)
-  if not crop:
-    return img
-  h, w = img.shape[:2]
-  if min(h, w) < crop:
-    raise ImageError(path, f"is {w}x{h} pixels after resizing, smaller than --crop {crop}")
-  top, left = images.center_offsets(h, w, crop)
-  return img[top:top + crop, left:left + crop]
+  found = {}
+  with tqdm(total=total, unit="style", desc="styles", file=sys.stderr, disable=None) as bar:
+    for s, code in codes:
+      found[s] = code
+      if isinstance(code, str):
+        tqdm.write(f"error: {code}", file=sys.stderr)
+      bar.update(1)
+  return found
 
 
 def _encode_styles(stylizer, style_root: Path, styles: list[Path], needed: list[int], args, pool):
-  """{style index: (mean, std) as numpy, or the error text} for the styles this run uses, each
-  read and encoded once; numpy, so that any device's stylizer takes them."""
-  import numpy as np
-  from tqdm import tqdm
-
-  from adain.media import images
-
-  codes = {}
-  load = lambda s: images.load_image(style_root / styles[s], args.style_size)  # noqa: E731
-  with tqdm(total=len(needed), unit="style", desc="styles", file=sys.stderr, disable=None) as bar:
-    for s, img in _prefetch(pool, load, needed, 2 * args.workers):
-      try:
-        if isinstance(img, AdainError):
-          raise img
-        code = stylizer.encode_style(img, args.tile)
-        codes[s] = (np.asarray(code.mean[0]), np.asarray(code.std[0]))
-      except AdainError as e:
-        codes[s] = f"style {style_root / styles[s]}: {e.problem}"
-        tqdm.write(f"error: {codes[s]}", file=sys.stderr)
-      bar.update(1)
-  return codes
+  """The codes of the styles this run uses (collect_codes), each read and encoded once."""
+  load = lambda s: read_style(style_root / styles[s], style_root / styles[s], args.style_size)  # noqa: E731
+  return collect_codes(((s, style_code(stylizer, img, style_root / styles[s], args.tile))
+                        for s, img in _prefetch(pool, load, needed, 2 * args.workers)), len(needed))
 
 
 def _inputs(args, parser) -> tuple[Path, Path, Path, list[Path], list[Path]]:
@@ -376,11 +499,9 @@ def _stylize_all(work: _Run, todo: list[Job], style_root: Path) -> None:
 
   args, content_root = work.args, work.content_root
   stylizer = Stylizer.from_files(args.vgg, args.decoder, dtype=args.dtype)
-  if stylizer.variant.fusion == "concat":  # its styles are feature maps: no codes to reuse or batch
-    raise AdainError(args.decoder, "an Enc-Concat-Dec (concat) decoder needs each style image, not "
-                     "a style code; stylize with python -m adain.stylize")
+  check_decoder(stylizer.variant, args.decoder)
   devices = jax.local_devices()
-  batch_size = tiling.batch_cap(args.batch_size)
+  batcher = Batcher(tiling.batch_cap(args.batch_size))
   with ThreadPoolExecutor(args.workers, thread_name_prefix="read") as pool:
     codes = _encode_styles(stylizer, style_root, work.styles, sorted({j.style for j in todo}), args, pool)
     batches = queue.Queue(maxsize=2 * len(devices))
@@ -389,35 +510,19 @@ def _stylize_all(work: _Run, todo: list[Job], style_root: Path) -> None:
                for d in devices]
     for w in workers:
       w.start()
-    budget = tiling.default_budget()
-    by_content = collections.defaultdict(list)
-    for j in todo:
-      by_content[j.content].append(j)
-    groups: dict[tuple, list] = collections.defaultdict(list)
-    grouped = 0  # jobs waiting in groups
-    load = lambda rel: _load_content(content_root / rel, args.content_size, args.crop)  # noqa: E731
-    for rel, img in _prefetch(pool, load, list(by_content), 2 * args.workers + batch_size):
-      if isinstance(img, AdainError):
-        work.fail(by_content[rel], str(img))
+    jobs = by_content(todo)
+    load = lambda rel: read_content(content_root / rel, content_root / rel, args.content_size, args.crop)  # noqa: E731
+    for rel, img in _prefetch(pool, load, list(jobs), 2 * args.workers + batcher.batch_size):
+      if isinstance(img, str):
+        work.fail(jobs[rel], img)
         continue
-      # Same-size images share a call, as many as fit a quarter of the memory.
-      limit = tiling.batch_that_fits(*img.shape[:2], batch_size, budget)
-      for j in by_content[rel]:
-        if isinstance(codes[j.style], str):
-          work.fail([j], f"{content_root / rel}: not stylized, {codes[j.style]}", show=False)
-          continue
-        group = groups[img.shape]
-        group.append((j, img, codes[j.style]))
-        grouped += 1
-        if len(group) >= limit:
-          grouped -= len(group)
-          batches.put(groups.pop(img.shape))
-      if grouped > 4 * batch_size:  # memory: flush the fullest size
-        group = groups.pop(max(groups, key=lambda k: len(groups[k])))
-        grouped -= len(group)
-        batches.put(group)
-    for group in groups.values():
-      batches.put(group)
+      ready, unstyled = pair_styles(jobs[rel], img, codes, content_root / rel)
+      for j, error in unstyled:
+        work.fail([j], error, show=False)
+      for batch in batcher.add(ready):
+        batches.put(batch)
+    for batch in batcher.rest():
+      batches.put(batch)
     for _ in workers:
       batches.put(None)
     for w in workers:
@@ -429,6 +534,25 @@ def run(args, parser) -> int:
   from tqdm import tqdm
 
   start = time.perf_counter()
+  stylize_all = _stylize_all
+  if args.ray is None:
+    if args.ray_actors is not None:
+      parser.error("--ray-actors is for --ray runs")
+  else:
+    if args.shard != (0, 1):
+      parser.error("--shard and --ray do not go together: a Ray run spreads the work over its cluster itself")
+    if not args.ray:
+      from adain.datasets import LOCAL_RAY_ENV
+
+      os.environ.update({k: os.environ.get(k, v) for k, v in LOCAL_RAY_ENV.items()})
+    try:
+      from adain.datasets import ray_engine
+    except ImportError as e:
+      if e.name is None or e.name.partition(".")[0] not in ("ray", "pyarrow"):
+        raise
+      print("error: --ray needs Ray Data: pip install 'adain[ray]'", file=sys.stderr)
+      return 1
+    stylize_all = ray_engine.stylize_all
   content_root, style_root, out_root, contents, styles = _inputs(args, parser)
   jobs = plan(contents, styles, args)
   try:
@@ -446,7 +570,7 @@ def run(args, parser) -> int:
     work = _Run(args, content_root, out_root, styles, manifest, bar)
     try:
       if todo:
-        _stylize_all(work, todo, style_root)
+        stylize_all(work, todo, style_root)
     except AdainError as e:  # the weights
       print(f"error: {e}", file=sys.stderr)
       return 1

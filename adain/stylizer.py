@@ -109,6 +109,21 @@ def code_mask(mask_hw: np.ndarray, image_hw: tuple[int, int]) -> np.ndarray:
   return images.resize_mask(mask_hw, feature_hw(image_hw))
 
 
+def state_dicts(vgg: str | os.PathLike | None = None, decoder: str | os.PathLike | None = None, *,
+                download: bool = True, progress: bool = True) -> tuple[dict, dict]:
+  """The (vgg, decoder) state dicts that Stylizer.from_files builds from: loaded once where a run
+  starts, they can travel to other processes (adain.datasets.ray_engine) as arrays."""
+  found, errors = {}, []
+  for kind, flag in (("vgg", vgg), ("decoder", decoder)):
+    try:
+      found[kind] = resolve_weights(kind, flag, download=download, progress=progress)
+    except WeightsError as e:
+      errors.append(str(e))
+  if errors:  # both problems at once, so that one message says everything to place
+    raise WeightsError(None, "\n".join(errors))
+  return found["vgg"], found["decoder"]
+
+
 @dataclasses.dataclass(frozen=True)
 class ContentCode:
   """B same-size content images as ``generate_from_code`` takes them, computed once.
@@ -176,15 +191,8 @@ class Stylizer:
                  decoder: str | os.PathLike | None = None, *, download: bool = True,
                  progress: bool = True, dtype=jnp.float32) -> "Stylizer":
     """Weights from the given files, else checkpoints/ or the cache, else the published URLs."""
-    found, errors = {}, []
-    for kind, flag in (("vgg", vgg), ("decoder", decoder)):
-      try:
-        found[kind] = resolve_weights(kind, flag, download=download, progress=progress)
-      except WeightsError as e:
-        errors.append(str(e))
-    if errors:  # both problems at once, so that one message says everything to place
-      raise WeightsError(None, "\n".join(errors))
-    return cls(model_from_state_dicts(found["vgg"], found["decoder"]), dtype)
+    return cls(model_from_state_dicts(*state_dicts(vgg, decoder, download=download, progress=progress)),
+               dtype)
 
   def encode_style(self, style_hw3: np.ndarray, tile: int | None = None) -> StyleCode | StyleFeatures:
     """The style code (relu4_1 mean and std) of one image: a batch of one (StyleFeatures for a

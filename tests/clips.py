@@ -64,3 +64,20 @@ def read_clip(path):
       frames.append(f.to_ndarray(format="rgb24"))
       times.append(float(f.pts * s.time_base))
     return frames, times, [a.codec_context.name for a in c.streams.audio]
+
+
+def write_y4m(path, frames: list[np.ndarray], rate: int = 30):
+  """uint8 RGB frames (even sides) as a YUV4MPEG2 clip, the fake camera file Chromium plays
+  (--use-file-for-fake-video-capture): a text header, then each frame as raw I420 (full-range
+  BT.601, chroma averaged over 2x2)."""
+  h, w = frames[0].shape[:2]
+  with open(path, "wb") as f:
+    f.write(f"YUV4MPEG2 W{w} H{h} F{rate}:1 Ip A1:1 C420jpeg\n".encode())
+    for img in frames:
+      r, g, b = np.moveaxis(img.astype(np.float32), -1, 0)
+      y = 0.299 * r + 0.587 * g + 0.114 * b
+      u = 128 - 0.168736 * r - 0.331264 * g + 0.5 * b
+      v = 128 + 0.5 * r - 0.418688 * g - 0.081312 * b
+      planes = [y] + [c.reshape(h // 2, 2, w // 2, 2).mean(axis=(1, 3)) for c in (u, v)]
+      f.write(b"FRAME\n" + b"".join(np.clip(p + 0.5, 0, 255).astype(np.uint8).tobytes() for p in planes))
+  return path

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import socket
 import sys
+import threading
+import time
 
 import gradio as gr
 import numpy as np
@@ -14,7 +16,7 @@ from adain import stylize
 from adain.app import __main__ as app_main
 from adain.app import studio as studio_module
 from adain.app import ui
-from adain.app.studio import Studio
+from adain.app.studio import LiveStream, Studio
 from adain.errors import AdainError
 from adain.media import images
 from adain.models import StyleCode
@@ -267,3 +269,144 @@ def test_concat_decoder_takes_one_style_at_alpha_1(files, tmp_path):
     studio.stylize(files["content"], [files["a"], files["b"]], **SIZES)
   with pytest.raises(AdainError, match="alpha 1 only"):
     studio.stylize(files["content"], [files["a"]], alpha=0.5, **SIZES)
+
+
+def live_frames(n=3, h=36, w=48):
+  """Webcam frames as Gradio gives them to the live handler (type="pil")."""
+  return [Image.fromarray(f) for f in frame_images(n, h, w)]
+
+
+def test_live_frame_is_generate_on_that_frame_with_the_stills_codes(studio, stylizer, files, monkeypatch):
+  studio.stylize(files["content"], [files["a"]], **SIZES)  # a still: the style's code is kept
+  calls = []
+  encode = stylizer.encode_style
+  monkeypatch.setattr(stylizer, "encode_style", lambda *a, **k: calls.append(1) or encode(*a, **k))
+  stream = LiveStream(target_ms=1e9)
+  frames = live_frames()
+  outs = [studio.live_frame(stream, f, [files["a"]], alpha=0.7, style_size=0) for f in frames]
+  assert calls == []  # every frame reuses the upload's style code
+  style = stylizer.encode_style(images.load_image(files["a"]))
+  for frame, out in zip(frames, outs):
+    want = images.to_uint8(stylizer.generate(images.from_pil(frame), style, 0.7))
+    assert out.dtype == np.uint8 and out.shape == want.shape == (36, 48, 3)  # auto's 128, capped
+    assert np.abs(out.astype(int) - want).max() <= 2
+  assert not np.array_equal(outs[0], outs[1])
+  assert stream.frames == 3 and stream.dropped == 0 and stream.ms > 0 and stream.fps > 0
+  half = studio.live_frame(stream, frames[0], [files["a"]], size=128, style_size=0)
+  assert half.shape == (36, 48, 3)  # never more than the frame's own size
+  small = studio.live_frame(stream, frames[0], [files["a"], files["b"]], [1.0, 2.0], size=24, style_size=0)
+  mixed = StyleCode.concat([stylizer.encode_style(images.load_image(files[k])) for k in "ab"]).mix([1.0, 2.0])
+  want = images.to_uint8(stylizer.generate(images.from_pil(frames[0], 24), mixed))
+  assert small.shape == (24, 32, 3) and np.abs(small.astype(int) - want).max() <= 2  # scaled, mixed
+
+
+def test_live_frames_are_dropped_while_the_model_is_busy(studio, files):
+  stream = LiveStream(target_ms=1e9)
+  frame = live_frames(1)[0]
+  with studio.turns.still():  # a still is running: the frame is dropped at once, not queued
+    assert studio.live_frame(stream, frame, [files["a"]], style_size=0) is None
+  with stream.busy:  # this stream's previous frame is running (two streams of one page session)
+    assert studio.live_frame(stream, frame, [files["a"]], style_size=0) is None
+  assert stream.dropped == 2 and stream.frames == 0
+  assert studio.live_frame(stream, frame, [files["a"]], style_size=0) is not None
+  assert stream.frames == 1
+
+
+def test_turns_a_still_waits_one_frame_and_frames_never_queue_behind_stills():
+  turns = studio_module.Turns()
+  events = []
+  running, go_on = threading.Event(), threading.Event()
+
+  def frame(name="frame", hold=True):
+    with turns.frame() as got:
+      events.append((name, got))
+      if hold:  # the frame runs until the test says
+        running.set()
+        go_on.wait(10)
+    events.append((f"{name} done", got))
+
+  def still():
+    with turns.still():
+      events.append(("still", True))
+
+  def run(*threads):
+    for t in threads:
+      t.start()
+    return threads
+
+  first = run(threading.Thread(target=frame))
+  running.wait(10)
+  waiting = run(threading.Thread(target=still))
+  while not turns.stills_waiting:
+    time.sleep(0.001)
+  frame("other viewer's frame", hold=False)  # a still waits: dropped at once
+  go_on.set()
+  for t in first + waiting:
+    t.join(10)
+  assert events == [("frame", True), ("other viewer's frame", False), ("other viewer's frame done", False),
+                    ("frame done", True), ("still", True)]
+
+  events.clear(), running.clear(), go_on.clear()
+  first = run(threading.Thread(target=frame))
+  running.wait(10)
+  second = run(threading.Thread(target=frame, args=("other viewer's frame", False)))
+  time.sleep(0.05)
+  assert events == [("frame", True)]  # it waits for the running frame (no still is waiting)
+  go_on.set()
+  for t in first + second:
+    t.join(10)
+  assert events == [("frame", True), ("frame done", True), ("other viewer's frame", True),
+                    ("other viewer's frame done", True)]
+
+
+def test_live_fps_and_auto_size(monkeypatch):
+  clock = iter([10.0, 10.25, 10.5, 10.75, 11.0, 20.0, 20.5])
+  monkeypatch.setattr(studio_module.time, "perf_counter", lambda: next(clock))
+  stream = LiveStream(target_ms=100)
+  assert stream.fps == 0.0
+  for ms in (900.0, 20.0, 20.0, 20.0):  # the first frame at a size (compiling) is left out
+    stream.record(ms, auto=True)
+  assert stream.ms == 20.0 and stream.fps == 4.0 and stream.frames == 4
+  assert stream.size == 192  # 20 ms at 128 px predicts 45 ms at 192: up
+  stream.record(5.0, auto=False)  # a chosen size: auto does not move
+  assert stream.size == 192 and stream.fps == 4.0
+  stream.record(5.0, auto=False)  # 9 s later (the stream started again): counted afresh
+  assert stream.fps == 0.0
+  stream.record(5.0, auto=False)
+  assert stream.fps == 2.0
+  next_size = studio_module.next_size
+  assert next_size(192, 120.0, 100, 1 << 30) == (128, 192)  # over the target: down, and 192 is too slow
+  assert next_size(128, 20.0, 100, 192) == (128, 192)  # does not climb back to a size that was too slow
+  assert next_size(256, 60.0, 100, 1 << 30) == (256, 1 << 30)  # 384 px would take 135 ms: stays
+  assert next_size(128, 500.0, 100, 1 << 30) == (128, 128)  # the smallest size stays
+  assert next_size(512, 10.0, 100, 1 << 30) == (512, 1 << 30)  # the largest too
+
+
+def test_live_handler_keeps_one_stream_per_session(studio, files, tmp_path):
+  live = endpoint(ui.build(studio), "live_frame")
+  frame = live_frames(1)[0]
+  weights = (1.0, 1.0, 1.0, 1.0)
+  path, line, mine = live(frame, None, [files["a"]], 1.0, 0, "none", "auto", *weights)
+  out = pixels(path)
+  assert isinstance(mine, LiveStream) and out.shape == (36, 48, 3) and path.endswith(".jpg")
+  assert line.startswith("**0.0** frames/s") and "48×36 px (auto)" in line
+  out, line, again = live(frame, mine, [files["a"]], 1.0, 0, "none", "auto", *weights)
+  assert again is mine and mine.frames == 2 and float(line.split("**")[1]) > 0
+  _, _, theirs = live(frame, None, [files["a"]], 1.0, 0, "none", "128", *weights)
+  assert theirs is not mine and theirs.frames == 1 and mine.frames == 2
+  with studio.turns.still():
+    skipped, line, _ = live(frame, mine, [files["a"]], 1.0, 0, "none", "auto", *weights)
+  assert skipped == gr.skip() and line.endswith("48×36 px (auto) · paused while a still runs")
+  assert mine.dropped == 1
+  assert live(frame, mine, [], 1.0, 0, "none", "auto", *weights)[:2] == (
+      gr.skip(), "Add at least one style, then start the webcam.")
+  text = tmp_path / "notes.png"
+  text.write_text("not an image")
+  skipped, line, _ = live(frame, mine, [str(text)], 1.0, 0, "none", "auto", *weights)
+  assert skipped == gr.skip() and line.startswith("notes.png: not an image file")  # the stream goes on
+  coral = pixels(live(frame, mine, [files["a"]], 1.0, 0, "coral", "auto", *weights)[0])
+  assert coral.shape == (36, 48, 3) and not np.array_equal(coral, out)
+  # Frames are files the page fetches; a stream keeps its last few.
+  for _ in range(studio_module.KEEP_LIVE + 2):
+    live(frame, mine, [files["a"]], 1.0, 0, "none", "auto", *weights)
+  assert len(list(studio.live_dir.glob(f"{id(mine):x}-*.jpg"))) == studio_module.KEEP_LIVE

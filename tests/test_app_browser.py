@@ -1,11 +1,13 @@
-"""python -m adain.app as a user and a script meet it: Debian's Chromium (driven by Playwright) and
-gradio_client, against a server started on a free loopback port with the seeded test weights."""
+"""python -m adain.app as a user and a script meet it: Debian's Chromium (driven by Playwright, with a
+fake camera for the Live tab) and gradio_client, against a server started on a free loopback port
+with the seeded test weights."""
 
 from __future__ import annotations
 
 import concurrent.futures
 import io
 import os
+import re
 import shutil
 import socket
 import subprocess
@@ -18,13 +20,22 @@ import pytest
 from gradio_client import Client, handle_file
 from PIL import Image
 
-from test_app import cli, files  # noqa: F401  (files: a fixture)
+from adain.app.studio import LIVE_QUALITY
+from adain.media import images
+from clips import frame_images, write_y4m
+from test_app import cli, files, stylizer  # noqa: F401  (files, stylizer: fixtures)
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 
 
 @pytest.fixture(scope="module")
-def server(weights, tmp_path_factory):
+def debug_frames(tmp_path_factory):
+  """Where the server writes each live frame's input and output (--debug-frames)."""
+  return tmp_path_factory.mktemp("live-frames")
+
+
+@pytest.fixture(scope="module")
+def server(weights, debug_frames, tmp_path_factory):
   """The app's URL; the process is stopped after the module's tests."""
   with socket.socket() as s:
     s.bind(("127.0.0.1", 0))
@@ -32,7 +43,8 @@ def server(weights, tmp_path_factory):
   log = tmp_path_factory.mktemp("app") / "server.log"
   with open(log, "wb") as out:
     proc = subprocess.Popen([sys.executable, "-m", "adain.app", "--port", str(port), "--vgg",
-                             str(weights[0]), "--decoder", str(weights[1])], stdout=out, stderr=out)
+                             str(weights[0]), "--decoder", str(weights[1]),
+                             "--debug-frames", str(debug_frames)], stdout=out, stderr=out)
   url = f"http://127.0.0.1:{port}/"
   try:
     deadline = time.monotonic() + 180
@@ -123,3 +135,62 @@ def test_api_gives_the_cli_png_and_keeps_serving(server, files, weights, tmp_pat
   shapes = [np.asarray(Image.open(o)).shape for o in outs]
   assert shapes == [want.shape, want.shape, (614, 512, 3)]  # a.png, 48x40: 512 on the short side
   assert os.path.basename(outs[2]) == "a_stylized_photo.png"
+
+
+def test_live_tab_streams_the_fake_camera(server, debug_frames, files, stylizer, tmp_path):
+  """Chromium's fake camera plays a clip; the webcam's button starts the stream: stylized frames
+  arrive and change, frames/s is above 0, a still is served meanwhile, and a frame is
+  Stylizer.generate of the frame the handler got (written by --debug-frames)."""
+  from playwright.sync_api import sync_playwright
+
+  assert CHROMIUM, "the browser test needs Debian's chromium: apt-get install chromium"
+  cam = write_y4m(tmp_path / "camera.y4m", frame_images(30, 72, 96))
+  flags = ["--use-fake-device-for-media-stream", "--use-fake-ui-for-media-stream",
+           f"--use-file-for-fake-video-capture={cam}"]
+  newer = "s => { const i = document.querySelector('#live-output img'); return i && i.src && i.src !== s; }"
+  with sync_playwright() as p:
+    browser = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox", *flags])
+    try:
+      page = browser.new_page(viewport={"width": 1400, "height": 1000})
+      page.goto(server)
+      page.wait_for_selector("#styles input[type=file]", state="attached", timeout=60_000)
+      box = page.locator("#style-size input[type=number]")
+      box.fill("64")
+      box.press("Enter")
+      page.locator("#styles input[type=file]").set_input_files(files["a"])
+      page.get_by_role("tab", name="Live").click()
+      page.get_by_text("Click to Access Webcam").click()
+      page.locator("#live-webcam button[aria-label='capture photo']").click()  # start streaming
+      src, shown = None, []
+      for _ in range(3):
+        page.wait_for_function(newer, arg=src, timeout=120_000)
+        src = page.locator("#live-output img").get_attribute("src")
+        shown.append(np.asarray(Image.open(io.BytesIO(page.request.get(src).body()))))
+      fps = float(re.search(r"([0-9.]+) frames/s", page.locator("#live-fps").inner_text()).group(1))
+      # A still meanwhile (its pixels: test_api_gives_the_cli_png_and_keeps_serving), then more frames.
+      still = Client(server, verbose=False).predict(handle_file(files["content"]), handle_file(files["a"]),
+                                                    0.7, api_name="/stylize")
+      page.wait_for_function(newer, arg=src, timeout=120_000)
+      page.screenshot(path=tmp_path / "live.png")
+    finally:
+      browser.close()
+  assert fps > 0
+  assert re.search(r"/live/[0-9a-f]+-[0-9]{6}\.jpg$", src)  # served from the stream's files, not copied
+  assert np.asarray(Image.open(still)).shape == (512, 716, 3)
+  assert all(f.shape == (72, 96, 3) for f in shown)  # auto's smallest size, capped at the camera's
+  assert not np.array_equal(shown[0], shown[1]) or not np.array_equal(shown[1], shown[2])
+  outs = sorted(debug_frames.glob("*-out.png"))
+  assert len(outs) >= 4
+  style = stylizer.encode_style(images.load_image(files["a"], 64))
+  for out in outs[-2:]:
+    frame = Image.open(str(out).replace("-out.png", "-in.png"))
+    want = images.to_uint8(stylizer.generate(images.from_pil(frame), style))
+    assert np.abs(np.asarray(Image.open(out)).astype(int) - want).max() <= 2
+  # What the page showed is one of the handler's outputs, as the JPEG Studio.live_file writes.
+  assert any(np.array_equal(jpeg(o), shown[-1]) for o in outs)
+
+
+def jpeg(path) -> np.ndarray:
+  data = io.BytesIO()
+  Image.open(path).save(data, "jpeg", quality=LIVE_QUALITY)
+  return np.asarray(Image.open(data))

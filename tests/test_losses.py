@@ -34,9 +34,9 @@ def test_style_loss_layers_and_zero():
 
 
 def test_adain_does_not_import_training_or_extra_dependencies():
-  # (optax is not checked: flax.nnx itself imports it.) PyAV and Gradio load only where used.
+  # (optax is not checked: flax.nnx itself imports it.) PyAV, Gradio, onnx load only where used.
   code = ("import sys, adain, adain.losses, adain.stylizer, adain.video, adain.stylize, "
-          "adain.stylize_dataset, adain.app; "
-          "bad = {'tensorflow', 'orbax', 'train', 'av', 'gradio'} & "
+          "adain.stylize_dataset, adain.app, adain.export; "
+          "bad = {'tensorflow', 'orbax', 'train', 'av', 'gradio', 'onnx', 'onnxruntime'} & "
           "{m.split('.')[0] for m in sys.modules}; assert not bad, bad")
   subprocess.run([sys.executable, "-c", code], check=True, cwd=os.path.dirname(FIXTURE))

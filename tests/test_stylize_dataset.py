@@ -27,8 +27,12 @@ STYLES = ["more/s3.PNG", "s1.png", "s2.jpg"]  # sorted by relative path, as the 
 
 @pytest.fixture
 def tree(tmp_path):
+  return make_tree(tmp_path)
+
+
+def make_tree(root):
   """Two class folders (one nested), mixed extensions and cases, alpha, grey, a broken file."""
-  c, s = tmp_path / "content", tmp_path / "style"
+  c, s = root / "content", root / "style"
   for d in (c / "cats", c / "dogs" / "puppies", s / "more"):
     d.mkdir(parents=True)
   write_image(c / "cats" / "a.png", 40, 48, 1)

@@ -1,11 +1,15 @@
 """Two devices for python -m adain.stylize_dataset: one process over both, or one process each?
+And the --ray engine against the one-host run.
 
   .venv/bin/python tools/bench_stylize_dataset.py --content-dir DIR --style-dir DIR [--rounds 2]
+      [--configs one,threads,shards,ray]
 
 Each round times whole commands on the same work (every content image with --num-styles
 styles, at --content-size and --style-size), alternating so that a busy machine slows all of
 them alike: ``one``: one process, one device; ``threads``: one process driving two devices, a
-thread each; ``shards``: two processes at once, --shard 0/2 and 1/2, one device each. Devices
+thread each; ``shards``: two processes at once, --shard 0/2 and 1/2, one device each; ``ray``:
+``--ray``, a local Ray started by the run (its start-up counted, as a user's run pays it), one
+stylizing actor per GPU, else one for the host (needs adain[ray]). Devices
 are GPUs 0 and 1 (CUDA_VISIBLE_DEVICES) where there are GPUs, else two XLA host devices made of
 the same CPU cores (--xla_force_host_platform_device_count=2). JSON lines give each run's
 seconds, the summary the medians and the speed of each against ``one``. A first untimed run
@@ -38,6 +42,7 @@ def main() -> None:
   p.add_argument("--style-size", default="256")
   p.add_argument("--num-styles", default="2")
   p.add_argument("--rounds", type=int, default=2)
+  p.add_argument("--configs", default="one,threads,shards", help="comma-separated, from one,threads,shards,ray")
   args = p.parse_args()
 
   import seeded_weights
@@ -72,7 +77,9 @@ def main() -> None:
       "one": lambda o: [(command(o), env("0"))],
       "threads": lambda o: [(command(o), two)],
       "shards": lambda o: [(command(o, "--shard", f"{i}/2"), env(str(i))) for i in (0, 1)],
+      "ray": lambda o: [(command(o, "--ray"), base)],
   }
+  configs = {name: configs[name] for name in ["one", *args.configs.split(",")]}  # one: the reference
   for name, runs in configs.items():  # warm the compilation cache
     timed(name, runs(tmp / name))
   seconds = {name: [] for name in configs}
@@ -81,7 +88,9 @@ def main() -> None:
       seconds[name].append(timed(name, runs(tmp / name)))
       print(json.dumps({"round": r, "config": name, "seconds": round(seconds[name][-1], 2)}), flush=True)
   median = {k: statistics.median(v) for k, v in seconds.items()}
+  images = sum(1 for f in (tmp / "one").rglob("*") if f.is_file() and not f.name.startswith("manifest"))
   print(json.dumps({"median_seconds": {k: round(v, 2) for k, v in median.items()},
+                    "images": images, "images_per_s": {k: round(images / v, 3) for k, v in median.items()},
                     "speed_vs_one": {k: round(median["one"] / v, 3) for k, v in median.items()},
                     "cpu_count": os.cpu_count()}))
   shutil.rmtree(tmp)

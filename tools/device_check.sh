@@ -15,10 +15,13 @@
 # JSON lines: the device, train steps/s at the paper's setting (batch 8, 256 px) in fp32 and bf16
 # (python -m train.bench), stylization images/s at 512 px and video frames/s at 1280x720 and
 # 1920x1080 in fp32 and bf16 (python -m adain.bench), and train.evaluate's seconds per image at
-# 512 px on seeded weights and the demo images (speed does not depend on them).
+# 512 px on seeded weights and the demo images (speed does not depend on them); and, where ray[data]
+# is installed, python -m adain.stylize_dataset on one host and with --ray (DATASET_BATCH images per
+# call, one GPU per actor).
 #
+# Then the app's Live tab: frames/s of Studio.live_frame at each live frame size (LIVE_FRAMES each).
 # Smaller settings (e.g. a CPU dry run): BATCH=2 CROP=32 STEPS=2 SIZES=64 VIDEOS=64x48 FRAMES=4
-# EVAL_SIZE=64 EVAL_CONTENTS=2.
+# EVAL_SIZE=64 EVAL_CONTENTS=2 LIVE_FRAMES=2.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PYTHON:-python3}
@@ -65,6 +68,32 @@ for dtype in float32 bfloat16; do
 done
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
+# The app's Live tab: a 640x480 webcam frame through Studio.live_frame and live_file (the model and
+# the JPEG; no Gradio or browser there) at each frame size: the frames/s it can reach.
+"$PY" - "$work/live" "${LIVE_FRAMES:-20}" <<'EOF'
+import json, os, sys, time
+sys.path.insert(0, "tests")
+import numpy as np
+import seeded_weights
+from PIL import Image
+from adain.app.studio import LIVE_SIZES, LiveStream, Studio
+from adain.stylizer import Stylizer
+
+work, n = sys.argv[1], int(sys.argv[2])
+os.makedirs(work)
+studio = Studio(Stylizer.from_files(*seeded_weights.save(work)), work)
+frame = Image.fromarray(np.random.default_rng(0).integers(0, 256, (480, 640, 3), np.uint8))
+for size in LIVE_SIZES:
+  stream = LiveStream(target_ms=0)
+  def step():
+    studio.live_file(stream, studio.live_frame(stream, frame, ["adain/assets/style.png"], size=size))
+  step()  # compiles
+  start = time.perf_counter()
+  for _ in range(n):
+    step()
+  ms = 1000 * (time.perf_counter() - start) / n
+  print(json.dumps({"live_size": size, "ms_per_frame": round(ms, 1), "frames_per_s": round(1000 / ms, 1)}))
+EOF
 "$PY" - "$work" "${EVAL_CONTENTS:-10}" <<'EOF'
 import os, sys
 sys.path.insert(0, "tests")
@@ -91,3 +120,17 @@ models = json.load(open(sys.argv[1]))['models']
 for name, r in models.items():
   print(json.dumps({'evaluate': name, 'size': int(sys.argv[2]), 'pairs': len(r.get('pairs', [])),
                     'seconds_per_image': r['seconds_per_image']}))" "$work/eval/results.json" "$size"
+
+# python -m adain.stylize_dataset on the same images, one host against --ray (a local Ray started
+# for the run; if ray[data] is there, e.g. carried in .whl/): one actor per GPU, one GPU each,
+# DATASET_BATCH images per call in both. Each summary line (images/s) as JSON.
+if "$PY" -c "import ray.data" 2>/dev/null; then
+  for engine in one-host ray; do
+    "$PY" -m adain.stylize_dataset --content-dir "$work/content" --style-dir "$work/style" \
+      --output-dir "$work/dataset-$engine" --content-size "$size" --style-size "$size" \
+      --batch-size "${DATASET_BATCH:-8}" --vgg "$work/vgg.npz" --decoder "$work/decoder.npz" \
+      $([[ $engine == ray ]] && echo --ray) 2>&1 >/dev/null | tail -n 1 \
+      | "$PY" -c "import json, sys; print(json.dumps({'stylize_dataset': sys.argv[1], 'gpus_per_actor': 1,
+               'batch_size': int(sys.argv[2]), 'summary': sys.stdin.read().strip()}))" "$engine" "${DATASET_BATCH:-8}"
+  done
+fi

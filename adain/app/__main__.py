@@ -1,4 +1,4 @@
-"""python -m adain.app: a local web page to stylize images and clips, and a /stylize API."""
+"""python -m adain.app: a local web page to stylize images, clips and the webcam live, and a /stylize API."""
 
 from __future__ import annotations
 
@@ -16,6 +16,9 @@ def build_parser() -> argparse.ArgumentParser:
   p.add_argument("--host", default="127.0.0.1",
                  help="address to serve on (0.0.0.0 opens the page to your network)")
   p.add_argument("--port", type=int, default=7860, help="port to serve on")
+  p.add_argument("--debug-frames", metavar="DIR",
+                 help="write each live frame as the webcam sent it and as stylized, "
+                      "DIR/*-NNNNNN-in.png and -out.png (for checks; it slows the stream)")
   p.add_weights()
   return p
 
@@ -39,7 +42,7 @@ def main(argv: list[str] | None = None) -> int:
     return 1
   with tempfile.TemporaryDirectory(prefix="adain-app-") as out_dir:  # results, removed at exit
     try:
-      ui.launch(ui.build(Studio(stylizer, out_dir)), args.host, args.port)
+      ui.launch(ui.build(Studio(stylizer, out_dir, debug_frames=args.debug_frames)), args.host, args.port)
     except KeyboardInterrupt:
       pass
     except OSError as e:  # the port is taken, the address is not ours, ...

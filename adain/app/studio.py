@@ -3,11 +3,13 @@
 A person moving the alpha slider or a style weight should wait for AdaIN and the decoder only,
 so the decoded images and their content and style codes are kept in small LRU caches keyed by
 the file's SHA-256 and the sizes (and, for colour preservation, by what the code depends on).
+Live webcam frames reuse the same style codes and take turns with stills on the model (Turns).
 """
 
 from __future__ import annotations
 
 import collections
+import contextlib
 import dataclasses
 import functools
 import hashlib
@@ -19,6 +21,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
+from PIL import Image
 
 from adain import color
 from adain.errors import AdainError
@@ -28,6 +31,11 @@ from adain.stylizer import PRESERVE_COLOR, ContentCode, StyleFeatures, Stylizer,
 
 CLI_SIZE = 512  # adain.stylize's default --content-size and --style-size
 KEEP_RESULTS = 16  # result files kept on disk; Gradio serves its own copies
+LIVE_SIZES = (128, 192, 256, 384, 512)  # a live frame's shorter side: the choices, and auto's ladder
+FPS_FRAMES = 8  # frames per second are measured over the last few frames
+FPS_GAP_S = 3.0  # and afresh after a longer pause (and 3 frames' time)
+KEEP_LIVE = 8  # a stream's last frames kept on disk for the page to fetch
+LIVE_QUALITY = 90  # their JPEG quality
 
 
 class _LRU:
@@ -105,13 +113,122 @@ def _combined(codes: list, weights: list[float] | None, masked: bool):
   return codes if masked else codes.mix(weights or [1.0] * len(codes))
 
 
-class Studio:
-  """One Stylizer behind a lock (one job at a time), with the codes of recent uploads."""
+class Turns:
+  """The model's turns: one job at a time. A still (an image, a clip) waits for its turn; a live
+  frame never waits behind a still, running or waiting (it is dropped: the viewer keeps the last
+  frame), and waits for at most the frame another viewer's stream is running. So a still waits
+  for at most one live frame, and live frames never pile up.
+  """
 
-  def __init__(self, stylizer: Stylizer, out_dir: str | Path, cache_size: int = 8):
+  def __init__(self):
+    self.cond = threading.Condition()
+    self.holder: str | None = None  # "still", "live" or None
+    self.stills_waiting = 0
+
+  @contextlib.contextmanager
+  def still(self):
+    with self.cond:
+      self.stills_waiting += 1
+      try:
+        self.cond.wait_for(lambda: self.holder is None)
+      finally:
+        self.stills_waiting -= 1
+      self.holder = "still"
+    try:
+      yield
+    finally:
+      self._release()
+
+  @contextlib.contextmanager
+  def frame(self):
+    """Yields whether the frame got the model (False: a still has it or waits for it)."""
+    with self.cond:
+      self.cond.wait_for(lambda: self.holder != "live" or self.stills_waiting)
+      got = self.holder is None and not self.stills_waiting
+      if got:
+        self.holder = "live"
+    try:
+      yield got
+    finally:
+      if got:
+        self._release()
+
+  def _release(self) -> None:
+    with self.cond:
+      self.holder = None
+      self.cond.notify_all()
+
+
+def next_size(size: int, ms: float, target_ms: float, too_slow: int) -> tuple[int, int]:
+  """Auto's step on LIVE_SIZES: (size, too_slow) for the next frames, from the median ``ms`` of
+  recent frames at ``size``. Down one size when over ``target_ms`` (that size is then too slow
+  for the stream: auto does not climb back to it); up one when its predicted time (by pixels)
+  fits, and it was not too slow."""
+  i = LIVE_SIZES.index(size)
+  if ms > target_ms:
+    return (LIVE_SIZES[i - 1] if i else size), min(too_slow, size)
+  up = LIVE_SIZES[i + 1] if i + 1 < len(LIVE_SIZES) else None
+  if up and up < too_slow and ms * (up / size) ** 2 <= target_ms:
+    return up, too_slow
+  return size, too_slow
+
+
+@dataclasses.dataclass
+class LiveStream:
+  """One viewer's live stream (Gradio keeps one per page session): auto's size, the last frame,
+  and recent frame times."""
+
+  target_ms: float  # auto keeps a frame's model time under this: the interval frames arrive at
+  size: int = LIVE_SIZES[0]  # auto's size; it starts small (the first frame is the quickest)
+  too_slow: int = 1 << 30  # the smallest size found over target_ms
+  ms: float = 0.0  # the last frame's model time
+  hw: tuple[int, int] | None = None  # and its size
+  at_size: list[float] = dataclasses.field(default_factory=list)  # ms of auto's frames at size
+  done: collections.deque = dataclasses.field(default_factory=lambda: collections.deque(
+      maxlen=FPS_FRAMES))  # when recent frames were finished (perf_counter)
+  frames: int = 0
+  dropped: int = 0
+  busy: threading.Lock = dataclasses.field(default_factory=threading.Lock)
+
+  @property
+  def fps(self) -> float:
+    """Frames per second over the recent frames (0 before two)."""
+    if len(self.done) < 2:
+      return 0.0
+    return (len(self.done) - 1) / max(self.done[-1] - self.done[0], 1e-9)
+
+  def record(self, ms: float, auto: bool) -> None:
+    """A finished frame; with auto, the size may step (the first frame at a size is left out: it
+    may include compiling for it). After a gap (the stream was stopped and started again, or
+    paused for a still) frames per second count afresh."""
+    self.ms, self.frames = ms, self.frames + 1
+    now = time.perf_counter()
+    if self.done and now - self.done[-1] > max(FPS_GAP_S, 3 * ms / 1000):
+      self.done.clear()
+    self.done.append(now)
+    if not auto:
+      return
+    self.at_size.append(ms)
+    if len(self.at_size) > 3:
+      size = self.size
+      self.size, self.too_slow = next_size(size, float(np.median(self.at_size[1:])), self.target_ms,
+                                           self.too_slow)
+      if self.size != size:
+        self.at_size = []
+      else:
+        del self.at_size[1]
+
+
+class Studio:
+  """One Stylizer taking Turns (one job at a time), with the codes of recent uploads."""
+
+  def __init__(self, stylizer: Stylizer, out_dir: str | Path, cache_size: int = 8,
+               debug_frames: str | Path | None = None):
     self.stylizer = stylizer
     self.out_dir = Path(out_dir)
-    self.lock = threading.Lock()
+    self.debug_frames = Path(debug_frames) if debug_frames else None  # see _keep_frame
+    self.live_dir = self.out_dir / "live"
+    self.turns = Turns()
     # Decoded images are the largest (a photo at its own size can take hundreds of MB).
     self.images = _LRU(max(cache_size // 2, 1))
     self.content_codes, self.style_codes = _LRU(cache_size), _LRU(cache_size)
@@ -125,7 +242,8 @@ class Studio:
   def style_code(self, path: str, size: int, method: str | None,
                  content: tuple[str, np.ndarray] | None) -> StyleCode | StyleFeatures:
     """One style's code, from an image or an .npz style code (adain.encode_style); ``content``
-    (key, image) is what a preserve-colour ``method`` matches the style to."""
+    (key, image) is what a preserve-colour ``method`` matches the style to (a key of None, a live
+    frame's, is not kept)."""
     if path.lower().endswith(".npz"):
       if method:
         raise AdainError(path, "keeping the content's colours needs the style image, not a style code")
@@ -134,10 +252,12 @@ class Studio:
         raise AdainError(path, f"holds {len(code)} style codes; give one per file")
       return code
     key, img = self.load(path, size)
-    if method:  # coral and luminance matching make the style's network input depend on the content
-      key = f"{key}:{method}:{content[0]}"
-    return self.style_codes.get(key, lambda: self.stylizer.encode_style(
-        color.style_input(img, content[1], method) if method else img))
+    def encode():
+      return self.stylizer.encode_style(color.style_input(img, content[1], method) if method else img)
+    if not method:
+      return self.style_codes.get(key, encode)
+    # coral and luminance matching make the style's network input depend on the content
+    return self.style_codes.get(f"{key}:{method}:{content[0]}", encode) if content[0] else encode()
 
   @_names_files
   def stylize(self, content: str, styles: list[str], weights: list[float] | None = None,
@@ -152,7 +272,7 @@ class Studio:
     _check(styles, weights, preserve_color)
     if mask_grey is not None and len(styles) != 2:
       raise AdainError(None, f"a painted mask needs exactly two styles (painted, rest), got {len(styles)}")
-    with self.lock:
+    with self.turns.still():
       start, hits = time.perf_counter(), self._hits()
       key, img = self.load(content, content_size)
       code: ContentCode = self.content_codes.get(f"{key}:{preserve_color == 'luminance'}", lambda:
@@ -181,7 +301,7 @@ class Studio:
       from adain import video
     except ImportError:
       raise AdainError(None, "stylizing clips needs PyAV: pip install 'adain[video]'") from None
-    with self.lock:
+    with self.turns.still():
       if preserve_color:  # the clip's frames are the content: the style goes as an image
         style = self.load(styles[0], style_size)[1]
       else:
@@ -191,6 +311,58 @@ class Studio:
                                 content_size=content_size, preserve_color=preserve_color,
                                 progress=progress)
     return Result(path, f"{clip.frames} frames in {clip.seconds:.1f} s ({clip.fps:.2f} frames/s)")
+
+  @_names_files
+  def live_frame(self, stream: LiveStream, frame: Image.Image, styles: list[str],
+                 weights: list[float] | None = None, alpha: float = 1.0, size: int = 0,
+                 style_size: int = CLI_SIZE, preserve_color: str | None = None) -> np.ndarray | None:
+    """One webcam frame stylized as uint8 RGB, its shorter side ``size`` (0: auto's, see
+    LiveStream; never more than the frame's own), or None when it is dropped: the model is
+    busy with a still, or with this stream's previous frame. Style codes are the stills' own,
+    kept per upload; a colour-preserving style is matched to each frame.
+    """
+    _check(styles, weights, preserve_color)
+    if not stream.busy.acquire(blocking=False):  # two streams of one page session
+      stream.dropped += 1
+      return None
+    try:
+      with self.turns.frame() as got:
+        if not got:
+          stream.dropped += 1
+          return None
+        start = time.perf_counter()
+        img = images.from_pil(frame, min(size or stream.size, *frame.size))
+        style = _combined([self.style_code(s, style_size, preserve_color, (None, img)) for s in styles],
+                          weights, False)
+        out = self.stylizer.generate(color.content_input(img, preserve_color), style, alpha)
+        out = color.output(out, img, preserve_color)
+        ms = 1000 * (time.perf_counter() - start)
+      stream.hw = out.shape[:2]
+      stream.record(ms, auto=not size)
+      if self.debug_frames:
+        self._keep_frame(stream, frame, out)
+      return images.to_uint8(out)
+    finally:
+      stream.busy.release()
+
+  def live_file(self, stream: LiveStream, frame_u8: np.ndarray) -> Path:
+    """A stylized live frame as a JPEG for the page, in the folder ``live_dir``; the stream's
+    older ones are removed (ui serves that folder as it is: Gradio would keep a copy of every
+    frame in its cache for an hour, gigabytes at a webcam's rate)."""
+    self.live_dir.mkdir(parents=True, exist_ok=True)
+    name = f"{id(stream):x}-{{:06d}}.jpg"
+    path = self.live_dir / name.format(stream.frames)
+    Image.fromarray(frame_u8).save(path, quality=LIVE_QUALITY)
+    (self.live_dir / name.format(stream.frames - KEEP_LIVE)).unlink(missing_ok=True)
+    return path
+
+  def _keep_frame(self, stream: LiveStream, frame: Image.Image, out: np.ndarray) -> None:
+    """The app's --debug-frames: each live frame as it came (NNNNNN-in.png) and as it went
+    (NNNNNN-out.png, the same bytes), numbered per stream, so a check can redo it."""
+    self.debug_frames.mkdir(parents=True, exist_ok=True)
+    stem = self.debug_frames / f"{id(stream):x}-{stream.frames:06d}"
+    images.save_image(f"{stem}-in.png", images.from_pil(frame))
+    images.save_image(f"{stem}-out.png", out)
 
   def _hits(self) -> int:
     return self.content_codes.hits + self.style_codes.hits

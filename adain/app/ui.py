@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-from adain.app.studio import CLI_SIZE, Studio
+from adain.app.studio import CLI_SIZE, LIVE_SIZES, LiveStream, Studio
 from adain.errors import AdainError
 from adain.media import images
 
@@ -20,6 +20,12 @@ ASSETS = resources.files("adain") / "assets"
 MAX_STYLES = 4
 # The model's events: one job at a time on the model, the rest queue.
 MODEL_QUEUE = dict(concurrency_id="model", concurrency_limit=1)
+# Live streams: one Gradio event per viewer for as long as it streams, so in a group of their own
+# (in "model" a stream would hold the stills' only slot). Their frames take turns on the model
+# with the stills in Studio.turns, one frame at a time; Gradio keeps only a stream's newest frame.
+LIVE_QUEUE = dict(concurrency_id="live", concurrency_limit=8)
+STREAM_EVERY = 1 / 30  # seconds between the frames the browser sends: a webcam's rate
+LIVE_SECONDS = 600  # a stream stops after this (press the webcam's button again)
 
 INTRO = """\
 # adain · arbitrary style transfer
@@ -31,7 +37,8 @@ styles are mixed by their weights. To put styles in places, paint over the conte
 CSS = """
 .gradio-container { max-width: 1280px !important; margin: auto; }
 #intro p { color: var(--body-text-color-subdued); margin-top: 0; }
-#status { min-height: 1.5em; font-size: var(--text-sm); color: var(--body-text-color-subdued); }
+#status, #live-fps { min-height: 1.5em; font-size: var(--text-sm); color: var(--body-text-color-subdued); }
+#live-output img { width: 100%; height: 100%; object-fit: contain; }
 """
 
 
@@ -88,8 +95,17 @@ def _run(stylize, hint: str, media, styles, alpha, content_size, style_size, pre
   return str(result.path), result.summary
 
 
+def _live_status(stream: LiveStream, auto: bool, paused: bool) -> str:
+  """The Live tab's line: frames per second, the last frame's milliseconds and size."""
+  line = f"**{stream.fps:.1f}** frames/s · {stream.ms:.0f} ms a frame"
+  if stream.hw:
+    line += f" · {stream.hw[1]}×{stream.hw[0]} px" + (" (auto)" if auto else "")
+  return line + (" · paused while a still runs" if paused else "")
+
+
 def build(studio: Studio) -> gr.Blocks:
-  """The app: an image tab (with mask painting), a video tab, and the /stylize API endpoint."""
+  """The app: an image tab (with mask painting), a video tab, a live webcam tab, and the
+  /stylize API endpoint."""
 
   def stylize_page(content, mask, styles, alpha, content_size, style_size, preserve, *weights):
     return _run(studio.stylize, "Add a content image and at least one style to begin.", content,
@@ -101,6 +117,22 @@ def build(studio: Studio) -> gr.Blocks:
       progress((done, total), desc="Stylizing frames", unit="frames")
     return _run(studio.stylize_clip, "Add a clip and at least one style to begin.", clip,
                 styles, alpha, content_size, style_size, preserve, weights, frames)
+
+  def live_frame(frame, stream, styles, alpha, style_size, preserve, size, *weights):
+    """A webcam frame in, its stylization out, or the last one kept (gr.skip) when it is dropped."""
+    stream = stream or LiveStream(target_ms=1000 * STREAM_EVERY)
+    styles = _paths(styles)[:MAX_STYLES]
+    if frame is None or not styles:
+      return gr.skip(), "Add at least one style, then start the webcam.", stream
+    auto = size == "auto"
+    try:
+      out = studio.live_frame(stream, frame, styles, _weights(styles, weights), alpha,
+                              0 if auto else int(size), int(style_size), _method(preserve))
+    except AdainError as e:  # the stream goes on: the styles can be fixed while it runs
+      return gr.skip(), str(e), stream
+    if out is None:
+      return gr.skip(), _live_status(stream, auto, paused=True), stream
+    return str(studio.live_file(stream, out)), _live_status(stream, auto, paused=False), stream
 
   def styles_changed(styles):
     styles = _paths(styles)
@@ -129,6 +161,8 @@ def build(studio: Studio) -> gr.Blocks:
     except AdainError as e:
       raise _message(e) from None
 
+  studio.live_dir.mkdir(parents=True, exist_ok=True)
+  gr.set_static_paths([studio.live_dir])  # served as they are, no copy per frame (Studio.live_file)
   with gr.Blocks(title="adain · style transfer", analytics_enabled=False,
                  delete_cache=(600, 3600)) as app:
     gr.Markdown(INTRO, elem_id="intro")
@@ -173,6 +207,21 @@ def build(studio: Studio) -> gr.Blocks:
                                      buttons=["download"], elem_id="clip-result")
             clip_status = gr.Markdown(elem_id="clip-status")
             run_clip = gr.Button("Stylize clip", variant="primary")
+          with gr.Tab("Live"):
+            gr.Markdown("Your webcam, stylized as it streams with the styles, weights, alpha, style "
+                        "size and colour setting on the left. Frames that come while one is being "
+                        "stylized are dropped, so the picture is never behind; a smaller frame size "
+                        "gives more frames per second.")
+            with gr.Row(equal_height=True):
+              webcam = gr.Image(label="Webcam", sources=["webcam"], streaming=True, type="pil",
+                                height=360, elem_id="live-webcam")
+              live = gr.Image(label="Live", interactive=False, height=360,
+                              buttons=["fullscreen"], elem_id="live-output")
+            live_fps = gr.Markdown(elem_id="live-fps")
+            live_size = gr.Radio(["auto", *map(str, LIVE_SIZES)], value="auto", label="Frame size",
+                                 info="shorter side in pixels; auto: the largest the device keeps up with",
+                                 elem_id="live-size")
+            live_stream = gr.State()
 
     inputs = [content, mask, styles, alpha, content_size, style_size, preserve, *weights]
     model_job = dict(fn=stylize_page, inputs=inputs, outputs=[result, status], **MODEL_QUEUE,
@@ -185,6 +234,10 @@ def build(studio: Studio) -> gr.Blocks:
 
     run_clip.click(stylize_video, [clip, styles, alpha, content_size, style_size, preserve, *weights],
                    [clip_result, clip_status], **MODEL_QUEUE, api_visibility="private")
+
+    webcam.stream(live_frame, [webcam, live_stream, styles, alpha, style_size, preserve, live_size, *weights],
+                  [live, live_fps, live_stream], stream_every=STREAM_EVERY, time_limit=LIVE_SECONDS,
+                  show_progress="hidden", api_visibility="private", **LIVE_QUEUE)
 
     # The API: files in, a lossless PNG out (gradio_client: Client(url).predict(..., api_name="/stylize")).
     api_content, api_style = gr.File(visible=False), gr.File(visible=False)

@@ -1,0 +1,55 @@
+"""The exported page as the browser test and tools/bench_web.py meet it: a quiet static server on a
+loopback port (no COOP/COEP headers, as `python -m http.server`), and a clip for the fake camera."""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import http.server
+import threading
+from pathlib import Path
+
+import numpy as np
+
+# onnxruntime-web as make test installs it (npm install --no-save, in the repository's root).
+ORT_WEB = Path(__file__).resolve().parents[1] / "node_modules" / "onnxruntime-web"
+
+
+class _Quiet(http.server.SimpleHTTPRequestHandler):
+  def log_message(self, *args):
+    pass
+
+
+@contextlib.contextmanager
+def serve(folder: Path):
+  """The URL of ``folder`` served on a free port of 127.0.0.1, for the ``with`` block."""
+  server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(_Quiet, directory=folder))
+  thread = threading.Thread(target=server.serve_forever, daemon=True)
+  thread.start()
+  try:
+    yield f"http://127.0.0.1:{server.server_address[1]}/"
+  finally:
+    server.shutdown()
+    server.server_close()
+
+
+def write_y4m(path: Path, w: int, h: int, frames: int = 12) -> Path:
+  """A clip Chromium's fake camera plays in a loop: a bright square moving over a gradient
+  (YUV4MPEG2: a text header, then per frame 'FRAME' and the I420 planes)."""
+  yy, xx = np.mgrid[0:h, 0:w]
+  with open(path, "wb") as f:
+    f.write(f"YUV4MPEG2 W{w} H{h} F10:1 Ip A1:1 C420jpeg\n".encode())
+    for i in range(frames):
+      luma = (40 + 120 * xx / w + 40 * yy / h).astype(np.uint8)
+      x0 = (i * w // frames) % (w - 32)
+      luma[h // 3:h // 3 + 32, x0:x0 + 32] = 235
+      u = np.full((h // 2, w // 2), 90 + 8 * i, np.uint8)
+      v = np.full((h // 2, w // 2), 170 - 6 * i, np.uint8)
+      f.write(b"FRAME\n" + luma.tobytes() + u.tobytes() + v.tobytes())
+  return path
+
+
+def chromium_args(clip: Path) -> list[str]:
+  """Launch flags: no sandbox (containers), and a fake camera that plays ``clip``, allowed."""
+  return ["--no-sandbox", "--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream",
+          f"--use-file-for-fake-video-capture={clip}"]

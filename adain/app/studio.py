@@ -276,7 +276,7 @@ class Studio:
       start, hits = time.perf_counter(), self._hits()
       key, img = self.load(content, content_size)
       code: ContentCode = self.content_codes.get(f"{key}:{preserve_color == 'luminance'}", lambda:
-          self.stylizer.encode_content(color.content_input(img, preserve_color)[None]))
+          self.stylizer.encode_content_image(img, preserve_color))
       style = _combined([self.style_code(s, style_size, preserve_color, (key, img)) for s in styles],
                         weights, mask_grey is not None)
       mask = None if mask_grey is None else code_mask(mask_grey, img.shape[:2])

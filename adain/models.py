@@ -184,14 +184,15 @@ class Norm(nnx.Module):
 
   def __init__(self, kind: str, channels: int, init: bool = True):
     """``init`` False: placeholder parameters (see AdaIN's ``init``)."""
-    shape = (channels,)
-    ones, zeros = (jnp.ones(shape), jnp.zeros(shape)) if init else (_placeholder(shape),) * 2
+    def fill(value: float):  # one array per variable: a train step donates each of them
+      return jnp.full((channels,), value, jnp.float32) if init else _placeholder((channels,))
+
     self.kind = kind
-    self.scale = nnx.Param(ones)
-    self.bias = nnx.Param(zeros)
+    self.scale = nnx.Param(fill(1.0))
+    self.bias = nnx.Param(fill(0.0))
     if kind == "batch":
-      self.mean = nnx.BatchStat(zeros)
-      self.var = nnx.BatchStat(ones)
+      self.mean = nnx.BatchStat(fill(0.0))
+      self.var = nnx.BatchStat(fill(1.0))
 
   def __call__(self, x_bhwc: jax.Array, valid_hw: jax.Array | None = None,
                train: bool = False) -> jax.Array:

@@ -135,13 +135,18 @@ def test_ray_run_writes_the_one_host_files(cluster, tree, weights, one_host, tmp
   assert_same_run(out, ref)
 
 
+def _stylize_actors(cluster) -> list[psutil.Process]:
+  """The cluster's stylizing actors' processes."""
+  return [p for p in psutil.Process(cluster[1]).children(recursive=True) if "_Stylize" in " ".join(p.cmdline())]
+
+
 def test_a_killed_actor_is_replaced_and_nothing_is_lost(cluster, tree, weights, one_host, tmp_path):
   out = tmp_path / "out"
+  earlier = set(_stylize_actors(cluster))  # an earlier run's actor may not have exited yet
   proc = subprocess.Popen(_cli(tree, weights, out, "--ray", cluster[0]), cwd=ROOT, env=ENV,
                           stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
   _wait_for_output(out, proc)
-  actors = [p for p in psutil.Process(cluster[1]).children(recursive=True)
-            if "_Stylize" in " ".join(p.cmdline())]
+  actors = [p for p in _stylize_actors(cluster) if p not in earlier]
   assert len(actors) == 1, actors
   actors[0].send_signal(signal.SIGKILL)
   written = len([f for f in files(out) if not Path(f).name.startswith(".")])

@@ -249,25 +249,25 @@ function preview(img, file) {
   img.closest('.drop').classList.add('filled');
 }
 
-async function setContent(file) {
-  const start = performance.now();
+async function encodeUpload(file, img) {
   const input = await readImage(file);
   model(file.name);
-  preview(ui.contentPreview, file);
+  preview(img, file);
   show(`Encoding ${file.name} (${input.w}×${input.h})…`, 'busy');
-  const { content } = await state.encoder.run({ image: imageTensor(input) });
-  state.content = { code: content, w: input.w, h: input.h, name: stem(file.name) };
+  return { input, codes: await state.encoder.run({ image: imageTensor(input) }) };
+}
+
+async function setContent(file) {
+  const start = performance.now();
+  const { input, codes } = await encodeUpload(file, ui.contentPreview);
+  state.content = { code: codes.content, w: input.w, h: input.h, name: stem(file.name) };
   if (!state.live) await renderStill(start);
 }
 
 async function setStyle(file) {
   const start = performance.now();
-  const input = await readImage(file);
-  model(file.name);
-  preview(ui.stylePreview, file);
-  show(`Encoding ${file.name} (${input.w}×${input.h})…`, 'busy');
-  const { style_mean: mean, style_std: std } = await state.encoder.run({ image: imageTensor(input) });
-  state.style = { mean, std, name: stem(file.name) };
+  const { codes } = await encodeUpload(file, ui.stylePreview);
+  state.style = { mean: codes.style_mean, std: codes.style_std, name: stem(file.name) };
   if (!state.live) await renderStill(start);
 }
 

@@ -13,5 +13,5 @@ def __getattr__(name: str):
   """The model classes, imported on first use: they load JAX, which the CLIs need only later
   (after adain.runtime's re-exec, and not at all for --help)."""
   if name in ("AdaIN", "Decoder", "Encoder", "StyleCode"):
-    return getattr(importlib.import_module("adain.models"), name)
+    return getattr(importlib.import_module("adain.codes" if name == "StyleCode" else "adain.models"), name)
   raise AttributeError(f"module 'adain' has no attribute {name!r}")

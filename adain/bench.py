@@ -6,9 +6,10 @@ second with a cached style code (``generate``) and with a style image encoded fo
 (``stylize``, as pytorch-AdaIN's test.py does), the one-off compile time of each, and the peak
 resident memory. ``--tiled N`` adds one tiled stylization of an N x N image. ``--videos`` times
 adain.video.stylize_clip on generated clips (decode, stylize in batches, encode with sound-free
-H.264) in frames per second, beside ``generate`` on one of its frames alone. The persistent
-compilation cache is off here, so compile times are real; except for ``--process N``: one N x N
-image's whole ``python -m adain.stylize`` process with warm caches, timed beside the network's
+H.264) in frames per second, beside ``generate`` on one of its frames alone. Each measurement
+has an empty ADAIN_HOME (no saved programs, adain.programs), so compile times are real; except
+for ``--process N``: one N x N image's whole ``python -m adain.stylize`` process with its
+programs saved (by one untimed run) and its weights converted, timed beside the network's
 compute for it in a warm process (the two alternated, round by round), and their ratio, in wall
 and in CPU seconds. Training speed: ``python -m train.bench``. For the side-by-side with PyTorch
 see tools/bench_torch_reference.py.
@@ -46,13 +47,11 @@ def _timed(fn, repeats: int) -> tuple[float, float]:
 
 
 def _stylizer(dtype: str):
-  import jax
   import numpy as np
 
   from adain.models import AdaIN
   from adain.stylizer import Stylizer
 
-  jax.config.update("jax_enable_compilation_cache", False)
   return Stylizer(AdaIN(), dtype), np.random.default_rng(0)
 
 
@@ -126,7 +125,7 @@ def bench_process(size: int, rounds: int) -> list[dict]:
   """One image's whole ``python -m adain.stylize`` process beside the network's compute for it.
 
   Random weights saved as native .npz and random size x size content and style PNGs, in a
-  temporary folder that is also ADAIN_HOME (the compilation cache, warmed by one untimed run).
+  temporary folder that is also ADAIN_HOME (the saved programs, made by one untimed run).
   Each round times a fresh process (start, imports, weights, cached programs, compute, saving;
   started without this process's huge-page setting, as from a shell) and then, in this warm
   process, ``Stylizer.stylize`` of the same images (encode style, encode content, decode).
@@ -134,7 +133,6 @@ def bench_process(size: int, rounds: int) -> list[dict]:
   import tempfile
   from pathlib import Path
 
-  import jax
   import numpy as np
 
   from adain.media import images
@@ -157,12 +155,12 @@ def bench_process(size: int, rounds: int) -> list[dict]:
     tunables = ":".join(t for t in os.environ.get("GLIBC_TUNABLES", "").split(":") if t and t != HUGE_PAGES)
     env = {k: v for k, v in os.environ.items() if k != "GLIBC_TUNABLES"}
     env.update({"ADAIN_HOME": str(d), **({"GLIBC_TUNABLES": tunables} if tunables else {})})
-    subprocess.run(cmd, env=env, check=True, capture_output=True)  # fills the compilation cache
+    subprocess.run(cmd, env=env, check=True, capture_output=True)  # saves the programs
 
-    jax.config.update("jax_enable_compilation_cache", False)  # this process leaves no cache behind
+    os.environ["ADAIN_HOME"] = str(d)
     stylizer = Stylizer.from_files(vgg, decoder)
     c, s = images.load_image(content, size), images.load_image(style, size)
-    stylizer.stylize(c, s)  # compiles in this process
+    stylizer.stylize(c, s)  # loads the programs
     whole, compute, whole_cpu, compute_cpu = [], [], [], []
     for _ in range(rounds):  # alternated, so that a busy machine slows both alike
       t0, cpu0 = time.perf_counter(), _children_cpu_s()
@@ -204,15 +202,19 @@ def main(argv: list[str] | None = None) -> int:
   p.add_argument("--child", nargs=2, help=argparse.SUPPRESS)  # (kind, size): one measurement
   args = p.parse_args(argv)
   if args.child:
+    import tempfile
+
     kind, size = args.child
-    if kind == "video":
-      lines = bench_video(size, args.frames, args.dtype)
-    elif kind == "process":
-      lines = bench_process(int(size), args.rounds)
-    elif kind == "size":
-      lines = bench_size(int(size), args.repeats, args.dtype)
-    else:
-      lines = bench_tiled(int(size), args.tile, args.dtype)
+    with tempfile.TemporaryDirectory(prefix="adain-bench-") as home:
+      os.environ["ADAIN_HOME"] = home  # no saved programs (adain.programs): compile times are real
+      if kind == "video":
+        lines = bench_video(size, args.frames, args.dtype)
+      elif kind == "process":
+        lines = bench_process(int(size), args.rounds)
+      elif kind == "size":
+        lines = bench_size(int(size), args.repeats, args.dtype)
+      else:
+        lines = bench_tiled(int(size), args.tile, args.dtype)
     for line in lines:
       print(json.dumps(line), flush=True)
     return 0

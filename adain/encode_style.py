@@ -46,11 +46,11 @@ def main(argv: list[str] | None = None) -> int:
   outputs = output_paths(args.images, args.output, parser)
   from adain.media import images
   from adain.stylizer import Stylizer
-  from adain.weights import model_from_state_dicts, resolve_weights
+  from adain.weights import model_arrays, resolve_weights
 
   try:
     outputs[0].parent.mkdir(parents=True, exist_ok=True)
-    stylizer = Stylizer(model_from_state_dicts(resolve_weights("vgg", args.vgg)))
+    stylizer = Stylizer.from_arrays(*model_arrays(resolve_weights("vgg", args.vgg)))
   except (AdainError, OSError) as e:
     print(f"error: {e}", file=sys.stderr)
     return 1

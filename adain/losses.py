@@ -8,7 +8,7 @@ import jax
 import jax.numpy as jnp
 
 from adain import ops
-from adain.models import FEATURES
+from adain.architecture import FEATURES
 
 
 def mse(a: jax.Array, b: jax.Array) -> jax.Array:

@@ -1,15 +1,11 @@
 """The AdaIN network in Flax NNX: normalised VGG-19 encoder to relu4_1, AdaIN, mirrored decoder.
 
-Layer tables keep the PyTorch Sequential indices of pytorch-AdaIN's net.py, so that a state dict
-key such as ``"29.weight"`` names exactly one of our layers (see adain/weights/).
+The layers are those of adain.architecture's tables, in their order; adain.weights fills them.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import itertools
-import os
-from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -17,91 +13,11 @@ import numpy as np
 from flax import nnx
 
 from adain import ops
+from adain.architecture import DECODER_LAYERS, ENCODER_LAYERS, Variant, decoder_layers
+from adain.codes import StyleCode
 from adain.errors import AdainError
-from adain.npz import read_npz, write_npz
 
-STYLE_CODE_FORMAT = "adain-style-code/1"
-
-
-class EncoderLayer(NamedTuple):
-  torch_index: int
-  cin: int
-  cout: int
-  ksize: int
-  pool_before: bool
-  tap: str | None  # name of the feature this layer's ReLU output is, if it is returned
-
-
-# vgg[:31] of net.py: conv0 (1x1 colour transform, no ReLU), then 3x3 convs with ReLU.
-ENCODER_LAYERS = (
-    EncoderLayer(0, 3, 3, 1, False, None),
-    EncoderLayer(2, 3, 64, 3, False, "relu1_1"),
-    EncoderLayer(5, 64, 64, 3, False, None),
-    EncoderLayer(9, 64, 128, 3, True, "relu2_1"),
-    EncoderLayer(12, 128, 128, 3, False, None),
-    EncoderLayer(16, 128, 256, 3, True, "relu3_1"),
-    EncoderLayer(19, 256, 256, 3, False, None),
-    EncoderLayer(22, 256, 256, 3, False, None),
-    EncoderLayer(25, 256, 256, 3, False, None),
-    EncoderLayer(29, 256, 512, 3, True, "relu4_1"),
-)
-FEATURES = ("relu1_1", "relu2_1", "relu3_1", "relu4_1")
-
-# The rest of the published vgg_normalised (relu4_2 .. relu5_4): present in the files, unused.
-VGG_UNUSED_LAYERS = tuple((i, 512, 512) for i in (32, 35, 38, 42, 45, 48, 51))
-
-
-class DecoderLayer(NamedTuple):
-  torch_index: int
-  cin: int
-  cout: int
-  upsample_before: bool
-  relu: bool
-
-
-DECODER_LAYERS = (
-    DecoderLayer(1, 512, 256, False, True),
-    DecoderLayer(5, 256, 256, True, True),
-    DecoderLayer(8, 256, 256, False, True),
-    DecoderLayer(11, 256, 256, False, True),
-    DecoderLayer(14, 256, 128, False, True),
-    DecoderLayer(18, 128, 128, True, True),
-    DecoderLayer(21, 128, 64, False, True),
-    DecoderLayer(25, 64, 64, True, True),
-    DecoderLayer(28, 64, 3, False, False),
-)
-
-MIN_SIDE = 16  # relu4_1 needs at least 2x2 positions for reflection padding and statistics.
-
-FUSIONS = ("adain", "concat")
-DECODER_NORMS = ("none", "batch", "instance")
 BN_MOMENTUM = 0.1  # torch.nn.BatchNorm2d's: running = 0.9 * running + 0.1 * batch statistic
-
-
-@dataclasses.dataclass(frozen=True)
-class Variant:
-  """The architecture of the paper's model or one of its Fig. 6 ablations.
-
-  ``fusion``: how content and style meet before the decoder: AdaIN (the paper), or ``concat``
-  (Enc-Concat-Dec: the decoder sees the content code and the style's relu4_1 features stacked).
-  ``decoder_norm``: a BatchNorm or affine InstanceNorm after every decoder conv but the last.
-  """
-
-  fusion: str = "adain"
-  decoder_norm: str = "none"
-
-  def __post_init__(self):
-    if self.fusion not in FUSIONS or self.decoder_norm not in DECODER_NORMS:
-      raise AdainError(None, f"unknown model variant: fusion {self.fusion!r} (one of {FUSIONS}), "
-                       f"decoder_norm {self.decoder_norm!r} (one of {DECODER_NORMS})")
-
-  @property
-  def name(self) -> str:
-    """adain, concat, bn_decoder, in_decoder (train/configs/ablations), or both changes joined."""
-    parts = ["concat"] if self.fusion == "concat" else []
-    if self.decoder_norm != "none":
-      parts.append({"batch": "bn_decoder", "instance": "in_decoder"}[self.decoder_norm])
-    return "+".join(parts) or "adain"
 
 
 def _torch_default_init(key, shape, fan_in):
@@ -163,14 +79,6 @@ class Encoder(nnx.Module):
 
   def __call__(self, x_bhwc: jax.Array, valid_hw: jax.Array | None = None) -> jax.Array:
     return self.features(x_bhwc, valid_hw)["relu4_1"]
-
-
-def decoder_layers(variant: Variant = Variant()) -> tuple[DecoderLayer, ...]:
-  """DECODER_LAYERS, with 1024 input channels for Enc-Concat-Dec (content and style codes)."""
-  if variant.fusion == "adain":
-    return DECODER_LAYERS
-  first = DECODER_LAYERS[0]
-  return (first._replace(cin=2 * first.cin),) + DECODER_LAYERS[1:]
 
 
 class Norm(nnx.Module):
@@ -250,53 +158,6 @@ def concat_input(content_code: jax.Array, style_features: jax.Array,
   (nearest, as torch's F.interpolate) to the content code's (valid) size, stacked on channels."""
   resized = ops.resize_nearest(style_features, content_code.shape[1:3], valid_hw, style_valid_hw)
   return jnp.concatenate([content_code, resized.astype(content_code.dtype)], axis=-1)
-
-
-@jax.tree_util.register_dataclass
-@dataclasses.dataclass(frozen=True)
-class StyleCode:
-  """A style as AdaIN sees it: per-channel mean and std of relu4_1 features, shapes (B, 512).
-
-  Codes mix linearly: AdaIN is affine in (mean, std), so a weighted sum of codes gives exactly
-  the weighted sum of the AdaIN outputs that pytorch-AdaIN's style interpolation computes.
-  """
-
-  mean: jax.Array
-  std: jax.Array
-
-  def __len__(self) -> int:
-    return self.mean.shape[0]
-
-  def __getitem__(self, i) -> "StyleCode":
-    return StyleCode(self.mean[i], self.std[i])
-
-  def mix(self, weights) -> "StyleCode":
-    """One code, the weighted average of this batch of codes (weights are normalised to sum 1)."""
-    w = jnp.asarray(weights, jnp.float32)
-    w = w / jnp.sum(w)
-    return StyleCode((w @ self.mean)[None], (w @ self.std)[None])
-
-  @staticmethod
-  def concat(codes) -> "StyleCode":
-    return StyleCode(jnp.concatenate([c.mean for c in codes]), jnp.concatenate([c.std for c in codes]))
-
-  def save(self, path: str | os.PathLike) -> None:
-    """Writes the code as .npz (float32 arrays, no pickles), atomically."""
-    write_npz(path, {"__format__": np.asarray(STYLE_CODE_FORMAT),
-                     "mean": np.asarray(self.mean, np.float32),
-                     "std": np.asarray(self.std, np.float32)})
-
-  @staticmethod
-  def load(path: str | os.PathLike) -> "StyleCode":
-    z = read_npz(path, STYLE_CODE_FORMAT)
-    mean, std = z.get("mean"), z.get("std")
-    channels = ENCODER_LAYERS[-1].cout
-    if mean is None or std is None or mean.ndim != 2 or mean.shape[1] != channels \
-        or mean.shape != std.shape or not len(mean):
-      raise AdainError(path, f"style code needs mean and std of shape (N, {channels})")
-    if not (np.all(np.isfinite(mean)) and np.all(np.isfinite(std)) and np.all(std > 0)):
-      raise AdainError(path, "style code holds NaN, Inf or non-positive std values")
-    return StyleCode(jnp.asarray(mean, jnp.float32), jnp.asarray(std, jnp.float32))
 
 
 class AdaIN(nnx.Module):

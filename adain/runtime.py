@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import gc
 import os
 import sys
 
@@ -22,3 +24,19 @@ def reexec_with_huge_pages(module: str) -> None:
     return
   env = {**os.environ, "GLIBC_TUNABLES": f"{tunables}:{HUGE_PAGES}" if tunables else HUGE_PAGES}
   os.execve(sys.executable, [sys.executable, "-m", module, *sys.argv[1:]], env)
+
+
+@contextlib.contextmanager
+def start_up():
+  """Python's cyclic garbage collector paused while a command imports and sets up, and what
+  that made frozen after (gc.freeze): it lives as long as the process, so no collection needs
+  to scan it. Importing JAX makes hundreds of thousands of objects, and collections among them
+  cost ≈ 0.2 s of one image's run here."""
+  enabled = gc.isenabled()
+  gc.disable()
+  try:
+    yield
+  finally:
+    gc.freeze()
+    if enabled:
+      gc.enable()

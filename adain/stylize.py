@@ -11,6 +11,7 @@ import argparse
 import os
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 from importlib import resources
 from pathlib import Path
 
@@ -88,20 +89,26 @@ def _check_args(args, parser, styles: list[Path]) -> None:
 
 def run(args, parser) -> int:
   """Stylizes every content x style pair; returns the process exit status."""
-  from tqdm import tqdm
-
-  from adain.media import images, video
-  from adain.models import StyleCode
-  from adain.stylizer import Stylizer, code_mask
+  from adain import runtime
+  from adain.weights import model_arrays, state_dicts
 
   contents, styles = _inputs(args, parser)
   _check_args(args, parser, styles)
   start = time.perf_counter()
-  try:
-    stylizer = Stylizer.from_files(args.vgg, args.decoder, dtype=args.dtype)
-  except AdainError as e:
-    print(f"error: {e}", file=sys.stderr)
-    return 1
+  # The weights are read (numpy) while JAX is imported.
+  with runtime.start_up(), ThreadPoolExecutor(1) as pool:
+    weights = pool.submit(lambda: model_arrays(*state_dicts(args.vgg, args.decoder)))
+    from tqdm import tqdm
+
+    from adain.codes import StyleCode
+    from adain.media import images, video
+    from adain.stylizer import Stylizer, code_mask
+
+    try:
+      stylizer = Stylizer.from_arrays(*weights.result(), dtype=args.dtype)
+    except AdainError as e:
+      print(f"error: {e}", file=sys.stderr)
+      return 1
   if stylizer.variant.fusion == "concat" and (args.style_weights or args.mask or args.alpha != 1):
     parser.error("an Enc-Concat-Dec (concat) decoder takes one style at a time at alpha 1: "
                  "no --style-weights, --mask or --alpha")

@@ -357,7 +357,7 @@ def stylize_group(stylizer, batch: list[tuple], alpha: float, tile: int | None,
   small, out of memory), each content's jobs with the line saying why, and no pairs."""
   import numpy as np
 
-  from adain.models import StyleCode
+  from adain.codes import StyleCode
 
   jobs, imgs, codes = zip(*batch)
   style = StyleCode(np.stack([c[0] for c in codes]), np.stack([c[1] for c in codes]))

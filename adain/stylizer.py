@@ -4,19 +4,23 @@ from __future__ import annotations
 
 import copy
 import dataclasses
-import functools
 import os
+from typing import TYPE_CHECKING
 
 import jax
 import jax.numpy as jnp
 import numpy as np
-from flax import nnx
 
 from adain import color, tiling
-from adain.errors import AdainError, WeightsError
+from adain.architecture import MIN_SIDE, Variant
+from adain.codes import StyleCode
+from adain.errors import AdainError
 from adain.media import images
-from adain.models import MIN_SIDE, AdaIN, StyleCode
-from adain.weights import adain_home, model_from_state_dicts, resolve_weights
+from adain.programs import Program
+from adain.weights import arrays_of, model_arrays, model_from_arrays, state_dicts
+
+if TYPE_CHECKING:
+  from adain.models import AdaIN
 
 PRESERVE_COLOR = ("coral", "luminance")
 
@@ -55,41 +59,33 @@ class StyleFeatures:
   valid_hw: jax.Array
 
 
-@functools.partial(jax.jit, static_argnums=0)
-def _encode_style(graphdef, state, images_bhwc, valid_hw):
-  return nnx.merge(graphdef, state).encode_style(images_bhwc, valid_hw=valid_hw)
+# The network's programs, on the model's variant and variables by name (adain.weights.model_arrays).
+@Program
+def _encode_style(variant, arrays, images_bhwc, valid_hw):
+  code = model_from_arrays(variant, arrays).encode_style(images_bhwc, valid_hw=valid_hw)
+  return code.mean, code.std
 
 
-@functools.partial(jax.jit, static_argnums=0)
-def _encode_content(graphdef, state, content_bhwc, valid_hw):
-  return nnx.merge(graphdef, state).encode_content(content_bhwc, valid_hw)
+@Program
+def _encode_content(variant, arrays, content_bhwc, valid_hw):
+  return model_from_arrays(variant, arrays).encode_content(content_bhwc, valid_hw)
 
 
-@functools.partial(jax.jit, static_argnums=0)
-def _decode(graphdef, state, code_bhwc, style: StyleCode, alpha, mask_bhw, valid_hw):
+@Program
+def _decode(variant, arrays, code_bhwc, style: StyleCode, alpha, mask_bhw, valid_hw):
   """AdaIN and decode the valid_hw part of a bucket's code (the caller crops the output)."""
-  model = nnx.merge(graphdef, state)
+  model = model_from_arrays(variant, arrays)
   return model.generate(code_bhwc, style, alpha, mask_bhw,
                         valid_hw=tiling.code_size(valid_hw)).astype(jnp.float32)
 
 
-@functools.partial(jax.jit, static_argnums=0)
-def _decode_concat(graphdef, state, code_bhwc, style: StyleFeatures, valid_hw):
+@Program
+def _decode_concat(variant, arrays, code_bhwc, style: StyleFeatures, valid_hw):
   """_decode for an Enc-Concat-Dec decoder: the style's features resized to each content code."""
-  model = nnx.merge(graphdef, state)
+  model = model_from_arrays(variant, arrays)
   style_bhwc = jnp.broadcast_to(style.features, (code_bhwc.shape[0],) + style.features.shape[1:])
   code_hw = tiling.code_size(valid_hw)
   return model.generate_concat(code_bhwc, style_bhwc, code_hw, style.valid_hw).astype(jnp.float32)
-
-
-def enable_compilation_cache() -> None:
-  """Keeps compiled programs in $ADAIN_HOME/jax-cache (default ~/.cache/adain/jax-cache).
-
-  A second run then loads them instead of compiling again (seconds per image size on a CPU).
-  A cache directory the user configured for JAX is kept.
-  """
-  if jax.config.jax_compilation_cache_dir is None:
-    jax.config.update("jax_compilation_cache_dir", str(adain_home() / "jax-cache"))
 
 
 def _check_size(img_hw3: np.ndarray, what: str) -> None:
@@ -107,21 +103,6 @@ def code_mask(mask_hw: np.ndarray, image_hw: tuple[int, int]) -> np.ndarray:
   """A foreground mask of any resolution as ``generate``'s ``mask_hw`` for an image of
   ``image_hw``: at its content code's size (nearest), thresholded at 0.5, as ``--mask`` is."""
   return images.resize_mask(mask_hw, feature_hw(image_hw))
-
-
-def state_dicts(vgg: str | os.PathLike | None = None, decoder: str | os.PathLike | None = None, *,
-                download: bool = True, progress: bool = True) -> tuple[dict, dict]:
-  """The (vgg, decoder) state dicts that Stylizer.from_files builds from: loaded once where a run
-  starts, they can travel to other processes (adain.datasets.ray_engine) as arrays."""
-  found, errors = {}, []
-  for kind, flag in (("vgg", vgg), ("decoder", decoder)):
-    try:
-      found[kind] = resolve_weights(kind, flag, download=download, progress=progress)
-    except WeightsError as e:
-      errors.append(str(e))
-  if errors:  # both problems at once, so that one message says everything to place
-    raise WeightsError(None, "\n".join(errors))
-  return found["vgg"], found["decoder"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -149,18 +130,34 @@ class Stylizer:
   ``dtype`` bfloat16 runs the network in bfloat16 (AdaIN statistics stay float32): meant for
   accelerators; on a CPU it is slower and off parity.
 
-  Every model variant stylizes (``variant``, see adain.models.Variant). An Enc-Concat-Dec
+  Every model variant stylizes (``variant``, see adain.architecture.Variant). An Enc-Concat-Dec
   (concat) decoder's styles are StyleFeatures rather than StyleCodes: no style codes, mixing,
   masks or alpha. Concat and instance-norm decoders see the whole image (never tiled), since
   their results depend on all of it.
   """
 
   def __init__(self, model: AdaIN, dtype=jnp.float32):
-    enable_compilation_cache()
-    self.variant = model.variant
-    self.graphdef, state = nnx.split(model)
+    """A Stylizer with a copy of the model's weights."""
+    self._hold(model.variant, arrays_of(model), dtype)
+
+  @classmethod
+  def from_arrays(cls, variant: Variant, arrays: dict, dtype=jnp.float32) -> "Stylizer":
+    """From the model's variables by name (adain.weights.model_arrays), without the Flax model:
+    that is built only inside a program's trace, so a run whose programs are saved
+    (adain.programs) never imports Flax."""
+    self = cls.__new__(cls)
+    self._hold(variant, arrays, dtype)
+    return self
+
+  def _hold(self, variant: Variant, arrays: dict, dtype) -> None:
+    self.variant = variant
     self.dtype = jnp.dtype(dtype)
-    self.state = jax.tree.map(lambda a: a.astype(self.dtype), state)
+    # Cast in numpy: a jnp cast compiles a program for each shape.
+    self.arrays = {k: jax.device_put(np.asarray(v).astype(self.dtype, copy=False)) for k, v in arrays.items()}
+
+  def model(self) -> AdaIN:
+    """The Flax model of these weights (adain.export builds its graphs from it)."""
+    return model_from_arrays(self.variant, self.arrays)
 
   def on(self, device: jax.Device) -> "Stylizer":
     """A copy whose weights live on ``device``, so that its calls run there.
@@ -168,7 +165,7 @@ class Stylizer:
     Inputs given as numpy follow the weights; one thread per copy keeps several devices busy.
     """
     twin = copy.copy(self)
-    twin.state = jax.device_put(self.state, device)
+    twin.arrays = jax.device_put(self.arrays, device)
     return twin
 
   def _tile(self, img_hw3: np.ndarray, tile: int | None) -> int:
@@ -191,8 +188,8 @@ class Stylizer:
                  decoder: str | os.PathLike | None = None, *, download: bool = True,
                  progress: bool = True, dtype=jnp.float32) -> "Stylizer":
     """Weights from the given files, else checkpoints/ or the cache, else the published URLs."""
-    return cls(model_from_state_dicts(*state_dicts(vgg, decoder, download=download, progress=progress)),
-               dtype)
+    return cls.from_arrays(*model_arrays(*state_dicts(vgg, decoder, download=download, progress=progress)),
+                           dtype)
 
   def encode_style(self, style_hw3: np.ndarray, tile: int | None = None) -> StyleCode | StyleFeatures:
     """The style code (relu4_1 mean and std) of one image: a batch of one (StyleFeatures for a
@@ -201,12 +198,12 @@ class Stylizer:
     tile = self._tile(style_hw3, tile)
     if self.variant.fusion == "concat":
       images, valid_hw = _in_bucket(style_hw3[None], self.dtype)
-      return StyleFeatures(_encode_content(self.graphdef, self.state, images, valid_hw),
+      return StyleFeatures(_encode_content(self.variant, self.arrays, images, valid_hw),
                            tiling.code_size(valid_hw))
     if tiling.is_tiled(*style_hw3.shape[:2], tile):
-      return tiling.encode(self.graphdef, self.state, np.asarray(style_hw3, self.dtype), tile,
+      return tiling.encode(self.variant, self.arrays, np.asarray(style_hw3, self.dtype), tile,
                            keep_code=False)[1]
-    return _encode_style(self.graphdef, self.state, *_in_bucket(style_hw3[None], self.dtype))
+    return StyleCode(*_encode_style(self.variant, self.arrays, *_in_bucket(style_hw3[None], self.dtype)))
 
   def generate(self, content_hw3: np.ndarray, style: StyleCode | StyleFeatures, alpha: float = 1.0,
                mask_hw: np.ndarray | None = None, tile: int | None = None) -> np.ndarray:
@@ -234,7 +231,7 @@ class Stylizer:
     tile = self._tile(contents_bhw3[0], tile)
     if tiling.is_tiled(h, w, tile):
       return ContentCode((h, w), images=contents_bhw3, tile=tile)
-    return ContentCode((h, w), code=_encode_content(self.graphdef, self.state,
+    return ContentCode((h, w), code=_encode_content(self.variant, self.arrays,
                                                     *_in_bucket(contents_bhw3, self.dtype)))
 
   def generate_from_code(self, content: ContentCode, style: StyleCode | StyleFeatures,
@@ -249,7 +246,7 @@ class Stylizer:
     if isinstance(style, StyleFeatures):  # never tiled (see _tile)
       if mask_hw is not None or alpha != 1.0:
         raise AdainError(None, "an Enc-Concat-Dec (concat) decoder takes no mask and alpha 1 only")
-      return np.asarray(_decode_concat(self.graphdef, self.state, code, style, valid_hw))[:, :h, :w]
+      return np.asarray(_decode_concat(self.variant, self.arrays, code, style, valid_hw))[:, :h, :w]
     b = len(code if code is not None else content.images)
     if mask_hw is not None and len(style) != 2:
       raise AdainError(None, f"a mask needs exactly two styles (foreground, background), got {len(style)}")
@@ -259,14 +256,14 @@ class Stylizer:
     per_image = mask_hw is None and len(style) > 1
     alpha = np.float32(alpha)
     if content.images is not None:
-      return np.stack([tiling.generate(self.graphdef, self.state, np.asarray(c, self.dtype),
+      return np.stack([tiling.generate(self.variant, self.arrays, np.asarray(c, self.dtype),
                                        style[i:i + 1] if per_image else style, alpha, content.tile,
                                        mask_hw) for i, c in enumerate(content.images)])
     if mask_hw is not None:
       hc, wc = mask_hw.shape
       mask_hw = np.pad(np.asarray(mask_hw, np.float32),
                        ((0, code.shape[1] - hc), (0, code.shape[2] - wc)))[None]
-    out = _decode(self.graphdef, self.state, code, style, alpha, mask_hw, valid_hw)
+    out = _decode(self.variant, self.arrays, code, style, alpha, mask_hw, valid_hw)
     return np.asarray(out)[:, :h, :w]
 
   def encode_content_image(self, content_hw3: np.ndarray, preserve_color: str | None = None,

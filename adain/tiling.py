@@ -14,17 +14,17 @@ compiles at most four window shapes.
 
 from __future__ import annotations
 
-import functools
 import os
 from collections.abc import Iterator
 
 import jax
 import jax.numpy as jnp
 import numpy as np
-from flax import nnx
 
 from adain import ops
-from adain.models import StyleCode
+from adain.codes import StyleCode
+from adain.programs import Program
+from adain.weights import model_from_arrays
 
 # Window margin in code pixels. A relu4_1 feature depends on the image 30 pixels beyond its own
 # 8x8 cell, and a decoded pixel on the code 3.75 code pixels around its own, so 4 is the
@@ -107,14 +107,15 @@ def is_tiled(h: int, w: int, tile: int) -> bool:
   return tile > 0 and (len(windows(h, tile)) > 1 or len(windows(w, tile)) > 1)
 
 
-@functools.partial(jax.jit, static_argnums=0)
-def _encode(graphdef, state, window_bhwc):
-  return nnx.merge(graphdef, state).encode_content(window_bhwc)
+# The programs of a tile (model variant, variables by name: see adain.stylizer's).
+@Program
+def _encode(variant, arrays, window_bhwc):
+  return model_from_arrays(variant, arrays).encode_content(window_bhwc)
 
 
-@functools.partial(jax.jit, static_argnums=0)
-def _decode(graphdef, state, code_bhwc, style: StyleCode, alpha, mask_bhw, content_stats: StyleCode):
-  return nnx.merge(graphdef, state).generate(code_bhwc, style, alpha, mask_bhw, content_stats)
+@Program
+def _decode(variant, arrays, code_bhwc, style: StyleCode, alpha, mask_bhw, content_stats: StyleCode):
+  return model_from_arrays(variant, arrays).generate(code_bhwc, style, alpha, mask_bhw, content_stats)
 
 
 def _pixels(n: int, s: int, e: int) -> slice:
@@ -127,12 +128,12 @@ def _tiles(h: int, w: int, tile: int):
       yield ys, xs
 
 
-def _core_codes(graphdef, state, image_hw3: np.ndarray, tile: int) -> Iterator[tuple]:
+def _core_codes(variant, arrays, image_hw3: np.ndarray, tile: int) -> Iterator[tuple]:
   """(row core, column core, that core of the content code as (h, w, C) numpy) per tile."""
   h, w = image_hw3.shape[:2]
   for (ya, yb, ys, ye), (xa, xb, xs, xe) in _tiles(h, w, tile):
     window = jnp.asarray(image_hw3[_pixels(h, ys, ye), _pixels(w, xs, xe)])[None]
-    code = _encode(graphdef, state, window)[0, ya - ys:yb - ys, xa - xs:xb - xs]
+    code = _encode(variant, arrays, window)[0, ya - ys:yb - ys, xa - xs:xb - xs]
     yield slice(ya, yb), slice(xa, xb), np.asarray(code)
 
 
@@ -159,7 +160,7 @@ def _stats(moments) -> tuple[np.ndarray, np.ndarray]:
   return mean.astype(np.float32), np.sqrt(m2 / max(n - 1.0, 1.0) + ops.EPS).astype(np.float32)
 
 
-def encode(graphdef, state, image_hw3: np.ndarray, tile: int, mask_hw: np.ndarray | None = None,
+def encode(variant, arrays, image_hw3: np.ndarray, tile: int, mask_hw: np.ndarray | None = None,
            keep_code: bool = True) -> tuple[np.ndarray | None, StyleCode]:
   """The content code (h/8, w/8, C) and its statistics, computed tile by tile.
 
@@ -169,7 +170,7 @@ def encode(graphdef, state, image_hw3: np.ndarray, tile: int, mask_hw: np.ndarra
   """
   h, w = image_hw3.shape[:2]
   code, moments = None, None
-  for ys, xs, core in _core_codes(graphdef, state, image_hw3, tile):
+  for ys, xs, core in _core_codes(variant, arrays, image_hw3, tile):
     if code is None and keep_code:
       code = np.empty((code_size(h), code_size(w), core.shape[-1]), core.dtype)
     if keep_code:
@@ -184,15 +185,15 @@ def encode(graphdef, state, image_hw3: np.ndarray, tile: int, mask_hw: np.ndarra
   return code, StyleCode(jnp.asarray(np.stack(means)), jnp.asarray(np.stack(stds)))
 
 
-def generate(graphdef, state, content_hw3: np.ndarray, style: StyleCode, alpha, tile: int,
+def generate(variant, arrays, content_hw3: np.ndarray, style: StyleCode, alpha, tile: int,
              mask_hw: np.ndarray | None = None) -> np.ndarray:
   """Stylizes a content image tile by tile; the same result as untiled, to float rounding."""
   h, w = content_hw3.shape[:2]
-  code, content_stats = encode(graphdef, state, content_hw3, tile, mask_hw)
+  code, content_stats = encode(variant, arrays, content_hw3, tile, mask_hw)
   out = np.empty((h, w, 3), np.float32)
   for (ya, yb, ys, ye), (xa, xb, xs, xe) in _tiles(h, w, tile):
     mask = None if mask_hw is None else jnp.asarray(mask_hw[ys:ye, xs:xe], jnp.float32)[None]
-    pixels = _decode(graphdef, state, jnp.asarray(code[ys:ye, xs:xe])[None], style, alpha, mask,
+    pixels = _decode(variant, arrays, jnp.asarray(code[ys:ye, xs:xe])[None], style, alpha, mask,
                      content_stats)[0]
     rows, cols = _pixels(h, ya, yb), _pixels(w, xa, xb)
     out[rows, cols] = np.asarray(pixels[rows.start - 8 * ys:rows.stop - 8 * ys,

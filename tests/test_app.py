@@ -19,7 +19,7 @@ from adain.app import ui
 from adain.app.studio import LiveStream, Studio
 from adain.errors import AdainError
 from adain.media import images
-from adain.models import StyleCode
+from adain.codes import StyleCode
 from adain.stylizer import Stylizer
 from clips import frame_images, read_clip, write_clip
 from conftest import write_image

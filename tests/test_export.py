@@ -21,7 +21,8 @@ import seeded_weights
 from adain import encode_style, stylize
 from adain.export.__main__ import main as export_main
 from adain.media import images
-from adain.models import StyleCode, Variant
+from adain.architecture import Variant
+from adain.codes import StyleCode
 from adain.weights import model_from_state_dicts, save_native
 
 FIXTURES = os.path.join(os.path.dirname(__file__), "fixtures", "parity")

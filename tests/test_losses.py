@@ -10,7 +10,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from adain import losses
-from adain.models import FEATURES
+from adain.architecture import FEATURES
 
 FIXTURE = os.path.join(os.path.dirname(__file__), "fixtures", "train", "losses.npz")
 

@@ -11,7 +11,7 @@ import pytest
 
 from adain import npz
 from adain.errors import AdainError, WeightsError
-from adain.models import STYLE_CODE_FORMAT, StyleCode
+from adain.codes import STYLE_CODE_FORMAT, StyleCode
 from adain.stylize import main
 from adain.weights import NATIVE_FORMAT, load_native
 

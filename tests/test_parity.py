@@ -16,7 +16,7 @@ from flax import nnx
 from PIL import Image
 
 from adain import color, ops
-from adain.models import StyleCode
+from adain.codes import StyleCode
 from adain.weights import model_from_state_dicts
 from seeded_weights import checksum, decoder_state_dict, vgg_state_dict
 

@@ -11,12 +11,10 @@ from __future__ import annotations
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from flax import nnx
 
 import seeded_weights
 from adain import ops, tiling
-from adain.models import StyleCode
-from adain.weights import model_from_state_dicts
+from adain.weights import arrays_of, model_from_state_dicts
 
 H, W, TILE = 96, 76, 32  # 2 x 3 tiles of 4 code pixels; W is not a multiple of 8
 PIXEL_TOL = 1e-4
@@ -34,7 +32,7 @@ def model():
 
 @pytest.fixture(scope="module")
 def parts(model):
-  return nnx.split(model)
+  return model.variant, arrays_of(model)
 
 
 @pytest.fixture(scope="module")

@@ -12,7 +12,9 @@ from flax import nnx
 import seeded_weights
 from adain import ops, weights
 from adain.errors import AdainError, WeightsError
-from adain.models import AdaIN, Decoder, StyleCode, Variant
+from adain.architecture import Variant
+from adain.codes import StyleCode
+from adain.models import AdaIN, Decoder
 from adain.stylizer import Stylizer, StyleFeatures
 
 VARIANTS = {"adain": Variant(), "concat": Variant("concat"),

@@ -13,7 +13,7 @@ from adain import video as clip_api
 from adain.errors import AdainError, VideoError
 from adain.media import images, video
 from adain.stylize import main
-from adain.models import StyleCode
+from adain.codes import StyleCode
 from adain.stylizer import Stylizer, code_mask
 from clips import frame_images, read_clip, write_clip
 from conftest import write_image

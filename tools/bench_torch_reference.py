@@ -13,9 +13,12 @@ median steps/s of each and ours/torch (above 1: we are faster), also round by ro
 Each round times three whole processes, alternating so that a busy machine slows all of them
 alike: pytorch-AdaIN's test.py loop (below, re-implemented from its net.py and test.py as
 tools/make_parity_fixtures.py does), ``python -m adain.stylize`` with the style image, and with
-the style's code (.npz, from ``python -m adain.encode_style``). The JSON lines give each run's
-seconds, and the summary the medians and torch/ours ratios (above 1: we are faster). The first
-round of ours runs with an empty compilation cache and is reported apart (``cold``).
+the style's code (.npz, from ``python -m adain.encode_style``); and, in a fourth process, the
+network's own compute for the same pairs in a warm process (``Stylizer.stylize`` after a warm-up
+call, under the huge-pages setting, as ``python -m adain.bench --process`` measures it). The JSON
+lines give each run's seconds, and the summary the medians, torch/ours ratios (above 1: we are
+faster) and ours over the compute. The first round of ours runs with nothing compiled yet and is
+reported apart (``cold``). A folder of one image gives one image's whole process.
 
 Weights are the seeded stand-ins of tests/seeded_weights.py, saved with torch.save as .pth, which
 both sides read: speed does not depend on their values. ``--prepare SRC DST`` writes square
@@ -41,6 +44,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tools"))
 sys.path.insert(0, str(ROOT / "tests"))
 MAIN_PYTHON = ROOT / ".venv" / "bin" / "python"
+HUGE_PAGES = "glibc.malloc.hugetlb=1"  # adain.runtime's setting, under which adain.bench computes
 
 
 def prepare(src: Path, dst: Path, size: int) -> None:
@@ -93,6 +97,24 @@ def torch_run(content_dir: Path, style: Path, vgg: Path, decoder: Path, output: 
     Image.fromarray(ref.saved_uint8(out)).save(output / f"{c.stem}_stylized_{style.stem}.jpg")
     times.append(time.perf_counter() - t0)
   print(json.dumps({"per_image_s": times, "threads": torch.get_num_threads()}))
+
+
+def compute_run(content_dir: Path, style: Path, vgg: Path, decoder: Path) -> None:
+  """The network's compute for each pair in a warm process, as one JSON line of seconds."""
+  from adain.media import images
+  from adain.stylizer import Stylizer
+
+  stylizer = Stylizer.from_files(vgg, decoder)
+  style_hw3 = images.load_image(style, 0)
+  contents = [images.load_image(c, 0) for c in sorted(content_dir.iterdir())]
+  for c in contents:  # compiles (or loads) each size
+    stylizer.stylize(c, style_hw3)
+  times = []
+  for c in contents:
+    t0 = time.perf_counter()
+    stylizer.stylize(c, style_hw3)
+    times.append(time.perf_counter() - t0)
+  print(json.dumps({"per_image_s": times}))
 
 
 def torch_train_run(batch_size: int, crop_size: int, steps: int) -> None:
@@ -171,6 +193,8 @@ def main() -> None:
   p.add_argument("--train-torch-only", action="store_true", help=argparse.SUPPRESS)
   p.add_argument("--torch-only", nargs=4, type=Path, metavar=("CONTENT_DIR", "STYLE", "VGG", "DECODER"),
                  help=argparse.SUPPRESS)
+  p.add_argument("--compute-only", nargs=4, type=Path, metavar=("CONTENT_DIR", "STYLE", "VGG", "DECODER"),
+                 help=argparse.SUPPRESS)
   args = p.parse_args()
   if args.prepare:
     prepare(*args.prepare, args.size)
@@ -183,6 +207,9 @@ def main() -> None:
     return
   if args.torch_only:
     torch_run(*args.torch_only, Path(tempfile.mkdtemp()))
+    return
+  if args.compute_only:
+    compute_run(*args.compute_only)
     return
   if not (args.content_dir and args.style):
     p.error("--content-dir and --style are needed")
@@ -204,23 +231,28 @@ def main() -> None:
                   str(vgg), str(decoder)],
         "ours": ours + ["--style", str(args.style)],
         "ours_cached_code": ours + ["--style", str(code)],
+        "compute": [str(MAIN_PYTHON), __file__, "--compute-only", str(args.content_dir), str(args.style),
+                    str(vgg), str(decoder)],
     }
     seconds: dict[str, list[float]] = {k: [] for k in runs}
     for r in range(args.rounds + 1):
       for name, cmd in runs.items():
-        s, out = timed(cmd, env)
+        s, out = timed(cmd, {**env, "GLIBC_TUNABLES": HUGE_PAGES} if name == "compute" else env)
+        if name == "compute":
+          s = sum(json.loads(out)["per_image_s"])
         if r == 0 and name == "ours":
           print(json.dumps({"run": "ours_cold", "s": round(s, 2), "images": n}), flush=True)
           continue
         seconds[name].append(s)
         line = {"run": name, "round": r, "s": round(s, 2), "images": n}
-        if name == "torch":
+        if name in ("torch", "compute"):
           line["per_image_s"] = [round(t, 2) for t in json.loads(out)["per_image_s"]]
         print(json.dumps(line), flush=True)
     med = {k: statistics.median(v) for k, v in seconds.items() if v}
     print(json.dumps({"summary": {k: round(v, 2) for k, v in med.items()},
                       "torch_over_ours": round(med["torch"] / med["ours"], 3),
-                      "torch_over_ours_cached_code": round(med["torch"] / med["ours_cached_code"], 3)}))
+                      "torch_over_ours_cached_code": round(med["torch"] / med["ours_cached_code"], 3),
+                      "ours_over_compute": round(med["ours"] / med["compute"], 3)}))
 
 
 if __name__ == "__main__":

@@ -216,7 +216,7 @@ def _load_models(args, parser, vgg) -> dict:
     if name in models or (args.baselines and name in ("content", "optimize")):
       parser.error(f"two models are named {name!r}: name them with --decoder NAME=PATH")
     decoder = weights.load_weights(path, "decoder")
-    models[name] = (path, Stylizer(weights.model_from_state_dicts(vgg, decoder)))
+    models[name] = (path, Stylizer.from_arrays(*weights.model_arrays(vgg, decoder)))
   return models
 
 

@@ -31,7 +31,8 @@ from tqdm import tqdm
 
 from adain import losses, weights
 from adain.errors import AdainError
-from adain.models import FEATURES, MIN_SIDE, AdaIN, Decoder, Variant, concat_input
+from adain.architecture import FEATURES, MIN_SIDE, Variant
+from adain.models import AdaIN, Decoder, concat_input
 
 CHECKPOINT_FORMAT = "adain-train/1"
 # Config fields a checkpoint must agree with: they fix what its state and data positions mean.

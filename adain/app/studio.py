@@ -26,7 +26,7 @@ from PIL import Image
 from adain import color
 from adain.errors import AdainError
 from adain.media import images
-from adain.models import StyleCode
+from adain.codes import StyleCode
 from adain.stylizer import PRESERVE_COLOR, ContentCode, StyleFeatures, Stylizer, code_mask
 
 CLI_SIZE = 512  # adain.stylize's default --content-size and --style-size

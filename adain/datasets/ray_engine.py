@@ -58,9 +58,9 @@ def connect(address: str) -> None:
 
 def _stylizer(weights, dtype: str):
   from adain.stylizer import Stylizer
-  from adain.weights import model_from_state_dicts
+  from adain.weights import model_arrays
 
-  return Stylizer(model_from_state_dicts(*ray.get(weights)), dtype)
+  return Stylizer.from_arrays(*model_arrays(*ray.get(weights)), dtype)
 
 
 class _EncodeStyles:
@@ -151,8 +151,7 @@ def _absolute(folder: Path) -> Path:
 def stylize_all(work: sd._Run, todo: list[Job], style_root: Path) -> None:
   """adain.stylize_dataset._stylize_all on Ray: the same outputs, rows and progress."""
   from adain import tiling
-  from adain.stylizer import state_dicts
-  from adain.weights import variant_of
+  from adain.weights import state_dicts, variant_of
 
   args, content_root, out_root = work.args, work.content_root, work.out_root
   vgg, decoder = state_dicts(args.vgg, args.decoder)

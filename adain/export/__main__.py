@@ -42,7 +42,6 @@ def run(args, parser) -> int:
       raise
     print("error: exporting needs onnx: pip install 'adain[export]'", file=sys.stderr)
     return 1
-  from flax import nnx
 
   from adain.stylizer import Stylizer
 
@@ -53,7 +52,7 @@ def run(args, parser) -> int:
       ort_web = find_ort_web(args.ort_web)
     stylizer = Stylizer.from_files(args.vgg, args.decoder)
     onnx_graph.check_exportable(stylizer.variant, args.decoder)
-    written = onnx_graph.write(nnx.merge(stylizer.graphdef, stylizer.state), out)
+    written = onnx_graph.write(stylizer.model(), out)
     for path in written:
       print(path)
     if args.web:

@@ -38,7 +38,8 @@ def bench(sizes: list[int], repeats: int) -> list[dict]:
   import onnxruntime as ort
 
   from adain.export import onnx_graph
-  from adain.models import AdaIN, StyleCode
+  from adain.codes import StyleCode
+  from adain.models import AdaIN
   from adain.stylizer import Stylizer
 
   jax.config.update("jax_enable_compilation_cache", False)

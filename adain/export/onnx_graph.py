@@ -1,5 +1,5 @@
 """The AdaIN network as two ONNX graphs, built with the ``onnx`` package from the model's own
-layer tables (adain.models.ENCODER_LAYERS, DECODER_LAYERS) and weights.
+layer tables (adain.architecture.ENCODER_LAYERS, DECODER_LAYERS) and weights.
 
 ``encoder.onnx``: image -> content code and style code; ``generator.onnx``: content code, style
 code and alpha -> image (AdaIN, the alpha blend, the decoder). The content-code / style-code
@@ -27,7 +27,8 @@ from onnx import TensorProto, helper, numpy_helper
 from adain import ops
 from adain.errors import AdainError
 from adain.media.images import temp_path
-from adain.models import DECODER_LAYERS, ENCODER_LAYERS, MIN_SIDE, AdaIN, Variant
+from adain.architecture import DECODER_LAYERS, ENCODER_LAYERS, MIN_SIDE, Variant
+from adain.models import AdaIN
 from adain.weights import decoder_state_dict, encoder_state_dict
 
 OPSET = 18  # the first where ReduceMean, like ReduceSum, takes its axes as an input

@@ -1,4 +1,4 @@
-"""State dicts (PyTorch naming, OIHW arrays) to and from the Flax model.
+"""State dicts (PyTorch naming, OIHW arrays) to and from the Flax model, and its arrays by name.
 
 Every weights format we read (.pth in both torch.save layouts, Lua Torch .t7, our native .npz)
 first becomes a plain ``{"29.weight": ndarray, ...}`` dict keyed like pytorch-AdaIN's
@@ -11,16 +11,20 @@ import io
 import os
 import zipfile
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import jax
 import numpy as np
-from flax import nnx
 
+from adain.architecture import ENCODER_LAYERS, VGG_UNUSED_LAYERS, Variant, decoder_layers
 from adain.errors import AdainError, WeightsError, read_weights_bytes
 from adain.npz import read_npz, write_npz
-from adain.models import ENCODER_LAYERS, VGG_UNUSED_LAYERS, AdaIN, Variant, decoder_layers
 
 StateDict = dict[str, np.ndarray]
+
+if TYPE_CHECKING:
+  import jax
+
+  from adain.models import AdaIN
 
 
 def _expected_shapes(layers) -> dict[str, tuple[int, ...]]:
@@ -105,60 +109,91 @@ def check_state_dict(sd: StateDict, kind: str, path: str | os.PathLike | None = 
   return out
 
 
-def _load_convs(convs, layers, sd: StateDict) -> None:
-  # jax.device_put, not jnp.asarray: that compiles a conversion for each new shape (0.3 s for
-  # the model's arrays at start-up).
-  for conv, layer in zip(convs, layers):
-    conv.kernel.set_value(jax.device_put(np.transpose(sd[f"{layer.torch_index}.weight"], (2, 3, 1, 0))))
-    conv.bias.set_value(jax.device_put(sd[f"{layer.torch_index}.bias"]))
+# The model's variables by name: their Flax NNX paths joined by "/" (adain.models' attributes),
+# each a state dict array: conv kernels transposed from OIHW to HWIO, norm arrays as they are.
+NORM_VARIABLES = {"weight": "scale", "bias": "bias", "running_mean": "mean", "running_var": "var"}
 
 
-def _dump_convs(convs, layers) -> StateDict:
-  sd = {}
-  for conv, layer in zip(convs, layers):
-    sd[f"{layer.torch_index}.weight"] = np.transpose(np.asarray(conv.kernel[...]), (3, 2, 0, 1))
-    sd[f"{layer.torch_index}.bias"] = np.asarray(conv.bias[...])
-  return sd
+def _names(variant: Variant) -> list[tuple[str, str, str]]:
+  """(state dict kind, state dict key, model variable name) for every variable of the model."""
+  names = []
+  for module, kind, layers in (("encoder", "vgg", ENCODER_LAYERS), ("decoder", "decoder", decoder_layers(variant))):
+    for i, layer in enumerate(layers):
+      names.append((kind, f"{layer.torch_index}.weight", f"{module}/convs/{i}/kernel"))
+      names.append((kind, f"{layer.torch_index}.bias", f"{module}/convs/{i}/bias"))
+  for i, layer in enumerate(decoder_layers(variant)[:-1]):
+    for name in NORM_ARRAYS.get(variant.decoder_norm, ()):
+      names.append(("decoder", _norm_key(layer, name), f"decoder/norms/{i}/{NORM_VARIABLES[name]}"))
+  return names
 
 
-def _norm_variables(norm) -> dict[str, nnx.Variable]:
-  """A Norm's variables under their torch names (see NORM_ARRAYS)."""
-  return {"weight": norm.scale, "bias": norm.bias,
-          **({"running_mean": norm.mean, "running_var": norm.var} if norm.kind == "batch" else {})}
+def model_arrays(vgg: StateDict, decoder: StateDict | None = None) -> tuple[Variant, dict[str, np.ndarray]]:
+  """The model's variant and its variables by name, checked, in numpy: what adain.stylizer runs
+  from, without building the Flax model (whose import alone is a fifth of one image's start-up).
 
-
-def model_from_state_dicts(vgg: StateDict, decoder: StateDict | None = None) -> AdaIN:
-  """An AdaIN model holding these weights; a decoder left out is all zeros (encoding only).
-
-  The decoder's variant (see adain.models.Variant) is the one its arrays are of. The model is
-  built with placeholders and filled: no random init is paid for.
+  A decoder left out is all zeros (encoding only); the variant is the one its arrays are of.
   """
   if decoder is None:
     decoder = {k: np.zeros(shape, np.float32) for k, shape in DECODER_SHAPES.items()}
   variant = variant_of(decoder)
-  decoder = check_state_dict(decoder, "decoder", variant=variant)
+  sds = {"vgg": check_state_dict(vgg, "vgg"), "decoder": check_state_dict(decoder, "decoder", variant=variant)}
+  arrays = {}
+  for kind, key, name in _names(variant):
+    a = sds[kind][key]
+    arrays[name] = np.ascontiguousarray(np.transpose(a, (2, 3, 1, 0))) if a.ndim == 4 else a
+  return variant, arrays
+
+
+def model_from_arrays(variant: Variant, arrays: dict) -> AdaIN:
+  """The Flax model holding ``arrays`` (model_arrays' names; numpy, device arrays or tracers:
+  adain.stylizer's programs build the model inside their trace)."""
+  from flax import nnx
+
+  from adain.models import AdaIN
+
   model = AdaIN(variant, init=False)
-  _load_convs(model.encoder.convs, ENCODER_LAYERS, check_state_dict(vgg, "vgg"))
-  layers = decoder_layers(variant)
-  _load_convs(model.decoder.convs, layers, decoder)
-  for norm, layer in zip(model.decoder.norms or (), layers):
-    for name, var in _norm_variables(norm).items():
-      var.set_value(jax.device_put(decoder[_norm_key(layer, name)]))
+  for path, node in nnx.iter_graph(model):
+    if isinstance(node, nnx.Variable):
+      node.set_value(arrays["/".join(map(str, path))])
   return model
 
 
+def arrays_of(model: AdaIN) -> dict[str, jax.Array]:
+  """A model's variables by name (see model_arrays)."""
+  from flax import nnx
+
+  return {"/".join(map(str, path)): node.get_value() for path, node in nnx.iter_graph(model)
+          if isinstance(node, nnx.Variable)}
+
+
+def model_from_state_dicts(vgg: StateDict, decoder: StateDict | None = None) -> AdaIN:
+  """An AdaIN model holding these weights (see model_arrays); built with placeholders and
+  filled, no random init paid for."""
+  import jax
+
+  variant, arrays = model_arrays(vgg, decoder)
+  # jax.device_put, not jnp.asarray: that compiles a conversion for each new shape (0.3 s for
+  # the model's arrays at start-up).
+  return model_from_arrays(variant, jax.device_put(arrays))
+
+
+def _state_dict(model: AdaIN, kind: str) -> StateDict:
+  arrays = arrays_of(model)
+  sd = {}
+  for k, key, name in _names(model.variant):
+    if k == kind:
+      a = np.asarray(arrays[name])
+      sd[key] = np.transpose(a, (3, 2, 0, 1)) if a.ndim == 4 else a
+  return sd
+
+
 def encoder_state_dict(model: AdaIN) -> StateDict:
-  return _dump_convs(model.encoder.convs, ENCODER_LAYERS)
+  return _state_dict(model, "vgg")
 
 
 def decoder_state_dict(model: AdaIN) -> StateDict:
   """The decoder's arrays, with its norm layers' (if any) as norm{index}.{weight,bias,...}."""
-  layers = decoder_layers(model.variant)
-  sd = _dump_convs(model.decoder.convs, layers)
-  for norm, layer in zip(model.decoder.norms or (), layers):
-    sd.update({_norm_key(layer, name): np.asarray(var[...])
-               for name, var in _norm_variables(norm).items()})
-  return sd
+  return _state_dict(model, "decoder")
 
 
 NATIVE_FORMAT = "adain-weights/1"
@@ -301,3 +336,18 @@ def resolve_weights(kind: str, flag: str | os.PathLike | None = None, *,
       f"no {kind} weights found, and fetching them failed ({'; '.join(reasons) or 'downloads are off'}). "
       f"Place {first.filename} from {first.url} at {checkpoints / first.filename} or "
       f"{home / first.filename}{alternatives}; or pass --{kind} FILE."))
+
+
+def state_dicts(vgg: str | os.PathLike | None = None, decoder: str | os.PathLike | None = None, *,
+                download: bool = True, progress: bool = True) -> tuple[dict, dict]:
+  """The (vgg, decoder) state dicts that Stylizer.from_files builds from, in numpy: loaded once
+  where a run starts, they can travel to other processes (adain.datasets.ray_engine)."""
+  found, errors = {}, []
+  for kind, flag in (("vgg", vgg), ("decoder", decoder)):
+    try:
+      found[kind] = resolve_weights(kind, flag, download=download, progress=progress)
+    except WeightsError as e:
+      errors.append(str(e))
+  if errors:  # both problems at once, so that one message says everything to place
+    raise WeightsError(None, "\n".join(errors))
+  return found["vgg"], found["decoder"]

@@ -20,7 +20,7 @@ $(ORT_WEB)/package.json:
 	npm install --no-save --no-audit --no-fund onnxruntime-web@1.30.0
 
 test: $(STAMP) $(ORT_WEB)/package.json
-	$(PY) -m pytest -n 2 --dist loadgroup tests
+	$(PY) -m pytest -n 2 --dist loadfile tests
 
 stylize: $(STAMP)
 	$(PY) -m adain.stylize --alpha 0.8

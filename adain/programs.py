@@ -148,7 +148,7 @@ class Program:
     compiled = self._compiled.get(signature)
     if compiled is None:
       with _LOCK:
-        compiled = self._compiled.get(signature) or self._get(signature, in_tree, device, static, args)
+        compiled = self._compiled.get(signature) or self._get(signature, device, args)
         self._compiled[signature] = compiled
     return compiled(*args)
 
@@ -156,11 +156,11 @@ class Program:
     """How many executables this process holds of it: one per argument signature."""
     return len(self._compiled)
 
-  def _get(self, signature, in_tree, device, static, args) -> jax.stages.Compiled:
+  def _get(self, signature, device: jax.Device, args) -> jax.stages.Compiled:
     """The saved program for this signature, else a new one, compiled and saved."""
-    static_, tree, avals, _ = signature
+    static, in_tree, avals, _ = signature
     key = hashlib.sha256(json.dumps([
-        FORMAT.decode(), self.__module__, self.__qualname__, repr(static_), str(tree), avals,
+        FORMAT.decode(), self.__module__, self.__qualname__, repr(static), str(in_tree), avals,
         jax.__version__, jaxlib.__version__, device.platform, device.client.platform_version,
         device.device_kind, device.id, os.environ.get("XLA_FLAGS", ""), jax.config.jax_enable_x64,
         _source_digest(self.__wrapped__.__code__.co_filename)]).encode()).hexdigest()

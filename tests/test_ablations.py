@@ -21,9 +21,6 @@ from train.configs.ablations import bn_decoder
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 NAMES = ("adain", "concat", "bn_decoder", "in_decoder")
-# One worker runs them all (make test: --dist loadgroup), so that the module's fixture, a whole
-# `make ablations`, runs once rather than once per worker.
-pytestmark = pytest.mark.xdist_group("ablations")
 ARGS = ("--config.crop_size=32 --config.load_size=32 --config.batch_size=2 --config.log_every=1 "
         "--config.sample_every=100")
 

@@ -123,9 +123,9 @@ from adain.stylizer import Stylizer
 s = Stylizer(AdaIN())
 twin = s.on(jax.devices()[1])
 img = np.linspace(0, 1, 40 * 48 * 3, dtype=np.float32).reshape(40, 48, 3)
-style = twin.encode_style(img[::-1])
-assert style.mean.devices() == {jax.devices()[1]}, style.mean.devices()
-np.testing.assert_allclose(twin.generate(img, style), s.generate(img, s.encode_style(img[::-1])), atol=1e-5)
+code, code_there = s.encode_style(img), twin.encode_style(img)
+assert code_there.mean.devices() == {jax.devices()[1]}, code_there.mean.devices()
+np.testing.assert_allclose(code_there.std, code.std, rtol=1e-6)
 print("ok")
 """
   assert _python(code, tmp_path, XLA_FLAGS="--xla_force_host_platform_device_count=2").strip() == "ok"

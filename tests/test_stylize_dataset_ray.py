@@ -3,7 +3,7 @@ and a killed driver.
 
 One local Ray cluster of 2 CPUs for the module (``ray start --head --block``, on 127.0.0.1, no
 dashboard, no usage reports); the runs join it with ``--ray 127.0.0.1:PORT``. Under xdist the
-tests share one worker (``xdist_group``, ``make test`` runs ``--dist loadgroup``), so one cluster.
+tests share one worker (``make test`` runs ``--dist loadfile``), so one cluster.
 """
 
 from __future__ import annotations
@@ -28,7 +28,6 @@ from adain import stylize_dataset
 from conftest import write_image
 from test_stylize_dataset import files, flags, make_tree, manifest
 
-pytestmark = pytest.mark.xdist_group("ray")
 ROOT = Path(__file__).resolve().parents[1]
 RAY = Path(sys.executable).with_name("ray")
 # For the cluster and the drivers that join it: Ray turns 127.0.0.1 into the host's address

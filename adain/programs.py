@@ -50,15 +50,21 @@ def programs_dir() -> Path:
   return adain_home() / "programs"
 
 
-@functools.cache
-def _source_digest(extra: str) -> str:
-  """adain's Python source and the file ``extra`` (a program's own), hashed: a changed network
-  or op never reuses an old program."""
+def _source_digest(path: str) -> str:
+  """adain's source and a program's own file (``path``, if outside adain), hashed: a changed
+  network or op never reuses an old program."""
   root = Path(__file__).parent
+  return _digest(str(root)) + ("" if Path(path).is_relative_to(root) else _digest(path))
+
+
+@functools.cache
+def _digest(path: str) -> str:
+  """sha256 of a file, or of every .py file under a folder (read once per process)."""
+  p = Path(path)
   h = hashlib.sha256()
-  for path in sorted({*root.rglob("*.py"), Path(extra)}):
-    if path.is_file():
-      h.update(str(path).encode() + b"\0" + path.read_bytes() + b"\0")
+  for f in sorted(p.rglob("*.py")) if p.is_dir() else [p]:
+    if f.is_file():  # a program defined in an interpreter session has no file
+      h.update(str(f).encode() + b"\0" + f.read_bytes() + b"\0")
   return h.hexdigest()
 
 

@@ -11,7 +11,7 @@ from PIL import Image
 
 import seeded_weights
 
-# The suite never touches the user's weights cache or compilation cache.
+# The suite never touches the user's weights cache or saved programs.
 os.environ["ADAIN_HOME"] = tempfile.mkdtemp(prefix="adain-home-")
 
 

@@ -7,6 +7,7 @@ import pickle
 import subprocess
 import sys
 
+import jax
 import numpy as np
 import pytest
 
@@ -93,7 +94,7 @@ def test_a_damaged_or_foreign_file_is_compiled_again_and_never_runs(tmp_path, mo
   assert not marker.exists()
   with pytest.raises(pickle.UnpicklingError, match="posix.system is not part of a JAX program"):
     programs._load(programs.FORMAT + b'{"outputs": null}\n' + pickle.dumps(_Payload(marker)), None,
-                   __import__("jax").devices()[0])
+                   jax.devices()[0])
 
 
 def test_a_program_saved_beside_jaxs_own_cache_still_runs(tmp_path):

@@ -13,7 +13,7 @@ stylizing actor per GPU, else one for the host (needs adain[ray]). Devices
 are GPUs 0 and 1 (CUDA_VISIBLE_DEVICES) where there are GPUs, else two XLA host devices made of
 the same CPU cores (--xla_force_host_platform_device_count=2). JSON lines give each run's
 seconds, the summary the medians and the speed of each against ``one``. A first untimed run
-fills the compilation cache. Weights are the seeded stand-ins of tests/ (speed does not
+saves the compiled programs. Weights are the seeded stand-ins of tests/ (speed does not
 depend on their values).
 """
 
@@ -80,7 +80,7 @@ def main() -> None:
       "ray": lambda o: [(command(o, "--ray"), base)],
   }
   configs = {name: configs[name] for name in ["one", *args.configs.split(",")]}  # one: the reference
-  for name, runs in configs.items():  # warm the compilation cache
+  for name, runs in configs.items():  # compile and save the programs
     timed(name, runs(tmp / name))
   seconds = {name: [] for name in configs}
   for r in range(args.rounds):

@@ -43,8 +43,10 @@ from PIL import Image
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tools"))
 sys.path.insert(0, str(ROOT / "tests"))
+sys.path.insert(0, str(ROOT))
 MAIN_PYTHON = ROOT / ".venv" / "bin" / "python"
-HUGE_PAGES = "glibc.malloc.hugetlb=1"  # adain.runtime's setting, under which adain.bench computes
+
+from adain.runtime import HUGE_PAGES  # noqa: E402  (stdlib only: the torch venv imports it too)
 
 
 def prepare(src: Path, dst: Path, size: int) -> None:

@@ -33,7 +33,6 @@ def _median_seconds(calls: dict, repeats: int) -> dict[str, float]:
 
 
 def bench(sizes: list[int], repeats: int) -> list[dict]:
-  import jax
   import numpy as np
   import onnxruntime as ort
 
@@ -42,7 +41,6 @@ def bench(sizes: list[int], repeats: int) -> list[dict]:
   from adain.models import AdaIN
   from adain.stylizer import Stylizer
 
-  jax.config.update("jax_enable_compilation_cache", False)
   model = AdaIN()
   stylizer = Stylizer(model)
   with tempfile.TemporaryDirectory(prefix="adain-export-bench-") as tmp:

@@ -1,15 +1,17 @@
-# Each target makes its own virtualenv (.venv) on first use.
+# Each target makes its own virtualenv (.venv) on first use. PYTHON picks the interpreter
+# (e.g. make test PYTHON=/usr/bin/python3; Debian's needs its python3-venv package).
 PYTHON ?= python3
-VENV := .venv
+VENV ?= .venv
+EXTRAS ?= test,train
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: install test stylize stylize-dataset app export bench train train-smoke ablations fixtures clean
+.PHONY: install test test-system-python stylize stylize-dataset app export bench train train-smoke ablations fixtures clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -e '.[test,train]'
+	$(PY) -m pip install -q -e '.[$(EXTRAS)]'
 	touch $(STAMP)
 
 install: $(STAMP)
@@ -21,6 +23,17 @@ $(ORT_WEB)/package.json:
 
 test: $(STAMP) $(ORT_WEB)/package.json
 	$(PY) -m pytest -n 2 --dist loadfile tests
+
+# Saved programs and start-up under a second interpreter (default Debian's own Python, whose
+# pickles differ from pyenv's), in .venv-system; CI runs it after make test.
+SYSTEM_PYTHON ?= /usr/bin/python3
+SYSTEM_TESTS := tests/test_programs.py \
+  tests/test_losses.py::test_adain_does_not_import_training_or_extra_dependencies \
+  tests/test_cli.py::test_huge_page_restart_only_for_several_images
+test-system-python:
+	$(MAKE) install PYTHON=$(SYSTEM_PYTHON) VENV=.venv-system EXTRAS=test
+	.venv-system/bin/python -c 'import sys; print("tests under", sys.executable, sys.version.split()[0])'
+	.venv-system/bin/python -m pytest -n 2 $(SYSTEM_TESTS)
 
 stylize: $(STAMP)
 	$(PY) -m adain.stylize --alpha 0.8

@@ -10,7 +10,8 @@ JAX version and XLA flags, and adain's own source. A warm run reads the executab
 The files are executables, as JAX's own cache holds: whoever can write $ADAIN_HOME/programs
 can run code as the user, as with that cache. They are read with an unpickler that builds only
 the JAX types that jax.experimental.serialize_executable writes, and a file that does not load
-(damaged, or another JAX's) is compiled again and replaced.
+(damaged, or another JAX's) is said once on stderr, compiled again and replaced. The allow-list
+is JAX 0.10's, hence the project's pin below the next minor version.
 """
 
 from __future__ import annotations
@@ -20,7 +21,9 @@ import hashlib
 import io
 import json
 import os
+import enum
 import pickle
+import sys
 import threading
 from pathlib import Path
 
@@ -81,13 +84,43 @@ def _aval(x) -> tuple:
   return np.shape(x), np.dtype(dtype).name, bool(getattr(x, "weak_type", False))
 
 
+def _enum_member(cls, name):
+  """``getattr`` as a pickle may call it: only a member of an allowed enum class, by name.
+
+  Some Pythons (Debian's 3.11.2) pickle an enum member as ``getattr(Class, "Name")``; a plain
+  getattr would let a file walk from an allowed class to anything (``__init__.__globals__``...).
+  """
+  allowed = (isinstance(cls, enum.EnumMeta) and isinstance(name, str)
+             and (cls.__module__, cls.__qualname__) in _JAX_TYPES
+             and getattr(sys.modules.get(cls.__module__), cls.__qualname__, None) is cls
+             and name in cls.__members__)
+  if not allowed:
+    raise pickle.UnpicklingError(f"getattr({getattr(cls, '__qualname__', type(cls).__name__)}, "
+                                 f"{name!r}) is not a member of a JAX enum")
+  return cls.__members__[name]
+
+
 class _Unpickler(serialize_executable._JaxPjrtUnpickler):
   """serialize_executable's reader, building JAX's own program types only."""
 
   def find_class(self, module: str, name: str):
+    if (module, name) == ("builtins", "getattr"):
+      return _enum_member
     if (module, name) not in _JAX_TYPES:
       raise pickle.UnpicklingError(f"{module}.{name} is not part of a JAX program")
     return super().find_class(module, name)
+
+
+_warned = False
+
+
+def _unreadable(path: Path, error: Exception) -> None:
+  """One line on stderr per process: a saved program that stops loading is a lost speed-up."""
+  global _warned
+  if not _warned:
+    _warned = True
+    reason = " ".join(f"{type(error).__name__}: {error}".split())[:200]
+    print(f"saved program {path} unreadable ({reason}); compiling it again", file=sys.stderr)
 
 
 def _out_tree(outputs: int | None):
@@ -173,8 +206,10 @@ class Program:
     path = programs_dir() / f"{self.__name__.strip('_')}-{key[:40]}.bin"
     try:
       return _load(path.read_bytes(), in_tree, device)
-    except Exception:  # noqa: BLE001  (none saved, or unreadable: compiled again below)
-      pass
+    except FileNotFoundError:
+      pass  # none saved yet
+    except Exception as e:  # noqa: BLE001  (damaged, foreign or refused: compiled again below)
+      _unreadable(path, e)
     compiled = _compile(self._jit.trace(static, *args).lower())
     _save(path, compiled)
     return compiled

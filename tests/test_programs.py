@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import os
 import pickle
 import subprocess
@@ -15,12 +16,17 @@ from adain import programs
 from conftest import write_image
 
 
-def _python(code: str, home, **env) -> str:
-  """Runs code in a fresh interpreter with its own ADAIN_HOME; returns its stdout."""
+def _run(code: str, home, **env) -> subprocess.CompletedProcess:
+  """Runs code in a fresh interpreter with its own ADAIN_HOME; it must succeed."""
   done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=600,
                         env={**os.environ, "ADAIN_HOME": str(home), **env})
   assert done.returncode == 0, done.stderr[-3000:]
-  return done.stdout
+  return done
+
+
+def _python(code: str, home, **env) -> str:
+  """Runs code in a fresh interpreter with its own ADAIN_HOME; returns its stdout."""
+  return _run(code, home, **env).stdout
 
 
 STYLIZE = """
@@ -69,32 +75,120 @@ def test_programs_are_keyed_by_shapes_and_the_static_argument(tmp_path, monkeypa
   np.testing.assert_array_equal(_affine(3.0, x, y)[0], 3 * x + 1)
 
 
-class _Payload:
-  """A pickle that would run a command if a plain pickle.load read it."""
-
-  def __init__(self, marker):
-    self.marker = marker
-
-  def __reduce__(self):
-    return os.system, (f"touch {self.marker}",)
+TWICE = ("from adain.programs import Program\nimport numpy as np\n@Program\ndef _twice(s, x):\n"
+         "  return x * s\nprint(_twice(2.0, np.arange(4, dtype=np.float32)).tolist())\n")
 
 
-def test_a_damaged_or_foreign_file_is_compiled_again_and_never_runs(tmp_path, monkeypatch):
-  monkeypatch.setenv("ADAIN_HOME", str(tmp_path))
+def test_a_program_written_by_one_process_is_read_by_the_next(tmp_path):
+  """Fails loudly where saved programs stop loading (another Python's pickles, a new JAX):
+  the second process may not compile."""
+  first = _run(TWICE, tmp_path)
+  assert len(list((tmp_path / "programs").iterdir())) == 1
+  no_compile = ("from adain import programs\ndef _compile(lowered):\n"
+                "  raise SystemExit('compiled again: the saved program was not read back')\n"
+                "programs._compile = _compile\n")
+  second = _run(no_compile + TWICE, tmp_path)
+  assert second.stdout == first.stdout == "[0.0, 2.0, 4.0, 6.0]\n"
+  assert first.stderr == second.stderr == ""
+
+
+# Pickles written opcode by opcode: GLOBAL, a str, and a call of a callable with arguments.
+def _global(module: str, name: str) -> bytes:
+  return b"c" + module.encode() + b"\n" + name.encode() + b"\n"
+
+
+def _str(text: str) -> bytes:
+  return b"X" + len(text.encode()).to_bytes(4, "little") + text.encode()
+
+
+def _call(fn: bytes, *args: bytes) -> bytes:
+  return fn + b"(" + b"".join(args) + b"tR"
+
+
+GETATTR = _global("builtins", "getattr")
+
+
+def _getattr(obj: bytes, name: str) -> bytes:
+  return _call(GETATTR, obj, _str(name))
+
+
+def _os_system(command: str) -> bytes:
+  """os.system(command) reached with getattr alone from a class the allow-list holds:
+  ShapedArray.update.__globals__.get("__builtins__").get("__import__")("os").system(...)."""
+  module_globals = _getattr(_getattr(_global("jax._src.core", "ShapedArray"), "update"), "__globals__")
+  builtins = _call(_getattr(module_globals, "get"), _str("__builtins__"))
+  os_module = _call(_call(_getattr(builtins, "get"), _str("__import__")), _str("os"))
+  return _call(_getattr(os_module, "system"), _str(command))
+
+
+def _unpickle(data: bytes):
+  device = jax.devices()[0]
+  return programs._Unpickler(io.BytesIO(data + b"."), device.client, [device]).load()
+
+
+def test_getattr_fetches_an_allowed_enums_member_and_nothing_else(tmp_path):
+  from jax._src.core import MemorySpace
+
+  memory_space = _global("jax._src.core", "MemorySpace")
+  assert _unpickle(_getattr(memory_space, "Device")) is MemorySpace.Device
+  marker = tmp_path / "ran"
+  attempts = {
+      "a non-member name": _getattr(memory_space, "Nope"),
+      "an enum's attribute": _getattr(memory_space, "__init__"),
+      "a member's attribute": _getattr(_getattr(memory_space, "Device"), "__class__"),
+      "a class that is no enum": _getattr(_global("jax._src.core", "ShapedArray"), "__init__"),
+      "a module's attribute": _getattr(_str("os"), "system"),
+      "os.system": _os_system(f"touch {marker}"),
+  }
+  # The last is a real attack: a plain unpickler runs it.
+  pickle.loads(attempts["os.system"] + b".")
+  assert marker.exists()
+  marker.unlink()
+  for what, data in attempts.items():
+    with pytest.raises(pickle.UnpicklingError, match="is not a member of a JAX enum"):
+      _unpickle(data)
+    assert not marker.exists(), what
+  with pytest.raises(pickle.UnpicklingError, match="posix.system is not part of a JAX program"):
+    _unpickle(_call(_global("posix", "system"), _str(f"touch {marker}")))
+  assert not marker.exists()
+
+
+def test_a_damaged_or_foreign_file_is_said_compiled_again_and_never_runs(tmp_path):
   x = np.arange(4, dtype=np.float32)
-  code = ("from adain.programs import Program\nimport numpy as np\n@Program\ndef _twice(s, x):\n"
-          "  return x * s\nprint(_twice(2.0, np.arange(4, dtype=np.float32)).tolist())\n")
-  assert _python(code, tmp_path).strip() == str((2 * x).tolist())
+  assert _python(TWICE, tmp_path).strip() == str((2 * x).tolist())
   (path,) = (tmp_path / "programs").iterdir()
   marker = tmp_path / "ran"
-  for bad in (b"garbage", programs.FORMAT + b'{"outputs": null}\n' + pickle.dumps(_Payload(marker))):
+  header = programs.FORMAT + b'{"outputs": null}\n'
+  for bad, reason in [(b"garbage", "ValueError: not an adain program"),
+                      (header + _call(_global("posix", "system"), _str(f"touch {marker}")) + b".",
+                       "UnpicklingError: posix.system is not part of a JAX program"),
+                      (header + _os_system(f"touch {marker}") + b".",
+                       "UnpicklingError: getattr(ShapedArray, 'update') is not a member of a JAX enum")]:
     path.write_bytes(bad)
-    assert _python(code, tmp_path).strip() == str((2 * x).tolist())
+    done = _run(TWICE, tmp_path)
+    assert done.stdout.strip() == str((2 * x).tolist())
+    assert done.stderr == f"saved program {path} unreadable ({reason}); compiling it again\n"
     assert path.read_bytes().startswith(programs.FORMAT) and path.stat().st_size > 1000
   assert not marker.exists()
-  with pytest.raises(pickle.UnpicklingError, match="posix.system is not part of a JAX program"):
-    programs._load(programs.FORMAT + b'{"outputs": null}\n' + pickle.dumps(_Payload(marker)), None,
-                   jax.devices()[0])
+
+
+def test_an_unreadable_program_is_said_once_per_process(tmp_path, monkeypatch, capsys):
+  monkeypatch.setattr(programs, "_warned", False)
+  monkeypatch.setattr(programs, "programs_dir", lambda: tmp_path)
+
+  @programs.Program
+  def _plus(s, x):
+    return x + s
+
+  for n in (3, 4):  # two programs, both files damaged
+    _plus(1.0, np.zeros(n, np.float32))
+  for path in tmp_path.iterdir():
+    path.write_bytes(b"garbage")
+  _plus._compiled.clear()
+  for n in (3, 4):
+    np.testing.assert_array_equal(_plus(1.0, np.zeros(n, np.float32)), np.ones(n))
+  lines = capsys.readouterr().err.splitlines()
+  assert len(lines) == 1 and lines[0].endswith("unreadable (ValueError: not an adain program); compiling it again")
 
 
 def test_a_program_saved_beside_jaxs_own_cache_still_runs(tmp_path):

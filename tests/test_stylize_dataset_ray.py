@@ -135,8 +135,16 @@ def test_ray_run_writes_the_one_host_files(cluster, tree, weights, one_host, tmp
 
 
 def _stylize_actors(cluster) -> list[psutil.Process]:
-  """The cluster's stylizing actors' processes."""
-  return [p for p in psutil.Process(cluster[1]).children(recursive=True) if "_Stylize" in " ".join(p.cmdline())]
+  """The cluster's stylizing actors' processes (a worker that exits while they are listed, a
+  zombie for a moment, is none of them)."""
+  actors = []
+  for p in psutil.Process(cluster[1]).children(recursive=True):
+    try:
+      if "_Stylize" in " ".join(p.cmdline()):
+        actors.append(p)
+    except (psutil.NoSuchProcess, psutil.AccessDenied):  # ZombieProcess is a NoSuchProcess
+      pass
+  return actors
 
 
 def test_a_killed_actor_is_replaced_and_nothing_is_lost(cluster, tree, weights, one_host, tmp_path):

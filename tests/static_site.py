@@ -50,6 +50,8 @@ def write_y4m(path: Path, w: int, h: int, frames: int = 12) -> Path:
 
 
 def chromium_args(clip: Path) -> list[str]:
-  """Launch flags: no sandbox (containers), and a fake camera that plays ``clip``, allowed."""
+  """Launch flags: no sandbox (containers), a fake camera that plays ``clip``, allowed, and WebGPU
+  (Debian's Chromium then gives pages on http://127.0.0.1 its software adapter, SwiftShader,
+  headless and without a GPU; nothing else is needed)."""
   return ["--no-sandbox", "--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream",
-          f"--use-file-for-fake-video-capture={clip}"]
+          f"--use-file-for-fake-video-capture={clip}", "--enable-unsafe-webgpu"]

@@ -14,7 +14,7 @@ from PIL import Image
 
 from adain.export import __main__ as export_main
 from conftest import write_image
-from static_site import ORT_WEB, chromium_args, serve, write_y4m
+from static_site import ORT_WEB, chromium_args, serve, serve_isolated, write_y4m
 from test_app import cli
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
@@ -42,15 +42,21 @@ def little_cli(weights, files, tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def site(weights, tmp_path_factory):
-  """The exported pair with its page, served on a free loopback port: its URL."""
+def exported(weights, tmp_path_factory):
+  """The exported pair with its page: the folder."""
   assert (ORT_WEB / "package.json").is_file(), \
       "onnxruntime-web is missing: make test installs it (npm install --no-save onnxruntime-web@1.30.0)"
   out = tmp_path_factory.mktemp("site")
   rc = export_main.main(["--vgg", str(weights[0]), "--decoder", str(weights[1]), "--output", str(out),
                          "--web", "--ort-web", str(ORT_WEB)])
   assert rc == 0
-  with serve(out) as url:
+  return out
+
+
+@pytest.fixture(scope="module")
+def site(exported):
+  """The page served on a free loopback port with no COOP/COEP headers: its URL."""
+  with serve(exported) as url:
     yield url
 
 
@@ -74,15 +80,15 @@ def open_page(browser, site):
   record every request not to the page's server; returns the tab once the model has loaded."""
   contexts = []
 
-  def open_(query: str, init_script: str | None = None):
+  def open_(query: str, init_script: str | None = None, root: str = site):
     context = browser.new_context(viewport={"width": 1360, "height": 860})
     contexts.append(context)
     if init_script:
       context.add_init_script(init_script)
     tab = context.new_page()
     tab.outside = []
-    tab.on("request", lambda r: r.url.startswith((site, "data:", "blob:")) or tab.outside.append(r.url))
-    tab.goto(site + query)
+    tab.on("request", lambda r: r.url.startswith((root, "data:", "blob:")) or tab.outside.append(r.url))
+    tab.goto(root + query)
     tab.wait_for_function("document.body.dataset.state !== 'loading'", timeout=120_000)
     return tab
 
@@ -221,6 +227,23 @@ def test_forced_webgpu_does_not_fall_back(open_page, files):
 def test_badge_names_the_backend_in_use(open_page, query, broken, shown):
   page = open_page(query, BREAK_WEBGPU.get(broken))
   assert badge(page) == shown
+
+
+def test_served_by_adain_export_serve_webassembly_runs_threads(open_page, exported, files, little_cli,
+                                                              tmp_path):
+  """python -m adain.export.serve's headers make the page cross-origin isolated: WebAssembly on
+  min(4, cores) threads, more than one, and the CLI's pixels still."""
+  with serve_isolated(exported) as root:
+    page = open_page("?backend=wasm", root=root)
+    isolated, threads = page.evaluate("[self.crossOriginIsolated, Math.min(4, navigator.hardwareConcurrency)]")
+    assert isolated and threads > 1, "needs a machine of 2 cores or more"
+    label = f"WebAssembly · {threads} threads"
+    assert status(page) == f"{label} · crossOriginIsolated · ready: choose a content photo and a style image"
+    stylize(page, files["little"], files["square"], "0.6")
+    assert status(page).startswith(f"{label} · ") and badge(page) == label
+    assert_close(result_pixels(page, tmp_path), little_cli)
+    assert page.outside == []
+    page.context.close()  # before the server stops
 
 
 def test_webcam_frames_are_live(page, files, tmp_path):

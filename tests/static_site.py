@@ -77,9 +77,10 @@ def write_y4m(path: Path, w: int, h: int, frames: int = 12) -> Path:
   return path
 
 
-def chromium_args(clip: Path) -> list[str]:
-  """Launch flags: no sandbox (containers), a fake camera that plays ``clip``, allowed, and WebGPU
-  (Debian's Chromium then gives pages on http://127.0.0.1 its software adapter, SwiftShader,
-  headless and without a GPU; nothing else is needed)."""
-  return ["--no-sandbox", "--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream",
-          f"--use-file-for-fake-video-capture={clip}", "--enable-unsafe-webgpu"]
+def chromium_args(clip: Path | None = None) -> list[str]:
+  """Launch flags: no sandbox (containers), WebGPU (Debian's Chromium then gives pages on
+  http://127.0.0.1 its software adapter, SwiftShader, headless and without a GPU; nothing else is
+  needed), and with ``clip`` a fake camera that plays it, allowed."""
+  camera = ["--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream",
+            f"--use-file-for-fake-video-capture={clip}"] if clip else []
+  return ["--no-sandbox", "--enable-unsafe-webgpu", *camera]

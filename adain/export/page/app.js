@@ -1,8 +1,8 @@
 // The page of `python -m adain.export --web`: encoder.onnx and generator.onnx in onnxruntime-web,
 // on WebGPU where the browser offers it, else WebAssembly; WebGPU that fails to load or on its
-// first picture hands over to WebAssembly. Stills go image -> encoder (once per
-// image) -> generator (again on every alpha move); live frames go camera -> encoder -> generator
-// with the style encoded once. Nothing is fetched from anywhere but this page's own folder.
+// first picture hands over to WebAssembly. Stills go image -> encoder (once per image) ->
+// generator (again on every alpha move); live frames go camera -> encoder -> generator with the
+// style encoded once. Nothing is fetched from anywhere but this page's own folder.
 
 import * as ort from './ort/ort.bundle.min.mjs';
 import { fitSize, resize } from './resize.js';
@@ -106,14 +106,14 @@ async function backends() {
 // Both sessions on one backend, in state; the badge names it (its tooltip, a fallback's reason).
 async function useBackend(backend, [encoderBytes, generatorBytes]) {
   const encoder = await session('encoder.onnx', encoderBytes, backend);
+  let generator;
   try {
-    state.generator = await session('generator.onnx', generatorBytes, backend);
+    generator = await session('generator.onnx', generatorBytes, backend);
   } catch (e) {
     await encoder.release();
     throw e;
   }
-  state.encoder = encoder;
-  state.backend = backend;
+  Object.assign(state, { encoder, generator, backend });
   ui.backend.textContent = backendLabel();
   ui.backend.title = state.fallback && `WebGPU failed: ${state.fallback}`;
 }

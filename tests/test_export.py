@@ -175,6 +175,30 @@ def test_sizes_and_batch_are_symbolic(exported, sessions, weights):
   assert np.max(np.abs(own[1] - out[1])) > 1e-3
 
 
+def test_pooling_has_no_ceil_mode_and_gives_ceil_modes_outputs(exported):
+  """No node has ceil_mode=1 (onnxruntime-web's WebGPU MaxPool cannot run it), and the padded
+  floor-mode pooling gives exactly what ceil-mode MaxPools give, at odd and even sizes."""
+  encoder = onnx.load(exported / "encoder.onnx")
+  for graph in (encoder.graph, onnx.load(exported / "generator.onnx").graph):
+    assert not [n.op_type for n in graph.node for a in n.attribute if a.name == "ceil_mode" and a.i]
+  pools = [n for n in encoder.graph.node if n.op_type == "MaxPool"]
+  assert len(pools) == 3
+  for node in pools:  # the encoder as it was exported before: ceil mode, no pads
+    del node.attribute[:]
+    node.attribute.extend([onnx.helper.make_attribute("kernel_shape", [2, 2]),
+                           onnx.helper.make_attribute("strides", [2, 2]),
+                           onnx.helper.make_attribute("ceil_mode", 1)])
+  ceil = ort.InferenceSession(encoder.SerializeToString(), providers=["CPUExecutionProvider"])
+  floor = ort.InferenceSession(str(exported / "encoder.onnx"), providers=["CPUExecutionProvider"])
+  rng = np.random.default_rng(1)
+  for h, w in [(37, 45), (17, 63), (36, 48), (24, 32)]:
+    x = rng.random((1, h, w, 3), dtype=np.float32)
+    got, want = floor.run(None, {"image": x}), ceil.run(None, {"image": x})
+    assert got[0].shape == (1, -(-h // 8), -(-w // 8), 512)
+    for g, c in zip(got, want):
+      np.testing.assert_array_equal(g, c)
+
+
 @pytest.mark.parametrize("fusion,norm", [("concat", "none"), ("adain", "batch"), ("adain", "instance")])
 def test_ablation_decoder_is_refused(weights, tmp_path, capsys, fusion, norm):
   dec = tmp_path / "ablation.npz"

@@ -1,6 +1,7 @@
 """The page of python -m adain.export --web in Debian's Chromium (Playwright), served on a loopback
 port, on WebAssembly: the CLI's pixels, a fake webcam, errors in #status, Pillow's resize, and
-no request to any other address."""
+no request to any other address; on WebGPU (Chromium's software adapter): the CLI's pixels, and
+the fallback to WebAssembly when WebGPU fails to load or to run."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ from PIL import Image
 
 from adain.export import __main__ as export_main
 from conftest import write_image
-from static_site import ORT_WEB, chromium_args, serve, write_y4m
+from static_site import ORT_WEB, chromium_args, serve, serve_isolated, write_y4m
 from test_app import cli
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
@@ -28,19 +29,34 @@ def files(tmp_path_factory):
   return {"content": write_image(d / "photo.png", 96, 128, 1),
           "style": write_image(d / "brush.png", 112, 80, 2),
           "small": write_image(d / "tiny.png", 12, 40, 3),
+          "little": write_image(d / "little.png", 36, 48, 4),  # a pair the software adapter runs in seconds
+          "square": write_image(d / "square.png", 32, 32, 5),
           "bad": bad}
 
 
 @pytest.fixture(scope="module")
-def site(weights, tmp_path_factory):
-  """The exported pair with its page, served on a free loopback port: its URL."""
+def little_cli(weights, files, tmp_path_factory):
+  """The CLI's PNG for the little pair at alpha 0.6."""
+  return cli(weights, tmp_path_factory.mktemp("cli"), str(files["little"]), [str(files["square"])],
+             "--alpha", "0.6", "--content-size", "0", "--style-size", "0")
+
+
+@pytest.fixture(scope="module")
+def exported(weights, tmp_path_factory):
+  """The exported pair with its page: the folder."""
   assert (ORT_WEB / "package.json").is_file(), \
       "onnxruntime-web is missing: make test installs it (npm install --no-save onnxruntime-web@1.30.0)"
   out = tmp_path_factory.mktemp("site")
   rc = export_main.main(["--vgg", str(weights[0]), "--decoder", str(weights[1]), "--output", str(out),
                          "--web", "--ort-web", str(ORT_WEB)])
   assert rc == 0
-  with serve(out) as url:
+  return out
+
+
+@pytest.fixture(scope="module")
+def site(exported):
+  """The page served on a free loopback port with no COOP/COEP headers: its URL."""
+  with serve(exported) as url:
     yield url
 
 
@@ -59,18 +75,43 @@ def browser(tmp_path_factory):
 
 
 @pytest.fixture
-def page(browser, site):
-  """A fresh tab on the page (WebAssembly) that records every request not to the page's server."""
-  context = browser.new_context(viewport={"width": 1360, "height": 860})
-  tab = context.new_page()
-  tab.outside = []
-  tab.on("request", lambda r: r.url.startswith((site, "data:", "blob:")) or tab.outside.append(r.url))
-  tab.goto(site + "?backend=wasm")
-  tab.wait_for_function("document.body.dataset.state !== 'loading'", timeout=120_000)
+def open_page(browser, site):
+  """Opens the page with a query (and a script run before the page's own) in fresh tabs that
+  record every request not to the page's server; returns the tab once the model has loaded."""
+  contexts = []
+
+  def open_(query: str, init_script: str | None = None, root: str = site):
+    context = browser.new_context(viewport={"width": 1360, "height": 860})
+    contexts.append(context)
+    if init_script:
+      context.add_init_script(init_script)
+    tab = context.new_page()
+    tab.outside = []
+    tab.on("request", lambda r: r.url.startswith((root, "data:", "blob:")) or tab.outside.append(r.url))
+    tab.goto(root + query)
+    tab.wait_for_function("document.body.dataset.state !== 'loading'", timeout=120_000)
+    return tab
+
   try:
-    yield tab
+    yield open_
   finally:
-    context.close()
+    for context in contexts:
+      context.close()
+
+
+@pytest.fixture
+def page(open_page):
+  """A fresh tab on the page on WebAssembly."""
+  return open_page("?backend=wasm")
+
+
+# WebGPU broken on purpose before the page's script runs: at load (no device, so no session) or
+# at the first run (no compute pipeline, as with a kernel the backend lacks).
+BREAK_WEBGPU = {
+    "load": "GPUAdapter.prototype.requestDevice = () => Promise.reject(new Error('broken on purpose'));",
+    "run": "GPUDevice.prototype.createComputePipeline = () => { throw new Error('broken on purpose'); };"
+           "GPUDevice.prototype.createComputePipelineAsync = () => Promise.reject(new Error('broken on purpose'));",
+}
 
 
 def status(page) -> str:
@@ -80,6 +121,26 @@ def status(page) -> str:
 def wait_for_status(page, text: str, timeout: float = 120_000) -> None:
   page.wait_for_function("t => document.querySelector('#status').textContent.includes(t)", arg=text,
                          timeout=timeout)
+
+
+def badge(page) -> str:
+  return page.locator("#backend").text_content()
+
+
+def stylize(page, content, style, alpha: str) -> None:
+  """A pair through #alpha, #content and #style, until #status shows the result's size."""
+  w, h = Image.open(content).size
+  page.locator("#alpha").fill(alpha)
+  page.locator("#content").set_input_files(content)
+  page.locator("#style").set_input_files(style)
+  wait_for_status(page, f"ms · {w}×{h}", timeout=300_000)
+
+
+def assert_close(got: np.ndarray, want: np.ndarray) -> None:
+  """Within 3 levels of 255, 0.5 on average: float32 kernels other than XLA's."""
+  assert got.shape == want.shape
+  diff = np.abs(got.astype(int) - want)
+  assert diff.max() <= 3 and diff.mean() <= 0.5, (diff.max(), diff.mean())
 
 
 def result_pixels(page, tmp_path) -> np.ndarray:
@@ -105,21 +166,84 @@ CANVAS_SUM = """(() => {
 
 def test_pair_gives_the_cli_pixels(page, files, weights, tmp_path):
   """#content, #style, #alpha, #download: the CLI's PNG within 3 levels (0.5 mean), on WASM."""
-  assert "WebAssembly" in status(page) and "ready" in status(page)
-  page.locator("#alpha").fill("0.6")
-  page.locator("#content").set_input_files(files["content"])
-  page.locator("#style").set_input_files(files["style"])
-  wait_for_status(page, "ms · 128×96")
+  assert status(page).startswith("WebAssembly · 1 thread · not crossOriginIsolated") and "ready" in status(page)
+  stylize(page, files["content"], files["style"], "0.6")
   assert status(page).startswith("WebAssembly · 1 thread · ")
-  got = result_pixels(page, tmp_path)
   want = cli(weights, tmp_path / "cli", str(files["content"]), [str(files["style"])], "--alpha", "0.6",
              "--content-size", "0", "--style-size", "0")
-  assert got.shape == want.shape == (96, 128, 3)
-  diff = np.abs(got.astype(int) - want)
-  assert diff.max() <= 3 and diff.mean() <= 0.5, (diff.max(), diff.mean())
+  assert want.shape == (96, 128, 3)
+  assert_close(result_pixels(page, tmp_path), want)
   assert page.locator("#download").get_attribute("download") == "photo_stylized_brush.png"
   page.screenshot(path=tmp_path / "page.png")
   assert page.outside == []
+
+
+def test_webgpu_gives_the_cli_pixels(open_page, files, little_cli, tmp_path):
+  """?backend=webgpu on Chromium's software adapter: the little pair, the CLI's PNG."""
+  page = open_page("?backend=webgpu")
+  assert status(page) == "WebGPU · ready: choose a content photo and a style image"
+  stylize(page, files["little"], files["square"], "0.6")
+  assert status(page).startswith("WebGPU · ") and badge(page) == "WebGPU"
+  assert_close(result_pixels(page, tmp_path), little_cli)
+  page.screenshot(path=tmp_path / "webgpu.png")
+  assert page.outside == []
+
+
+@pytest.mark.parametrize("when", ["load", "run"])
+def test_webgpu_that_fails_falls_back_to_webassembly(open_page, files, little_cli, tmp_path, when):
+  """The page picks WebGPU by itself; broken, it says why, and the same pair is stylized on
+  WebAssembly, with the CLI's pixels."""
+  page = open_page("", BREAK_WEBGPU[when])
+  if when == "load":
+    assert status(page).startswith("WebAssembly · 1 thread · not crossOriginIsolated")
+    assert status(page).endswith(" · WebGPU failed: encoder.onnx: failed to load on webgpu "
+                                 "(no available backend found. ERR: [webgpu] Error: broken on purpose)")
+  else:
+    assert badge(page) == "WebGPU"
+  stylize(page, files["little"], files["square"], "0.6")
+  line = status(page)
+  assert line.startswith("WebAssembly · 1 thread · ") and "ms · 48×36 · WebGPU failed: " in line, line
+  assert line.endswith("broken on purpose)" if when == "load" else "broken on purpose"), line
+  assert badge(page) == "WebAssembly · 1 thread"
+  assert "broken on purpose" in page.locator("#backend").get_attribute("title")
+  assert_close(result_pixels(page, tmp_path), little_cli)
+  page.screenshot(path=tmp_path / f"fallback-{when}.png")
+  assert page.outside == []
+
+
+def test_forced_webgpu_does_not_fall_back(open_page, files):
+  page = open_page("?backend=webgpu", BREAK_WEBGPU["run"])
+  page.locator("#style").set_input_files(files["square"])
+  wait_for_status(page, "error: ")
+  assert "broken on purpose" in status(page) and badge(page) == "WebGPU"
+
+
+@pytest.mark.parametrize("query,broken,shown", [
+    ("?backend=wasm", None, "WebAssembly · 1 thread"),
+    ("?backend=webgpu", None, "WebGPU"),
+    ("", None, "WebGPU"),  # the browser offers an adapter: the page takes it
+    ("", "load", "WebAssembly · 1 thread"),
+])
+def test_badge_names_the_backend_in_use(open_page, query, broken, shown):
+  page = open_page(query, BREAK_WEBGPU.get(broken))
+  assert badge(page) == shown
+
+
+def test_served_by_adain_export_serve_webassembly_runs_threads(open_page, exported, files, little_cli,
+                                                              tmp_path):
+  """python -m adain.export.serve's headers make the page cross-origin isolated: WebAssembly on
+  min(4, cores) threads, more than one, and the CLI's pixels still."""
+  with serve_isolated(exported) as root:
+    page = open_page("?backend=wasm", root=root)
+    isolated, threads = page.evaluate("[self.crossOriginIsolated, Math.min(4, navigator.hardwareConcurrency)]")
+    assert isolated and threads > 1, "needs a machine of 2 cores or more"
+    label = f"WebAssembly · {threads} threads"
+    assert status(page) == f"{label} · crossOriginIsolated · ready: choose a content photo and a style image"
+    stylize(page, files["little"], files["square"], "0.6")
+    assert status(page).startswith(f"{label} · ") and badge(page) == label
+    assert_close(result_pixels(page, tmp_path), little_cli)
+    assert page.outside == []
+    page.context.close()  # before the server stops
 
 
 def test_webcam_frames_are_live(page, files, tmp_path):
@@ -148,9 +272,7 @@ def test_broken_uploads_get_a_line_and_the_page_keeps_working(page, files, tmp_p
   wait_for_status(page, "notes.png: not an image this browser can read")
   page.locator("#style").set_input_files(files["small"])
   wait_for_status(page, "tiny.png: too small (40×12); images need at least 16 pixels a side")
-  page.locator("#content").set_input_files(files["content"])
-  page.locator("#style").set_input_files(files["style"])
-  wait_for_status(page, "ms · 128×96")
+  stylize(page, files["content"], files["style"], "1")
   assert page.locator("#status").get_attribute("data-kind") == "ok"
   assert page.outside == []
 

@@ -1,13 +1,16 @@
 """adain.export.web without a browser: where onnxruntime-web is looked for, the one line when it is
-missing (nothing written), and what a page folder holds."""
+missing (nothing written), and what a page folder holds; adain.export.serve's headers, MIME types,
+Ctrl-C and bad folders."""
 
 from __future__ import annotations
+
+import urllib.request
 
 import pytest
 
 from adain.errors import AdainError
-from adain.export import web
-from static_site import ORT_WEB
+from adain.export import serve, web
+from static_site import ORT_WEB, serve_isolated
 
 
 def test_missing_onnxruntime_web_is_one_line(tmp_path, monkeypatch):
@@ -51,3 +54,28 @@ def test_page_folder_has_the_page_and_only_the_runtime_files_it_loads(tmp_path, 
   for element in ("content", "style", "alpha", "result", "status", "download", "live", "fps"):
     assert f'id="{element}"' in html
   assert "http" not in html + (tmp_path / "app.js").read_text()  # no address but the page's own
+
+
+def test_serve_sends_isolation_headers_and_the_pages_types(tmp_path):
+  """COOP and COEP on every file (the page then gets threads), the types a module, a wasm
+  runtime and a model need; Ctrl-C then stops it with exit status 0 (serve_isolated checks)."""
+  files = {"index.html": "text/html", "app.js": "text/javascript", "ort/ort.bundle.min.mjs": "text/javascript",
+           "ort/ort-wasm-simd-threaded.jsep.wasm": "application/wasm", "encoder.onnx": "application/octet-stream"}
+  for name in files:
+    (tmp_path / name).parent.mkdir(exist_ok=True)
+    (tmp_path / name).write_bytes(b"x")
+  with serve_isolated(tmp_path) as url:
+    for name, mime in files.items():
+      with urllib.request.urlopen(url + name) as answer:
+        assert answer.headers["Content-Type"] == mime, name
+        assert answer.headers["Cross-Origin-Opener-Policy"] == "same-origin"
+        assert answer.headers["Cross-Origin-Embedder-Policy"] == "require-corp"
+
+
+def test_serve_refuses_a_folder_without_a_page_in_one_line(tmp_path, capsys):
+  for folder, problem in [(tmp_path / "nope", "not a folder"),
+                          (tmp_path, "no index.html (write the page with python -m adain.export --output DIR --web)")]:
+    with pytest.raises(SystemExit) as e:
+      serve.main([str(folder)])
+    assert e.value.code == 2
+    assert capsys.readouterr().err == f"python -m adain.export.serve: error: {folder}: {problem}\n"

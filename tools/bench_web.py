@@ -1,19 +1,29 @@
-"""The exported page's speed in headless Chromium on WebAssembly: milliseconds per live frame
-(camera frame -> encoder -> generator -> canvas, as the page reports it) at SIZE x SIZE, beside
-ONNX Runtime's CPU provider on one thread running the same pair, as a JSON line.
+"""The exported page's speed in headless Chromium, side by side in one run: milliseconds per
+SIZE x SIZE frame (encoder, then generator, then the canvas, as the page's own #status reports
+it) on WebAssembly with 1 thread and with threads, beside ONNX Runtime's native CPU provider on
+the same pair; and WebGPU on Chromium's software adapter at the browser test's small size.
 
-The model has random weights (speed does not depend on them), exported with adain.export and the
-page with adain.export.web, served by a loopback static server that sends no COOP/COEP headers, as
-`python -m http.server` does: one WebAssembly thread. The fake camera plays a SIZE x SIZE clip and
-?live=SIZE fixes the frame size. Needs Debian's chromium and onnxruntime-web (make bench fetches it).
+A frame is a still: the same content file chosen again (encoded, generated, painted), with the
+style encoded once, which is a live frame's work bar the camera read, and ends with a line in
+#status; the page's CSS animations are switched off (see Page). The backends take turns, --frames each per round for --rounds rounds after one warm-up
+frame each, so that a change in the machine's load falls on all of them. One thread is the page as
+any static server gives it (no COOP/COEP headers, as `python -m http.server`); threads are the
+page as `python -m adain.export.serve` gives it (cross-origin isolated: min(4, cores)). ONNX
+Runtime runs on 1 thread and on as many as the page's WebAssembly. WebGPU here is SwiftShader, a
+CPU emulation of a GPU: it shows that the path works, not how fast a GPU is; it takes turns with
+WebAssembly on 1 thread at the same size.
+
+The model has random weights (speed does not depend on them). Prints one JSON line per backend,
+then the table as Markdown. Needs Debian's chromium and onnxruntime-web (make bench fetches it).
 """
 
 from __future__ import annotations
 
 import argparse
+import datetime
 import json
+import os
 import platform
-import re
 import shutil
 import statistics
 import sys
@@ -23,33 +33,84 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
+SMALL = (48, 36)  # the browser test's WebGPU pair: content 48x36, style 32x32
+STATUS = "document.querySelector('#status').textContent"
 
-def _ort_cpu_ms(site: Path, size: int, frames: int) -> float:
-  """The same frame (encoder, then generator) in ONNX Runtime's CPU provider on one thread, right
-  after the page's frames: the reference that makes the page's number a ratio on a busy machine."""
+
+class Page:
+  """The page at ``url`` with ``style`` chosen, timing stills of ``content``."""
+
+  def __init__(self, browser, url: str, content: Path, style: Path):
+    self.page, self.content = browser.new_page(), content
+    self.page.goto(url)
+    # No CSS animation: headless Chromium composites in software, and #status's blinking busy dot
+    # alone made a 256x256 frame 1.5-7x slower here (2.1-2.5 s without it, 3.1-14 s with it).
+    self.page.add_style_tag(content="*, *::before, *::after { animation: none !important; }")
+    self.page.wait_for_function("document.body.dataset.state === 'ready'", timeout=600_000)
+    self.page.locator("#style").set_input_files(style)
+    self.page.wait_for_function(f"{STATUS}.includes('Now choose')", timeout=600_000)
+    self.label = self.page.locator("#backend").text_content()
+    self.frames(1)  # warm-up: sessions' first runs compile and allocate
+
+  def frames(self, n: int) -> list[float]:
+    times = []
+    for _ in range(n):
+      self.page.evaluate(f"{STATUS} = ''")
+      self.page.locator("#content").set_input_files(self.content)
+      line = self.page.wait_for_function(f"/ ms · |error/.test({STATUS}) && {STATUS}",
+                                         timeout=600_000).json_value()
+      if " ms · " not in line:
+        raise RuntimeError(f"{self.label}: {line}")
+      times.append(float(line.split(" ms · ")[0].rsplit(" · ", 1)[1]))  # '... · 812 ms · 256×256'
+    return times
+
+
+class NativeOrt:
+  """The same frame (encoder, then generator) in ONNX Runtime's CPU provider on ``threads``."""
+
+  def __init__(self, site: Path, size: int, threads: int):
+    import numpy as np
+    import onnxruntime as ort
+
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads, opts.inter_op_num_threads = threads, 1
+    self.encoder, self.generator = (
+        ort.InferenceSession(str(site / name), opts, providers=["CPUExecutionProvider"])
+        for name in ("encoder.onnx", "generator.onnx"))
+    self.image = np.random.default_rng(0).random((1, size, size, 3), dtype=np.float32)
+    _, self.mean, self.std = self.encoder.run(None, {"image": self.image})
+    self.alpha = np.array(1.0, np.float32)
+    self.label = f"ONNX Runtime CPU · {threads} thread{'s' if threads > 1 else ''}"
+    self.frames(1)
+
+  def frames(self, n: int) -> list[float]:
+    times = []
+    for _ in range(n):
+      t0 = time.perf_counter()
+      (content,) = self.encoder.run(["content"], {"image": self.image})
+      self.generator.run(None, {"content": content, "style_mean": self.mean, "style_std": self.std,
+                                "alpha": self.alpha})
+      times.append((time.perf_counter() - t0) * 1000)
+    return times
+
+
+def _noise_png(path: Path, w: int, h: int) -> Path:
   import numpy as np
-  import onnxruntime as ort
+  from PIL import Image
 
-  opts = ort.SessionOptions()
-  opts.intra_op_num_threads = opts.inter_op_num_threads = 1
-  encoder, generator = (ort.InferenceSession(str(site / name), opts, providers=["CPUExecutionProvider"])
-                        for name in ("encoder.onnx", "generator.onnx"))
-  rng = np.random.default_rng(0)
-  _, mean, std = encoder.run(None, {"image": rng.random((1, size, size, 3), dtype=np.float32)})
-  alpha = np.array(1.0, np.float32)
-  times = []
-  for _ in range(frames + 1):
-    t0 = time.perf_counter()
-    (content,) = encoder.run(["content"], {"image": rng.random((1, size, size, 3), dtype=np.float32)})
-    generator.run(None, {"content": content, "style_mean": mean, "style_std": std, "alpha": alpha})
-    times.append((time.perf_counter() - t0) * 1000)
-  return statistics.median(times[1:])
+  Image.fromarray(np.random.default_rng(w).integers(0, 256, (h, w, 3), dtype=np.uint8)).save(path)
+  return path
+
+
+def _load() -> str:
+  return " ".join(f"{v:.2f}" for v in os.getloadavg())
 
 
 def main() -> int:
   p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-  p.add_argument("--size", type=int, default=256, help="live frame side in pixels")
-  p.add_argument("--frames", type=int, default=8, help="frames timed, after 2 warm-up frames")
+  p.add_argument("--size", type=int, default=256, help="frame side in pixels")
+  p.add_argument("--frames", type=int, default=2, help="frames timed per backend per round")
+  p.add_argument("--rounds", type=int, default=3, help="rounds of turns")
   p.add_argument("--ort-web", default="node_modules/onnxruntime-web", help="onnxruntime-web package folder")
   args = p.parse_args()
 
@@ -58,45 +119,50 @@ def main() -> int:
   from adain.export import onnx_graph
   from adain.export.web import find_ort_web, write_page
   from adain.models import AdaIN
-  from static_site import chromium_args, serve, write_y4m
+  from static_site import chromium_args, serve, serve_isolated
 
   chromium = shutil.which("chromium") or shutil.which("chromium-browser")
   if chromium is None:
     print("error: the benchmark needs Debian's chromium: apt-get install chromium", file=sys.stderr)
     return 1
+  load_before = _load()
   with tempfile.TemporaryDirectory(prefix="adain-bench-web-") as tmp:
-    site = Path(tmp) / "site"
+    tmp = Path(tmp)
+    site = tmp / "site"
     onnx_graph.write(AdaIN(), site)
     write_page(site, find_ort_web(args.ort_web))
-    clip = write_y4m(Path(tmp) / "clip.y4m", args.size, args.size)
-    with serve(site) as root, sync_playwright() as pw:
-      browser = pw.chromium.launch(executable_path=chromium, args=chromium_args(clip))
-      page = browser.new_page()
-      page.goto(f"{root}?backend=wasm&live={args.size}")
-      page.wait_for_function("document.body.dataset.state === 'ready'", timeout=300_000)
-      page.locator("#style").set_input_files(site / "demo" / "style.png")
-      page.wait_for_function("document.querySelector('#status').textContent.includes('Now choose')",
-                             timeout=300_000)
-      page.click("#live")
-      ms = []
-      for n in range(1, args.frames + 3):  # frame 1 warms up, frame 2 starts the clock
-        page.wait_for_function("n => Number(document.body.dataset.frames) >= n", arg=n, timeout=300_000)
-        if n == 2:
-          t0 = time.perf_counter()
-        elif n > 2:
-          ms.append(float(re.search(r"· (\d+) ms ·", page.locator("#status").text_content()).group(1)))
-      wall = (time.perf_counter() - t0) / args.frames * 1000
-      fps = float(page.locator("#fps").text_content().split()[0])
-      frame = page.locator("#live-size").text_content().removeprefix("live ")
+    big = _noise_png(tmp / "big.png", args.size, args.size)
+    small, style = _noise_png(tmp / "small.png", *SMALL), _noise_png(tmp / "style.png", 32, 32)
+    with serve(site) as plain, serve_isolated(site) as isolated, sync_playwright() as pw:
+      browser = pw.chromium.launch(executable_path=chromium, args=chromium_args())
+      wasm_1, wasm_n = (Page(browser, root + "?backend=wasm", big, style) for root in (plain, isolated))
+      threads = int(wasm_n.label.split(" · ")[1].split()[0])  # 'WebAssembly · 2 threads'
+      groups = [(f"{args.size}×{args.size}", [wasm_1, wasm_n, NativeOrt(site, args.size, 1),
+                                              NativeOrt(site, args.size, threads)]),
+                (f"{SMALL[0]}×{SMALL[1]}", [Page(browser, plain + f"?backend={b}", small, style)
+                                            for b in ("webgpu", "wasm")])]
+      times = {(size, r.label): [] for size, runners in groups for r in runners}
+      for size, runners in groups:
+        for _ in range(args.rounds):
+          for r in runners:
+            times[size, r.label] += r.frames(args.frames)
       version = browser.version
       browser.close()
-    native = _ort_cpu_ms(site, args.size, args.frames)
-  print(json.dumps({"bench": "web_page", "backend": "wasm", "threads": 1, "frame": frame,
-                    "ms_per_frame": statistics.median(ms), "ms_per_frame_wall": round(wall, 1),
-                    "fps": fps, "ort_cpu_1_thread_ms": round(native, 1),
-                    "page_vs_ort_cpu": round(statistics.median(ms) / native, 2),
-                    "frames": args.frames, "chromium": version,
-                    "cpu": platform.processor() or platform.machine()}))
+  load_after = _load()
+
+  print(f"{datetime.date.today()} · {platform.machine()}, {os.cpu_count()} cores · Chromium {version} · "
+        f"load average (1, 5, 15 min) {load_before} before, {load_after} after · "
+        f"tools/bench_web.py --size {args.size} --frames {args.frames} --rounds {args.rounds}")
+  for (size, label), ms in times.items():
+    print(json.dumps({"bench": "web_page", "backend": label, "frame": size,
+                      "ms_per_frame": round(statistics.median(ms), 1), "frames_ms": [round(t, 1) for t in ms]}))
+  print("\n| backend | frame | ms/frame, median | frames | speed vs WebAssembly, 1 thread, same size |")
+  print("| --- | --- | --- | --- | --- |")
+  for (size, label), ms in times.items():
+    base = statistics.median(times[size, "WebAssembly · 1 thread"])
+    note = " (SwiftShader: a correctness path, not a speed figure)" if label == "WebGPU" else ""
+    print(f"| {label}{note} | {size} | {statistics.median(ms):,.0f} | {len(ms)} | "
+          f"{base / statistics.median(ms):.2f}× |")
   return 0
 
 

@@ -8,10 +8,12 @@ outputs are NHWC as in adain; inside, the graphs are NCHW, ONNX's layout for Con
 Batch and image sizes are symbolic, so one file serves every size of 16 pixels a side and up.
 
 The ops are the model's (adain.ops, pytorch-AdaIN's net.py): reflection padding, ceil-mode max
-pooling, statistics with the unbiased variance plus eps under the square root (ops.mean_std),
-and the decoder's upsampling layers computed as ops.upsample_conv does, a 2x2 convolution of the
-four output phases (1.05-1.13x faster in ONNX Runtime than Resize, Pad and a 3x3 Conv). The output is clipped to [0, 1]: that changes no saved pixel (adain rounds
-with ``clamp(x * 255 + 0.5, 0, 255)``, see images.to_uint8) and gives runtimes an image to show.
+pooling (as a padded floor-mode MaxPool, which every onnxruntime backend runs), statistics with
+the unbiased variance plus eps under the square root (ops.mean_std), and the decoder's upsampling
+layers computed as ops.upsample_conv does, a 2x2 convolution of the four output phases
+(1.05-1.13x faster in ONNX Runtime than Resize, Pad and a 3x3 Conv). The output is clipped to
+[0, 1]: that changes no saved pixel (adain rounds with ``clamp(x * 255 + 0.5, 0, 255)``, see
+images.to_uint8) and gives runtimes an image to show.
 """
 
 from __future__ import annotations
@@ -139,14 +141,22 @@ def _mean_std(g: _Graph, x_nchw: str) -> tuple[str, str]:
   return mean, g.op("Sqrt", g.op("Add", var, g.const("eps", np.float32(ops.EPS))))
 
 
+def _max_pool_ceil(g: _Graph, x: str) -> str:
+  """ops.max_pool_ceil (2x2, stride 2, ceil mode: an odd last row/column is pooled alone) as a
+  floor-mode MaxPool padded by one at the bottom and right: MaxPool's pads never win a max (as
+  the model's -inf), and an even size's pad row/column falls outside every window. Not
+  ceil_mode=1, which onnxruntime-web's WebGPU MaxPool cannot run."""
+  return g.op("MaxPool", x, kernel_shape=[2, 2], strides=[2, 2], pads=[0, 0, 1, 1])
+
+
 def encoder_model(model: AdaIN) -> onnx.ModelProto:
   """image (N, H, W, 3) in [0, 1] -> content (N, h, w, 512), style_mean, style_std (N, 512)."""
   sd = encoder_state_dict(model)
   g = _Graph()
   x = g.op("Transpose", "image", perm=[0, 3, 1, 2])
   for layer in ENCODER_LAYERS:
-    if layer.pool_before:  # ceil mode: an odd last row/column is pooled alone (ops.max_pool_ceil)
-      x = g.op("MaxPool", x, kernel_shape=[2, 2], strides=[2, 2], ceil_mode=1)
+    if layer.pool_before:
+      x = _max_pool_ceil(g, x)
     x = _conv(g, x, sd, layer.torch_index)
     if layer.torch_index:  # every layer but the 1x1 colour conv has a ReLU
       x = g.op("Relu", x)

@@ -1,7 +1,8 @@
 // The page of `python -m adain.export --web`: encoder.onnx and generator.onnx in onnxruntime-web,
-// on WebGPU where the browser offers it, else WebAssembly. Stills go image -> encoder (once per
-// image) -> generator (again on every alpha move); live frames go camera -> encoder -> generator
-// with the style encoded once. Nothing is fetched from anywhere but this page's own folder.
+// on WebGPU where the browser offers it, else WebAssembly; WebGPU that fails to load or on its
+// first picture hands over to WebAssembly. Stills go image -> encoder (once per image) ->
+// generator (again on every alpha move); live frames go camera -> encoder -> generator with the
+// style encoded once. Nothing is fetched from anywhere but this page's own folder.
 
 import * as ort from './ort/ort.bundle.min.mjs';
 import { fitSize, resize } from './resize.js';
@@ -25,6 +26,8 @@ class PageError extends Error {}  // a message for #status as it is
 
 const state = {
   encoder: null, generator: null, backend: '', loadError: null,
+  spare: null,     // the model's bytes while WebGPU has not painted a picture: WebAssembly's, if it fails
+  fallback: '',    // why WebGPU was left, for the next status lines
   content: null,  // {code: Tensor, w, h, name}
   style: null,    // {mean: Tensor, std: Tensor, name}
   live: null,     // {stream, side, ema, frames, last}
@@ -52,8 +55,14 @@ function backendLabel() {
   return `WebAssembly · ${n} thread${n === 1 ? '' : 's'}`;
 }
 
+// A line that starts with the backend; the first after a fallback also says why WebGPU was left.
+function showBackend(text, kind) {
+  show(`${backendLabel()} · ${text}${state.fallback ? ` · WebGPU failed: ${state.fallback}` : ''}`, kind);
+}
+
 function showFrame(ms, w, h) {
-  show(`${backendLabel()} · ${Math.round(ms)} ms · ${w}×${h}`, 'ok');
+  showBackend(`${Math.round(ms)} ms · ${w}×${h}`, 'ok');
+  state.fallback = '';
 }
 
 // One model call at a time: tasks run in order, and a failed one shows its line and lets the next run.
@@ -94,6 +103,28 @@ async function backends() {
   return adapter ? ['webgpu', 'wasm'] : ['wasm'];
 }
 
+// Both sessions on one backend, in state; the badge names it (its tooltip, a fallback's reason).
+async function useBackend(backend, [encoderBytes, generatorBytes]) {
+  const encoder = await session('encoder.onnx', encoderBytes, backend);
+  let generator;
+  try {
+    generator = await session('generator.onnx', generatorBytes, backend);
+  } catch (e) {
+    await encoder.release();
+    throw e;
+  }
+  Object.assign(state, { encoder, generator, backend });
+  ui.backend.textContent = backendLabel();
+  ui.backend.title = state.fallback && `WebGPU failed: ${state.fallback}`;
+}
+
+function failLoad(e) {
+  state.loadError = e instanceof PageError ? e.message : oneLine(e);
+  document.body.dataset.state = 'failed';
+  ui.backend.textContent = 'no model';
+  throw e;
+}
+
 async function loadModel() {
   document.body.dataset.state = 'loading';
   show('Loading the model…', 'info');
@@ -101,33 +132,54 @@ async function loadModel() {
   // Threads need a cross-origin isolated page (COOP/COEP headers), which plain file servers do not send.
   ort.env.wasm.numThreads = self.crossOriginIsolated ? Math.min(4, navigator.hardwareConcurrency || 1) : 1;
   try {
-    const [encoder, generator] = await Promise.all(['encoder.onnx', 'generator.onnx'].map(fetchModel));
+    const bytes = await Promise.all(['encoder.onnx', 'generator.onnx'].map(fetchModel));
     const order = await backends();
     // WebAssembly first: in a worker, so that the page stays responsive while a frame computes.
     ort.env.wasm.proxy = order[0] === 'wasm';
-    let failure;
-    for (const backend of order) {
+    for (const [i, backend] of order.entries()) {
       try {
-        state.encoder = await session('encoder.onnx', encoder, backend);
-        state.generator = await session('generator.onnx', generator, backend);
-        state.backend = backend;
+        await useBackend(backend, bytes);
         break;
       } catch (e) {
-        failure = e;
-        await state.encoder?.release();
-        state.encoder = null;
+        if (i === order.length - 1) throw e;
+        state.fallback = oneLine(e);
       }
     }
-    if (!state.generator) throw failure;
+    state.spare = state.backend !== order.at(-1) ? bytes : null;
   } catch (e) {
-    state.loadError = e instanceof PageError ? e.message : oneLine(e);
-    document.body.dataset.state = 'failed';
-    ui.backend.textContent = 'no model';
-    throw e;
+    failLoad(e);
   }
   document.body.dataset.state = 'ready';
-  ui.backend.textContent = backendLabel();
-  show(`${backendLabel()} · ready: choose a content photo and a style image`, 'info');
+  const isolation = state.backend !== 'wasm' ? ''
+    : self.crossOriginIsolated ? 'crossOriginIsolated · ' : 'not crossOriginIsolated (no COOP/COEP headers) · ';
+  showBackend(`${isolation}ready: choose a content photo and a style image`, 'info');
+}
+
+// A model call. Until WebGPU has painted a picture, a call that fails there moves the page to
+// WebAssembly (saying why) and runs again there on the same input.
+async function run(sessionName, feeds) {
+  try {
+    return await state[sessionName].run(feeds);
+  } catch (e) {
+    if (!state.spare) throw e;
+    await fallBack(oneLine(e));
+    return state[sessionName].run(feeds);
+  }
+}
+
+async function fallBack(reason) {
+  const bytes = state.spare;
+  state.spare = null;
+  state.fallback = reason;
+  show(`WebGPU failed: ${reason}; switching to WebAssembly…`, 'busy');
+  const old = [state.encoder, state.generator];
+  state.encoder = state.generator = null;
+  await Promise.allSettled(old.map((s) => s.release()));
+  try {
+    await useBackend('wasm', bytes);
+  } catch (e) {
+    failLoad(e);
+  }
 }
 
 function model(what) {
@@ -216,9 +268,10 @@ const fresh = (t) => new ort.Tensor(t.type, t.data.slice(), t.dims);
 
 async function generate(content, w, h) {
   const alpha = new ort.Tensor('float32', new Float32Array([Number(ui.alpha.value)]), []);
-  const { image } = await state.generator.run({
+  const { image } = await run('generator', {
     content: fresh(content), style_mean: fresh(state.style.mean), style_std: fresh(state.style.std), alpha });
   paint(image, w, h);
+  state.spare = null;  // the backend works: its failures from now on are errors, not a fallback
 }
 
 async function renderStill(start = performance.now()) {
@@ -254,7 +307,7 @@ async function encodeUpload(file, img) {
   model(file.name);
   preview(img, file);
   show(`Encoding ${file.name} (${input.w}×${input.h})…`, 'busy');
-  return { input, codes: await state.encoder.run({ image: imageTensor(input) }) };
+  return { input, codes: await run('encoder', { image: imageTensor(input) }) };
 }
 
 async function setContent(file) {
@@ -302,7 +355,7 @@ async function liveFrame(live) {
   const rgba = rgbaOf(ui.camera, w, h);  // the browser's scaling: frames need speed, not the CLI's pixels
   const data = new Float32Array(w * h * 3);
   for (let i = 0; i < w * h; i++) for (let c = 0; c < 3; c++) data[3 * i + c] = rgba[4 * i + c] / 255;
-  const { content } = await state.encoder.run({ image: imageTensor({ data, w, h }) });
+  const { content } = await run('encoder', { image: imageTensor({ data, w, h }) });
   if (state.live !== live) return;
   await generate(content, w, h);
   const now = performance.now();

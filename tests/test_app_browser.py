@@ -23,7 +23,7 @@ from PIL import Image
 from adain.app.studio import LIVE_QUALITY
 from adain.media import images
 from clips import frame_images, write_y4m
-from test_app import cli, files, stylizer  # noqa: F401  (files, stylizer: fixtures)
+from conftest import cli
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 

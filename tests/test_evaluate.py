@@ -15,7 +15,7 @@ import pytest
 from PIL import Image
 
 import seeded_weights
-from test_variants import VARIANTS, save_variant
+from seeded_variants import VARIANTS, save_variant
 from train import evaluate, plot
 
 FIXTURES = Path(__file__).parent / "fixtures" / "evaluate"

@@ -26,7 +26,7 @@ import pytest
 
 from adain import stylize_dataset
 from conftest import write_image
-from test_stylize_dataset import files, flags, make_tree, manifest
+from dataset_tree import files, flags, make_tree, manifest
 
 ROOT = Path(__file__).resolve().parents[1]
 RAY = Path(sys.executable).with_name("ray")

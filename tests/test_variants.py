@@ -14,26 +14,9 @@ from adain import ops, weights
 from adain.errors import AdainError, WeightsError
 from adain.architecture import Variant
 from adain.codes import StyleCode
-from adain.models import AdaIN, Decoder
+from adain.models import Decoder
 from adain.stylizer import Stylizer, StyleFeatures
-
-VARIANTS = {"adain": Variant(), "concat": Variant("concat"),
-            "bn_decoder": Variant(decoder_norm="batch"),
-            "in_decoder": Variant(decoder_norm="instance")}
-
-
-def variant_model(name: str) -> AdaIN:
-  v = VARIANTS[name]
-  return weights.model_from_state_dicts(
-      seeded_weights.vgg_state_dict(),
-      seeded_weights.variant_decoder_state_dict(v.fusion, v.decoder_norm))
-
-
-def save_variant(path, name: str):
-  v = VARIANTS[name]
-  weights.save_native(path, seeded_weights.variant_decoder_state_dict(v.fusion, v.decoder_norm),
-                      "decoder", **weights.variant_meta(v))
-  return path
+from seeded_variants import VARIANTS, save_variant, variant_model
 
 
 @pytest.mark.parametrize("name", list(VARIANTS))

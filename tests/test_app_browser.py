@@ -27,6 +27,8 @@ from conftest import cli
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 
+pytestmark = [pytest.mark.browser, pytest.mark.slow]  # Chromium, an app server in its own process
+
 
 @pytest.fixture(scope="module")
 def debug_frames(tmp_path_factory):

@@ -18,6 +18,8 @@ from static_site import ORT_WEB, chromium_args, serve, write_y4m
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 CLIP_WH = (160, 120)  # the fake camera's frames
 
+pytestmark = [pytest.mark.browser, pytest.mark.slow]  # Chromium and npm's onnxruntime-web
+
 
 @pytest.fixture(scope="module")
 def files(tmp_path_factory):

@@ -37,6 +37,8 @@ ENV = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0", "RAY_ENABLE_WINDOWS_OR_OSX_
        "RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": secrets.token_hex(32)}
 TIMEOUT = 300
 
+pytestmark = [pytest.mark.ray, pytest.mark.slow]  # a Ray cluster and drivers in their own processes
+
 
 def _free_ports(n: int) -> list[int]:
   socks = [socket.socket() for _ in range(n)]

@@ -37,6 +37,7 @@ print("flax imported:", "flax" in sys.modules)
 """
 
 
+@pytest.mark.slow  # two CLI runs in subprocesses
 def test_a_second_run_reads_its_programs_and_imports_no_flax(weights, tmp_path):
   vgg, dec = weights
   write_image(tmp_path / "c.png", 40, 56, 1)
@@ -191,6 +192,7 @@ def test_an_unreadable_program_is_said_once_per_process(tmp_path, monkeypatch, c
   assert len(lines) == 1 and lines[0].endswith("unreadable (ValueError: not an adain program); compiling it again")
 
 
+@pytest.mark.slow  # subprocesses
 def test_a_program_saved_beside_jaxs_own_cache_still_runs(tmp_path):
   """JAX's persistent cache hands back executables that serialize without their code; a
   program is compiled past it, so that the saved file runs in a later process."""
@@ -210,6 +212,7 @@ def test_a_program_saved_beside_jaxs_own_cache_still_runs(tmp_path):
   assert float(jitted) == float(saved) == float(read_back) != 0
 
 
+@pytest.mark.slow  # a subprocess with several devices
 def test_a_stylizer_on_another_device_runs_there(tmp_path):
   code = """
 import jax, numpy as np

@@ -124,6 +124,7 @@ def test_two_shards_make_the_unsharded_run(tree, weights, tmp_path):
   assert sorted(map(json.dumps, parts[0] + parts[1])) == sorted(map(json.dumps, manifest(whole / "manifest.jsonl")))
 
 
+@pytest.mark.slow  # a run in a subprocess, killed and resumed
 def test_killed_run_resumes_to_exactly_the_full_set(tree, weights, tmp_path):
   c, _ = tree
   for i in range(8):  # more work, so that the kill lands mid-run

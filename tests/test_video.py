@@ -35,6 +35,7 @@ def cli(weights, *args) -> int:
   return main(["--vgg", str(weights[0]), "--decoder", str(weights[1]), *map(str, args)])
 
 
+@pytest.mark.slow  # a clip encoded, stylized frame by frame and decoded
 def test_vfr_timestamps_audio_and_still_image_equality(tmp_path, weights, style_png, capsys):
   """--stabilize 0 --crf 0: every frame is the still-image CLI's output of that frame, at the
   source's (variable) timestamps, with the sound; odd sizes are padded by repeating the edge."""

@@ -60,6 +60,7 @@ def test_weights_mix_as_the_cli_interpolation(studio, weights, files, tmp_path):
   np.testing.assert_array_equal(pixels(got.path), want)
 
 
+@pytest.mark.slow  # compiles the masked network twice (app and CLI)
 def test_painted_mask_is_the_cli_mask(studio, weights, files, tmp_path):
   painted = np.zeros((40, 56), np.float32)  # at the content's size; strokes on the left half
   painted[:, :28] = 0.8
@@ -235,6 +236,7 @@ def test_taken_port_is_one_line(weights, capsys):
   assert err.startswith(f"error: cannot serve on 127.0.0.1:{port}: ") and err.count("\n") == 1
 
 
+@pytest.mark.slow  # compiles the concat variant
 def test_concat_decoder_takes_one_style_at_alpha_1(files, tmp_path):
   from seeded_variants import variant_model
 

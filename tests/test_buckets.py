@@ -78,6 +78,7 @@ def test_stylizer_compiles_once_per_bucket(model):
   assert sizes[0] == sizes[1] == sizes[2] and min(sizes[0]) > 0
 
 
+@pytest.mark.slow  # compiles the network in float32 and bfloat16
 def test_bfloat16_stays_close_to_float32(model):
   img = _image(40, 48, 7)
   s32, s16 = Stylizer(model), Stylizer(model, dtype=jnp.bfloat16)

@@ -80,6 +80,7 @@ TWICE = ("from adain.programs import Program\nimport numpy as np\n@Program\ndef 
          "  return x * s\nprint(_twice(2.0, np.arange(4, dtype=np.float32)).tolist())\n")
 
 
+@pytest.mark.slow  # three subprocesses
 def test_a_program_written_by_one_process_is_read_by_the_next(tmp_path):
   """Fails loudly where saved programs stop loading (another Python's pickles, a new JAX):
   the second process may not compile."""
@@ -154,6 +155,7 @@ def test_getattr_fetches_an_allowed_enums_member_and_nothing_else(tmp_path):
   assert not marker.exists()
 
 
+@pytest.mark.slow  # a subprocess per damaged file
 def test_a_damaged_or_foreign_file_is_said_compiled_again_and_never_runs(tmp_path):
   x = np.arange(4, dtype=np.float32)
   assert _python(TWICE, tmp_path).strip() == str((2 * x).tolist())

@@ -47,6 +47,7 @@ def pixels(path):
   return np.asarray(Image.open(path))
 
 
+@pytest.mark.slow  # two whole runs over the tree, several sizes and batches
 def test_layout_names_manifest_and_a_broken_file(tree, weights, tmp_path, capsys):
   out = tmp_path / "out"
   assert stylize_dataset.main(flags(tree, out, weights, "--num-styles", "2", "--batch-size", "3")) == 1

@@ -33,6 +33,8 @@ FIXTURE = os.path.join(ROOT, "tests", "fixtures", "train", "step.npz")
 # Runs share the golden step's shapes (batch 4 of 32 px), so one compile serves every test.
 RUN = dict(max_steps=6, save_every=2, log_every=1, sample_every=3, batch_size=4)
 
+pytestmark = pytest.mark.slow  # training: compiled train steps, runs in subprocesses, several processes
+
 
 def _session_dir(tmp_path_factory):
   """A folder shared by this session's xdist workers (each has its own basetemp below it)."""
@@ -156,7 +158,6 @@ def reference(tmp_path_factory):
   return workdir
 
 
-@pytest.mark.slow  # the `reference` fixture: a training run
 def test_smoke_run_writes_everything(reference):
   records = _metrics(reference)
   assert set(records[0]) >= {"step", "loss", "content_loss", "style_loss", "lr", "steps_per_sec",
@@ -177,14 +178,12 @@ def test_smoke_run_writes_everything(reference):
   assert trainer.train_and_evaluate(_cfg(), str(reference)) == 6  # finished: nothing to do
 
 
-@pytest.mark.slow  # a training run resumed
 def test_resume_is_bit_for_bit(reference, tmp_path):
   assert trainer.train_and_evaluate(_cfg(max_steps=3), str(tmp_path)) == 3
   assert trainer.train_and_evaluate(_cfg(), str(tmp_path)) == 6
   _assert_same_run(reference, tmp_path)
 
 
-@pytest.mark.slow  # training in subprocesses, signalled and resumed
 def test_sigterm_saves_and_sigkill_resumes(reference, tmp_path, cache_env, monkeypatch):
   batches = data.batches
 
@@ -250,7 +249,6 @@ def two_processes(tmp_path_factory, cache_env):
   return workdir
 
 
-@pytest.mark.slow  # training on 1, 4 and 2 x 2 devices, in subprocesses
 def test_one_four_and_two_by_two_devices_agree(reference, two_processes, tmp_path, cache_env):
   """1 process x 1 device, 1 x 4 and 2 x 2: the same global batches give the same losses."""
   _finish([_train_cli(tmp_path, "--config.max_steps=3", "--config.sample_every=100",
@@ -267,7 +265,6 @@ def test_one_four_and_two_by_two_devices_agree(reference, two_processes, tmp_pat
   assert _decoder(two_processes)[1]["step"] == "6"
 
 
-@pytest.mark.slow  # two training processes, killed and resumed
 def test_two_processes_killed_resume_exactly(two_processes, tmp_path, cache_env):
   procs = _two_processes(tmp_path, cache_env)
   try:
@@ -292,7 +289,6 @@ def test_nan_loss_stops_and_keeps_last_good_checkpoint(tmp_path):
   assert max(int(d) for d in os.listdir(tmp_path / "checkpoints")) == bad - 1
 
 
-@pytest.mark.slow  # the `reference` fixture: a training run
 def test_refuses_a_checkpoint_of_another_config(reference, tmp_path):
   with pytest.raises(trainer.TrainError, match="batch_size: checkpoint 4, now 8"):
     trainer.train_and_evaluate(_cfg(batch_size=8), str(reference))

@@ -33,6 +33,7 @@ def test_state_dict_round_trip_and_shapes(name):
   assert weights.variant_of(sd) == VARIANTS[name]
 
 
+@pytest.mark.slow  # the batch-norm decoder op by op, unjitted
 def test_batch_norm_trains_on_the_batch_and_infers_with_running_averages():
   decoder = Decoder(Variant(decoder_norm="batch"), rngs=nnx.Rngs(0))
   x = jax.random.normal(jax.random.key(1), (3, 4, 5, 512)) + 2.0
@@ -66,6 +67,7 @@ def test_resize_nearest_is_torch_interpolate():
   np.testing.assert_array_equal(got[:, :3, :11], out)
 
 
+@pytest.mark.slow  # compiles each variant twice (bucketed and plain)
 @pytest.mark.parametrize("name", ["concat", "in_decoder", "bn_decoder"])
 def test_bucketed_stylizer_equals_the_plain_network(name):
   """Size buckets pad images; instance norm statistics and the concat resize see only the valid

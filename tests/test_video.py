@@ -95,6 +95,7 @@ def test_rotation_applied(tmp_path, stylizer):
   np.testing.assert_array_equal(images.to_uint8(upright[1]), np.rot90(frames[1], 1))
 
 
+@pytest.mark.slow  # a clip stylized twice, frame by frame
 def test_stabilize_steadier_than_per_frame(tmp_path, stylizer, style_png):
   """On a still scene with sensor noise, smoothing lowers the output's frame-to-frame change."""
   rng = np.random.default_rng(0)

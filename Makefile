@@ -6,7 +6,7 @@ EXTRAS ?= test,train
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: install test test-system-python stylize stylize-dataset app export bench train train-smoke ablations fixtures docs clean
+.PHONY: install test test-fast test-system-python stylize stylize-dataset app export bench train train-smoke ablations fixtures docs clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -23,6 +23,11 @@ $(ORT_WEB)/package.json:
 
 test: $(STAMP) $(ORT_WEB)/package.json
 	$(PY) -m pytest -n 2 --dist loadfile tests
+
+# The suite less its slow, browser and Ray tests (markers in pyproject.toml): under 3 minutes on 2
+# cores, with neither npm nor Chromium. CI runs make test.
+test-fast: $(STAMP)
+	$(PY) -m pytest -n 2 --dist loadfile -m "not slow and not browser and not ray" tests
 
 # Saved programs and start-up under a second interpreter (default Debian's own Python, whose
 # pickles differ from pyenv's), in .venv-system; CI runs it after make test.

@@ -1,4 +1,8 @@
-"""Shared fixtures: seeded model weights as native files, and small images on disk."""
+"""Shared fixtures and helpers: seeded model weights as native files, small images on disk, a
+Stylizer on those weights, and the CLI's pixels for given inputs (the app and browser tests).
+
+Test modules import helpers from here or from the helper modules beside it (seeded_weights,
+seeded_variants, dataset_tree, clips, static_site), never from another test module."""
 
 from __future__ import annotations
 
@@ -19,6 +23,34 @@ os.environ["ADAIN_HOME"] = tempfile.mkdtemp(prefix="adain-home-")
 def weights(tmp_path_factory):
   """(vgg.npz, decoder.npz) made from a seed: outputs that vary with content and style."""
   return seeded_weights.save(tmp_path_factory.mktemp("weights"))
+
+
+@pytest.fixture(scope="module")
+def stylizer(weights):
+  """A Stylizer on the seeded weights, one per test module."""
+  from adain.stylizer import Stylizer
+
+  return Stylizer.from_files(*weights)
+
+
+@pytest.fixture(scope="module")
+def files(tmp_path_factory):
+  """A content image and two styles of different sizes (as paths), one set per test module."""
+  d = tmp_path_factory.mktemp("inputs")
+  return {"content": str(write_image(d / "photo.png", 40, 56, 1)),
+          "a": str(write_image(d / "a.png", 48, 40, 2)),
+          "b": str(write_image(d / "b.png", 36, 52, 3))}
+
+
+def cli(weights, out, content, styles, *extra) -> np.ndarray:
+  """The one PNG that python -m adain.stylize writes for these inputs into ``out``, as uint8."""
+  from adain import stylize
+
+  rc = stylize.main(["--content", content, "--style", ",".join(styles), "--ext", "png",
+                     "--output", str(out), "--vgg", str(weights[0]), "--decoder", str(weights[1]), *extra])
+  assert rc == 0
+  (png,) = out.glob("*.png")
+  return np.asarray(Image.open(png))
 
 
 def write_image(path, h, w, seed=0):

@@ -24,6 +24,8 @@ NAMES = ("adain", "concat", "bn_decoder", "in_decoder")
 ARGS = ("--config.crop_size=32 --config.load_size=32 --config.batch_size=2 --config.log_every=1 "
         "--config.sample_every=100")
 
+pytestmark = pytest.mark.slow  # make ablations: four trainings and an evaluation in subprocesses
+
 
 @pytest.fixture(scope="module")
 def ablations(tmp_path_factory):

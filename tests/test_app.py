@@ -22,37 +22,15 @@ from adain.media import images
 from adain.codes import StyleCode
 from adain.stylizer import Stylizer
 from clips import frame_images, read_clip, write_clip
-from conftest import write_image
+from conftest import cli, write_image
 
 SIZES = dict(content_size=0, style_size=0)  # tiny images at their own size: fast
 CLI_SIZES = ("--content-size", "0", "--style-size", "0")
 
 
-@pytest.fixture(scope="module")
-def stylizer(weights):
-  return Stylizer.from_files(*weights)
-
-
 @pytest.fixture
 def studio(stylizer, tmp_path):
   return Studio(stylizer, tmp_path / "results")
-
-
-@pytest.fixture(scope="module")
-def files(tmp_path_factory):
-  d = tmp_path_factory.mktemp("inputs")
-  return {"content": str(write_image(d / "photo.png", 40, 56, 1)),
-          "a": str(write_image(d / "a.png", 48, 40, 2)),
-          "b": str(write_image(d / "b.png", 36, 52, 3))}
-
-
-def cli(weights, out, content, styles, *extra) -> np.ndarray:
-  """The one PNG that python -m adain.stylize writes for these inputs into ``out``, as uint8."""
-  rc = stylize.main(["--content", content, "--style", ",".join(styles), "--ext", "png",
-                     "--output", str(out), "--vgg", str(weights[0]), "--decoder", str(weights[1]), *extra])
-  assert rc == 0
-  (png,) = out.glob("*.png")
-  return np.asarray(Image.open(png))
 
 
 def pixels(path) -> np.ndarray:
@@ -82,6 +60,7 @@ def test_weights_mix_as_the_cli_interpolation(studio, weights, files, tmp_path):
   np.testing.assert_array_equal(pixels(got.path), want)
 
 
+@pytest.mark.slow  # compiles the masked network twice (app and CLI)
 def test_painted_mask_is_the_cli_mask(studio, weights, files, tmp_path):
   painted = np.zeros((40, 56), np.float32)  # at the content's size; strokes on the left half
   painted[:, :28] = 0.8
@@ -257,8 +236,9 @@ def test_taken_port_is_one_line(weights, capsys):
   assert err.startswith(f"error: cannot serve on 127.0.0.1:{port}: ") and err.count("\n") == 1
 
 
+@pytest.mark.slow  # compiles the concat variant
 def test_concat_decoder_takes_one_style_at_alpha_1(files, tmp_path):
-  from test_variants import variant_model
+  from seeded_variants import variant_model
 
   concat = Stylizer(variant_model("concat"))
   studio = Studio(concat, tmp_path / "results")

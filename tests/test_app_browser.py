@@ -23,9 +23,11 @@ from PIL import Image
 from adain.app.studio import LIVE_QUALITY
 from adain.media import images
 from clips import frame_images, write_y4m
-from test_app import cli, files, stylizer  # noqa: F401  (files, stylizer: fixtures)
+from conftest import cli
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+
+pytestmark = [pytest.mark.browser, pytest.mark.slow]  # Chromium, an app server in its own process
 
 
 @pytest.fixture(scope="module")

@@ -33,6 +33,7 @@ def _image(h, w, seed):
   return np.random.default_rng(seed).random((h, w, 3), dtype=np.float32)
 
 
+@pytest.mark.slow  # the network op by op at two sizes, unjitted
 @pytest.mark.parametrize("hw, bucket_hw", [((45, 37), (64, 48))])
 def test_valid_part_of_a_bucket_is_the_image_alone(model, hw, bucket_hw):
   (h, w), (bh, bw) = hw, bucket_hw
@@ -62,6 +63,7 @@ def test_buckets_are_coarse_and_cover():
   assert len({bucket(n) for n in range(512, 1024)}) == 9  # 512, 576, ..., 1024
 
 
+@pytest.mark.slow  # compiles the network and runs it op by op at three sizes
 def test_stylizer_compiles_once_per_bucket(model):
   s = Stylizer(model)
   style = s.encode_style(_image(40, 48, 2))
@@ -76,6 +78,7 @@ def test_stylizer_compiles_once_per_bucket(model):
   assert sizes[0] == sizes[1] == sizes[2] and min(sizes[0]) > 0
 
 
+@pytest.mark.slow  # compiles the network in float32 and bfloat16
 def test_bfloat16_stays_close_to_float32(model):
   img = _image(40, 48, 7)
   s32, s16 = Stylizer(model), Stylizer(model, dtype=jnp.bfloat16)

@@ -110,6 +110,7 @@ def test_encode_style_folder_output(images, weights, tmp_path):
   assert sorted(p.name for p in out.iterdir()) == ["x.npz", "y.npz"]
 
 
+@pytest.mark.slow  # compiles the masked network
 def test_mask_and_preserve_color(images, weights, tmp_path):
   c, s = images
   mask = tmp_path / "mask.png"
@@ -201,6 +202,7 @@ def test_missing_content_file(images, weights, tmp_path, capsys):
   assert "nope.jpg" in capsys.readouterr().err
 
 
+@pytest.mark.slow  # the demo pair: its own sizes compiled
 def test_demo_pair_without_content_or_style(weights, tmp_path):
   out = tmp_path / "demo"
   assert run(["--alpha", "0.8", "--output", str(out), "--content-size", "64", "--style-size", "64"],

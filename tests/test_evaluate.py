@@ -15,7 +15,7 @@ import pytest
 from PIL import Image
 
 import seeded_weights
-from test_variants import VARIANTS, save_variant
+from seeded_variants import VARIANTS, save_variant
 from train import evaluate, plot
 
 FIXTURES = Path(__file__).parent / "fixtures" / "evaluate"
@@ -39,6 +39,7 @@ def evaluated(tmp_path_factory):
   return d / "out", evaluate.main(argv)
 
 
+@pytest.mark.slow  # the `evaluated` fixture: four variants and the baselines
 def test_losses_match_pytorch(evaluated, capsys):
   out, rc = evaluated
   assert rc == 0
@@ -64,6 +65,7 @@ def test_losses_match_pytorch(evaluated, capsys):
   assert results["models"]["content"]["variant"] == "baseline"
 
 
+@pytest.mark.slow  # the `evaluated` fixture
 def test_optimize_baseline_lowers_the_training_loss(evaluated):
   out, _ = evaluated
   models = json.loads((out / "results.json").read_text())["models"]
@@ -73,6 +75,7 @@ def test_optimize_baseline_lowers_the_training_loss(evaluated):
   assert models["optimize"]["seconds_per_image"] > 0
 
 
+@pytest.mark.slow  # the `evaluated` fixture
 def test_reports_and_skipped_image(evaluated):
   out, _ = evaluated
   results = json.loads((out / "results.json").read_text())

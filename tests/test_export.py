@@ -138,6 +138,7 @@ def test_pixels_match_pytorch(sessions, content, styles, alpha, key):
   assert_pixels(got, want, key)
 
 
+@pytest.mark.slow  # exports and runs the ONNX graph at several shapes
 def test_sizes_and_batch_are_symbolic(exported, sessions, weights):
   """One file: two sizes, a batch of 2 (per-image statistics), a code broadcast over it; and
   models.json says the graphs' real inputs and outputs."""

@@ -13,12 +13,13 @@ import pytest
 from PIL import Image
 
 from adain.export import __main__ as export_main
-from conftest import write_image
+from conftest import cli, write_image
 from static_site import ORT_WEB, chromium_args, serve, serve_isolated, write_y4m
-from test_app import cli
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 CLIP_WH = (160, 120)  # the fake camera's frames
+
+pytestmark = [pytest.mark.browser, pytest.mark.slow]  # Chromium and npm's onnxruntime-web
 
 
 @pytest.fixture(scope="module")

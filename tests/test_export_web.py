@@ -42,6 +42,7 @@ def test_export_with_web_but_no_onnxruntime_web_writes_nothing(tmp_path, monkeyp
   assert not out.exists()
 
 
+@pytest.mark.browser  # npm's onnxruntime-web
 def test_page_folder_has_the_page_and_only_the_runtime_files_it_loads(tmp_path, monkeypatch):
   assert ORT_WEB.is_dir(), "make test installs onnxruntime-web (npm)"
   monkeypatch.chdir(ORT_WEB.parents[1])  # found in ./node_modules, as a user who ran npm install here

@@ -37,6 +37,7 @@ print("flax imported:", "flax" in sys.modules)
 """
 
 
+@pytest.mark.slow  # two CLI runs in subprocesses
 def test_a_second_run_reads_its_programs_and_imports_no_flax(weights, tmp_path):
   vgg, dec = weights
   write_image(tmp_path / "c.png", 40, 56, 1)
@@ -79,6 +80,7 @@ TWICE = ("from adain.programs import Program\nimport numpy as np\n@Program\ndef 
          "  return x * s\nprint(_twice(2.0, np.arange(4, dtype=np.float32)).tolist())\n")
 
 
+@pytest.mark.slow  # three subprocesses
 def test_a_program_written_by_one_process_is_read_by_the_next(tmp_path):
   """Fails loudly where saved programs stop loading (another Python's pickles, a new JAX):
   the second process may not compile."""
@@ -153,6 +155,7 @@ def test_getattr_fetches_an_allowed_enums_member_and_nothing_else(tmp_path):
   assert not marker.exists()
 
 
+@pytest.mark.slow  # a subprocess per damaged file
 def test_a_damaged_or_foreign_file_is_said_compiled_again_and_never_runs(tmp_path):
   x = np.arange(4, dtype=np.float32)
   assert _python(TWICE, tmp_path).strip() == str((2 * x).tolist())
@@ -191,6 +194,7 @@ def test_an_unreadable_program_is_said_once_per_process(tmp_path, monkeypatch, c
   assert len(lines) == 1 and lines[0].endswith("unreadable (ValueError: not an adain program); compiling it again")
 
 
+@pytest.mark.slow  # subprocesses
 def test_a_program_saved_beside_jaxs_own_cache_still_runs(tmp_path):
   """JAX's persistent cache hands back executables that serialize without their code; a
   program is compiled past it, so that the saved file runs in a later process."""
@@ -210,6 +214,7 @@ def test_a_program_saved_beside_jaxs_own_cache_still_runs(tmp_path):
   assert float(jitted) == float(saved) == float(read_back) != 0
 
 
+@pytest.mark.slow  # a subprocess with several devices
 def test_a_stylizer_on_another_device_runs_there(tmp_path):
   code = """
 import jax, numpy as np

@@ -21,8 +21,7 @@ from adain.architecture import Variant
 from adain.stylize_dataset import choose_styles, shard_of
 from adain.weights import save_native, variant_meta
 from conftest import write_image
-
-STYLES = ["more/s3.PNG", "s1.png", "s2.jpg"]  # sorted by relative path, as the tool lists them
+from dataset_tree import STYLES, files, flags, make_tree, manifest
 
 
 @pytest.fixture
@@ -30,36 +29,8 @@ def tree(tmp_path):
   return make_tree(tmp_path)
 
 
-def make_tree(root):
-  """Two class folders (one nested), mixed extensions and cases, alpha, grey, a broken file."""
-  c, s = root / "content", root / "style"
-  for d in (c / "cats", c / "dogs" / "puppies", s / "more"):
-    d.mkdir(parents=True)
-  write_image(c / "cats" / "a.png", 40, 48, 1)
-  write_image(c / "cats" / "B.JPG", 40, 48, 2)
-  write_image(c / "cats" / "c.jpeg", 48, 40, 3)
-  write_image(c / "cats" / ".hidden.png", 40, 48, 4)
-  rgba = np.asarray(Image.open(write_image(c / "dogs" / "d.PNG", 40, 48, 5)).convert("RGBA")).copy()
-  rgba[..., 3] = np.linspace(0, 255, 48, dtype=np.uint8)[None, :]
-  Image.fromarray(rgba, "RGBA").save(c / "dogs" / "d.PNG")
-  Image.open(write_image(c / "dogs" / "e.png", 40, 48, 6)).convert("L").save(c / "dogs" / "e.jpg")
-  (c / "dogs" / "e.png").unlink()
-  (c / "dogs" / "broken.jpg").write_bytes(b"\xff\xd8\xff\xe0 not really a jpeg")
-  (c / "dogs" / "notes.txt").write_text("not an image")
-  write_image(c / "dogs" / "puppies" / "f.png", 40, 48, 7)
-  for i, name in enumerate(STYLES):
-    write_image(s / name, 32, 36, 10 + i)
-  return c, s
-
-
 CONTENTS = ["cats/B.JPG", "cats/a.png", "cats/c.jpeg", "dogs/broken.jpg", "dogs/d.PNG", "dogs/e.jpg",
             "dogs/puppies/f.png"]
-
-
-def flags(tree, out, weights, *more):
-  c, s = tree
-  return ["--content-dir", str(c), "--style-dir", str(s), "--output-dir", str(out), "--style-size", "32",
-          "--vgg", str(weights[0]), "--decoder", str(weights[1]), *more]
 
 
 def expected_outputs(num_styles, seed=0, ext=None, skip=("dogs/broken.jpg",)):
@@ -72,18 +43,11 @@ def expected_outputs(num_styles, seed=0, ext=None, skip=("dogs/broken.jpg",)):
   return {k: v for k, v in out.items() if v[0] not in skip}
 
 
-def files(root):
-  return sorted(p.relative_to(root).as_posix() for p in root.rglob("*") if p.is_file())
-
-
-def manifest(path):
-  return [json.loads(line) for line in path.read_text().splitlines()]
-
-
 def pixels(path):
   return np.asarray(Image.open(path))
 
 
+@pytest.mark.slow  # two whole runs over the tree, several sizes and batches
 def test_layout_names_manifest_and_a_broken_file(tree, weights, tmp_path, capsys):
   out = tmp_path / "out"
   assert stylize_dataset.main(flags(tree, out, weights, "--num-styles", "2", "--batch-size", "3")) == 1
@@ -161,6 +125,7 @@ def test_two_shards_make_the_unsharded_run(tree, weights, tmp_path):
   assert sorted(map(json.dumps, parts[0] + parts[1])) == sorted(map(json.dumps, manifest(whole / "manifest.jsonl")))
 
 
+@pytest.mark.slow  # a run in a subprocess, killed and resumed
 def test_killed_run_resumes_to_exactly_the_full_set(tree, weights, tmp_path):
   c, _ = tree
   for i in range(8):  # more work, so that the kill lands mid-run

@@ -26,7 +26,7 @@ import pytest
 
 from adain import stylize_dataset
 from conftest import write_image
-from test_stylize_dataset import files, flags, make_tree, manifest
+from dataset_tree import files, flags, make_tree, manifest
 
 ROOT = Path(__file__).resolve().parents[1]
 RAY = Path(sys.executable).with_name("ray")
@@ -36,6 +36,8 @@ RAY = Path(sys.executable).with_name("ray")
 ENV = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0", "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0",
        "RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": secrets.token_hex(32)}
 TIMEOUT = 300
+
+pytestmark = [pytest.mark.ray, pytest.mark.slow]  # a Ray cluster and drivers in their own processes
 
 
 def _free_ports(n: int) -> list[int]:

@@ -118,6 +118,7 @@ def test_no_seams_and_the_check_sees_them(parts, image, style, untiled, monkeypa
   assert _seam_error(tiling.generate(*parts, image, style, jnp.float32(0.7), TILE), untiled) > 1e-2
 
 
+@pytest.mark.slow  # the masked network compiled per tile
 def test_tiled_with_mask_matches_untiled(model, parts, image):
   rng = np.random.default_rng(5)
   styles = model.encode_style(jnp.asarray(rng.random((2, 32, 32, 3), dtype=np.float32)))
@@ -129,6 +130,7 @@ def test_tiled_with_mask_matches_untiled(model, parts, image):
   assert np.max(np.abs(out - np.asarray(whole[0, :H, :W]))) < PIXEL_TOL
 
 
+@pytest.mark.slow  # the Stylizer compiled tiled and untiled
 def test_stylizer_tiles_on_request_only(model, image, style, untiled):
   from adain.stylizer import Stylizer
 

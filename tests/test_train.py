@@ -33,6 +33,8 @@ FIXTURE = os.path.join(ROOT, "tests", "fixtures", "train", "step.npz")
 # Runs share the golden step's shapes (batch 4 of 32 px), so one compile serves every test.
 RUN = dict(max_steps=6, save_every=2, log_every=1, sample_every=3, batch_size=4)
 
+pytestmark = pytest.mark.slow  # training: compiled train steps, runs in subprocesses, several processes
+
 
 def _session_dir(tmp_path_factory):
   """A folder shared by this session's xdist workers (each has its own basetemp below it)."""

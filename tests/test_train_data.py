@@ -102,6 +102,7 @@ def test_missing_data_says_how_to_get_it(folders, tmp_path):
     _take(_cfg("tfds:coco/2017", tmp_path, tfds_data_dir=str(tmp_path / "tfds")), tmp_path, 1)
 
 
+@pytest.mark.slow  # imports TensorFlow (tfds)
 def test_tfds_stream_is_deterministic_and_resumable(tmp_path):
   pytest.importorskip("importlib_resources")  # tfds needs it to build (not to read) datasets
   import tensorflow_datasets as tfds

@@ -14,26 +14,9 @@ from adain import ops, weights
 from adain.errors import AdainError, WeightsError
 from adain.architecture import Variant
 from adain.codes import StyleCode
-from adain.models import AdaIN, Decoder
+from adain.models import Decoder
 from adain.stylizer import Stylizer, StyleFeatures
-
-VARIANTS = {"adain": Variant(), "concat": Variant("concat"),
-            "bn_decoder": Variant(decoder_norm="batch"),
-            "in_decoder": Variant(decoder_norm="instance")}
-
-
-def variant_model(name: str) -> AdaIN:
-  v = VARIANTS[name]
-  return weights.model_from_state_dicts(
-      seeded_weights.vgg_state_dict(),
-      seeded_weights.variant_decoder_state_dict(v.fusion, v.decoder_norm))
-
-
-def save_variant(path, name: str):
-  v = VARIANTS[name]
-  weights.save_native(path, seeded_weights.variant_decoder_state_dict(v.fusion, v.decoder_norm),
-                      "decoder", **weights.variant_meta(v))
-  return path
+from seeded_variants import VARIANTS, save_variant, variant_model
 
 
 @pytest.mark.parametrize("name", list(VARIANTS))
@@ -50,6 +33,7 @@ def test_state_dict_round_trip_and_shapes(name):
   assert weights.variant_of(sd) == VARIANTS[name]
 
 
+@pytest.mark.slow  # the batch-norm decoder op by op, unjitted
 def test_batch_norm_trains_on_the_batch_and_infers_with_running_averages():
   decoder = Decoder(Variant(decoder_norm="batch"), rngs=nnx.Rngs(0))
   x = jax.random.normal(jax.random.key(1), (3, 4, 5, 512)) + 2.0
@@ -83,6 +67,7 @@ def test_resize_nearest_is_torch_interpolate():
   np.testing.assert_array_equal(got[:, :3, :11], out)
 
 
+@pytest.mark.slow  # compiles each variant twice (bucketed and plain)
 @pytest.mark.parametrize("name", ["concat", "in_decoder", "bn_decoder"])
 def test_bucketed_stylizer_equals_the_plain_network(name):
   """Size buckets pad images; instance norm statistics and the concat resize see only the valid

@@ -35,6 +35,7 @@ def cli(weights, *args) -> int:
   return main(["--vgg", str(weights[0]), "--decoder", str(weights[1]), *map(str, args)])
 
 
+@pytest.mark.slow  # a clip encoded, stylized frame by frame and decoded
 def test_vfr_timestamps_audio_and_still_image_equality(tmp_path, weights, style_png, capsys):
   """--stabilize 0 --crf 0: every frame is the still-image CLI's output of that frame, at the
   source's (variable) timestamps, with the sound; odd sizes are padded by repeating the edge."""
@@ -94,6 +95,7 @@ def test_rotation_applied(tmp_path, stylizer):
   np.testing.assert_array_equal(images.to_uint8(upright[1]), np.rot90(frames[1], 1))
 
 
+@pytest.mark.slow  # a clip stylized twice, frame by frame
 def test_stabilize_steadier_than_per_frame(tmp_path, stylizer, style_png):
   """On a still scene with sensor noise, smoothing lowers the output's frame-to-frame change."""
   rng = np.random.default_rng(0)

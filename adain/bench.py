@@ -221,8 +221,6 @@ def main(argv: list[str] | None = None) -> int:
 
   import jax
 
-  import adain.ops  # noqa: F401  (sets XLA_FLAGS, reported below)
-
   print(json.dumps({"bench": "machine", "device": str(jax.devices()[0]), "jax": jax.__version__,
                     "cpus": os.cpu_count(), "processor": platform.processor() or platform.machine(),
                     "xla_flags": os.environ.get("XLA_FLAGS", ""),
@@ -246,7 +244,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-  from adain.runtime import reexec_with_huge_pages
+  from adain import runtime
 
-  reexec_with_huge_pages("adain.bench")
+  runtime.set_up("adain.bench")
   sys.exit(main())

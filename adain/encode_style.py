@@ -69,7 +69,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-  from adain.runtime import reexec_with_huge_pages
+  from adain import runtime
 
-  reexec_with_huge_pages("adain.encode_style")
+  runtime.set_up("adain.encode_style")
   sys.exit(main())

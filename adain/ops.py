@@ -2,25 +2,10 @@
 
 from __future__ import annotations
 
-import os
-
 import jax
 import jax.numpy as jnp
 
 EPS = 1e-5  # pytorch-AdaIN's calc_mean_std eps, added to the (unbiased) variance.
-
-# XLA's CPU backend sends each convolution to YNNPACK by default; its Eigen convolution is 2-6x
-# faster on this network's 3x3 layers (measured on 2 EPYC cores: 48-137 GFLOP/s against 11-22;
-# as im2col with one matmul 11-36, as nine shifted matmuls 18-56; PyTorch's oneDNN 32-68).
-# YNNPACK's "reduce" fusions are turned off too: they swallow the convolution before each max
-# pooling (conv + bias + ReLU + pool in one YNNPACK call), which took a fifth of a training
-# step's CPU time; without them the train step takes 1.27x less CPU time at batch 4, 128 px.
-# XLA reads the flag when its CPU client starts, so it is set at import; a user's own setting
-# of the same flag wins.
-_CONV_FLAG = "--xla_cpu_experimental_ynn_fusion_type=-individual_convolution,-reduce"
-if "xla_cpu_experimental_ynn_fusion_type" not in os.environ.get("XLA_FLAGS", ""):
-  os.environ["XLA_FLAGS"] = f"{os.environ.get('XLA_FLAGS', '')} {_CONV_FLAG}".strip()
-
 
 def reflect_pad(x_bhwc: jax.Array, pad: int = 1, valid_hw: jax.Array | None = None,
                 mode: str = "reflect") -> jax.Array:

@@ -11,7 +11,8 @@ The files are executables, as JAX's own cache holds: whoever can write $ADAIN_HO
 can run code as the user, as with that cache. They are read with an unpickler that builds only
 the JAX types that jax.experimental.serialize_executable writes, and a file that does not load
 (damaged, or another JAX's) is said once on stderr, compiled again and replaced. The allow-list
-is JAX 0.10's, hence the project's pin below the next minor version.
+is JAX 0.10's, hence the project's pin below the next minor version. ADAIN_PROGRAMS=0 turns
+saving and reading off (each process then traces and compiles, as with plain jax.jit).
 """
 
 from __future__ import annotations
@@ -196,8 +197,11 @@ class Program:
     return len(self._compiled)
 
   def _get(self, signature, device: jax.Device, args) -> jax.stages.Compiled:
-    """The saved program for this signature, else a new one, compiled and saved."""
+    """The saved program for this signature, else a new one, compiled and saved (only
+    compiled with ADAIN_PROGRAMS=0: nothing read or written)."""
     static, in_tree, avals, _ = signature
+    if os.environ.get("ADAIN_PROGRAMS", "1").strip() == "0":
+      return self._jit.trace(static, *args).lower().compile()
     key = hashlib.sha256(json.dumps([
         FORMAT.decode(), self.__module__, self.__qualname__, repr(static), str(in_tree), avals,
         jax.__version__, jaxlib.__version__, device.platform, device.client.platform_version,

@@ -241,10 +241,9 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-  if several_images():
-    from adain.runtime import reexec_with_huge_pages
+  from adain import runtime
 
-    reexec_with_huge_pages("adain.stylize")
+  runtime.set_up("adain.stylize", huge_pages=several_images())
   status = main()
   # Every output is complete (written and renamed) and JAX writes its cache when it compiles:
   # the interpreter's teardown (JAX's backend and thread pools, freeing the model) is skipped.

@@ -589,7 +589,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-  from adain.runtime import reexec_with_huge_pages
+  from adain import runtime
 
-  reexec_with_huge_pages("adain.stylize_dataset")
+  runtime.set_up("adain.stylize_dataset")
   sys.exit(main())

@@ -10,9 +10,13 @@ import pytest
 from PIL import Image
 
 import seeded_weights
+from adain import runtime
 
 # The suite never touches the user's weights cache or saved programs.
 os.environ["ADAIN_HOME"] = tempfile.mkdtemp(prefix="adain-home-")
+# As the commands run (adain.runtime.set_up, less the restart), subprocesses too.
+runtime.use_xla_flag()
+os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 
 
 @pytest.fixture(scope="session")

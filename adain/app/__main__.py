@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import tempfile
 
@@ -25,6 +26,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
   args = build_parser().parse_args(argv)
+  # Gradio reads this when imported: no usage statistics or version checks leave the machine.
+  os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
   try:
     from adain.app import ui
   except ImportError as e:
@@ -52,7 +55,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-  from adain.runtime import reexec_with_huge_pages
+  from adain import runtime
 
-  reexec_with_huge_pages("adain.app")
+  runtime.set_up("adain.app")
   sys.exit(main())

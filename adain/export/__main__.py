@@ -73,5 +73,8 @@ def main(argv: list[str] | None = None) -> int:
   return build_parser().main(run, argv)
 
 
-if __name__ == "__main__":  # no huge-pages re-exec (adain.runtime): exporting runs no XLA program
+if __name__ == "__main__":
+  from adain import runtime
+
+  runtime.set_up("adain.export", huge_pages=False)  # exporting runs no XLA program
   sys.exit(main())

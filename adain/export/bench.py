@@ -93,7 +93,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-  from adain.runtime import reexec_with_huge_pages
+  from adain import runtime
 
-  reexec_with_huge_pages("adain.export.bench")  # as the JAX commands run
+  runtime.set_up("adain.export.bench")  # as the JAX commands run
   sys.exit(main())

@@ -6,7 +6,7 @@ EXTRAS ?= test,train
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: install test test-system-python stylize stylize-dataset app export bench train train-smoke ablations fixtures clean
+.PHONY: install test test-system-python stylize stylize-dataset app export bench train train-smoke ablations fixtures docs clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -108,5 +108,10 @@ fixtures:
 	.venv-fixtures/bin/python tools/make_train_fixtures.py
 	.venv-fixtures/bin/python tools/make_evaluate_fixtures.py
 
+# The documentation site (MkDocs, docs/ and mkdocs.yml) into site/; --strict fails on any broken
+# link or API reference.
+docs: $(STAMP)
+	$(PY) -m mkdocs build --strict --site-dir site
+
 clean:
-	rm -rf $(VENV) .pytest_cache
+	rm -rf $(VENV) .pytest_cache site

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from adain.export import __main__ as export_main
+from adain.commands import export as export_main
 from conftest import write_image
 from static_site import ORT_WEB, chromium_args, serve, write_y4m
 from test_app import cli

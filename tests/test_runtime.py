@@ -11,9 +11,9 @@ import pytest
 
 from adain import runtime
 
-LIBRARY = ("adain", "adain.ops", "adain.models", "adain.codes", "adain.architecture", "adain.losses",
-           "adain.stylizer", "adain.tiling", "adain.programs", "adain.color", "adain.video",
-           "adain.weights", "adain.weights.download", "adain.media.images", "adain.media.video",
+LIBRARY = ("adain", "adain.models.ops", "adain.models.adain.network", "adain.models.adain.codes", "adain.models.adain.architecture", "adain.models.losses",
+           "adain.inference.stylizer", "adain.inference.tiling", "adain.inference.programs", "adain.inference.color", "adain.pipelines.video",
+           "adain.models.adain.weights", "adain.hub.download", "adain.media.images", "adain.media.video_io",
            "adain.app.studio", "adain.export.onnx_graph", "adain.stylize", "adain.encode_style",
            "adain.stylize_dataset", "adain.bench")
 
@@ -46,7 +46,7 @@ def test_importing_the_library_changes_no_environment_variable_and_writes_no_fil
 
 
 def test_a_stylizer_with_programs_off_writes_no_file(tmp_path):
-  code = ("import numpy as np\nfrom adain.models import AdaIN\nfrom adain.stylizer import Stylizer\n"
+  code = ("import numpy as np\nfrom adain.models.adain.network import AdaIN\nfrom adain.inference.stylizer import Stylizer\n"
           "img = np.linspace(0, 1, 32 * 40 * 3, dtype=np.float32).reshape(32, 40, 3)\n"
           "s = Stylizer(AdaIN())\nprint(s.stylize(img, img).shape)\n")
   done = _fresh(code, tmp_path, ADAIN_PROGRAMS="0", PYTHONDONTWRITEBYTECODE="1")

@@ -16,10 +16,10 @@ import pytest
 from PIL import Image
 
 import seeded_weights
-from adain import stylize, stylize_dataset
-from adain.architecture import Variant
-from adain.stylize_dataset import choose_styles, shard_of
-from adain.weights import save_native, variant_meta
+from adain.commands import stylize, stylize_dataset
+from adain.models.adain.architecture import Variant
+from adain.commands.stylize_dataset import choose_styles, shard_of
+from adain.models.adain.weights import save_native, variant_meta
 from conftest import write_image
 
 STYLES = ["more/s3.PNG", "s1.png", "s2.jpg"]  # sorted by relative path, as the tool lists them
@@ -233,7 +233,7 @@ class _ShortOfMemory:
 
 
 def test_out_of_memory_splits_the_batch_then_tiles():
-  from adain.codes import StyleCode
+  from adain.models.adain.codes import StyleCode
 
   s = _ShortOfMemory()
   contents = np.random.default_rng(0).random((3, 20, 20, 3)).astype(np.float32)

@@ -24,7 +24,7 @@ from pathlib import Path
 import psutil
 import pytest
 
-from adain import stylize_dataset
+from adain.commands import stylize_dataset
 from conftest import write_image
 from test_stylize_dataset import files, flags, make_tree, manifest
 

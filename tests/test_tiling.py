@@ -13,8 +13,9 @@ import numpy as np
 import pytest
 
 import seeded_weights
-from adain import ops, tiling
-from adain.weights import arrays_of, model_from_state_dicts
+from adain.models import ops
+from adain.inference import tiling
+from adain.models.adain.weights import arrays_of, model_from_state_dicts
 
 H, W, TILE = 96, 76, 32  # 2 x 3 tiles of 4 code pixels; W is not a multiple of 8
 PIXEL_TOL = 1e-4
@@ -130,7 +131,7 @@ def test_tiled_with_mask_matches_untiled(model, parts, image):
 
 
 def test_stylizer_tiles_on_request_only(model, image, style, untiled):
-  from adain.stylizer import Stylizer
+  from adain.inference.stylizer import Stylizer
 
   s = Stylizer(model)
   assert np.max(np.abs(s.generate(image, style, 0.7, tile=TILE) - untiled)) < PIXEL_TOL

@@ -10,12 +10,13 @@ import pytest
 from flax import nnx
 
 import seeded_weights
-from adain import ops, weights
+from adain.models import ops
+from adain.models.adain import weights
 from adain.errors import AdainError, WeightsError
-from adain.architecture import Variant
-from adain.codes import StyleCode
-from adain.models import AdaIN, Decoder
-from adain.stylizer import Stylizer, StyleFeatures
+from adain.models.adain.architecture import Variant
+from adain.models.adain.codes import StyleCode
+from adain.models.adain.network import AdaIN, Decoder
+from adain.inference.stylizer import Stylizer, StyleFeatures
 
 VARIANTS = {"adain": Variant(), "concat": Variant("concat"),
             "bn_decoder": Variant(decoder_norm="batch"),

@@ -11,7 +11,6 @@ from __future__ import annotations
 import argparse
 import functools
 import json
-import os
 import sys
 import time
 from pathlib import Path
@@ -21,8 +20,10 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
-from adain import cli, losses
+from adain.commands import flags as cli
+from adain.models import losses
 from adain.errors import AdainError
+from adain.files import atomic_write
 from train.plot import named, pyplot, save_figure
 
 OPTIMIZE_LR = 0.02  # Adam on pixels in [0, 1]
@@ -97,7 +98,7 @@ class Measure:
   """The frozen VGG of the losses: features and the two losses of any output image."""
 
   def __init__(self, vgg_state_dict):
-    from adain.weights import model_from_state_dicts
+    from adain.models.adain.weights import model_from_state_dicts
 
     self.graphdef, self.state = nnx.split(model_from_state_dicts(vgg_state_dict).encoder)
 
@@ -147,12 +148,9 @@ def _grid(path: Path, style_thumbs: list, content_thumbs: list, cells: dict) -> 
 
 
 def _write_text(path: Path, text: str) -> None:
-  """Writes a report file through a temporary name (images.temp_path), as images are written."""
-  from adain.media import images
-
-  tmp = images.temp_path(path)
-  tmp.write_text(text)
-  os.replace(tmp, path)
+  """Writes a report file through a temporary name, as images are written."""
+  with atomic_write(path, "w") as f:
+    f.write(text)
 
 
 def summarize(pairs: list[dict], seconds: list[float]) -> dict:
@@ -207,8 +205,8 @@ def plot_losses(path: Path, results: dict) -> None:
 
 def _load_models(args, parser, vgg) -> dict:
   """{name: (path, Stylizer)} of the --decoder flags."""
-  from adain import weights
-  from adain.stylizer import Stylizer
+  from adain.models.adain import weights
+  from adain.inference.stylizer import Stylizer
 
   models = {}
   for spec in args.decoder:
@@ -224,7 +222,7 @@ def run(args, parser) -> int:
   from tqdm import tqdm
 
   from adain.media import images
-  from adain.weights import resolve_weights
+  from adain.models.adain.weights import resolve_weights
 
   if not args.decoder and not args.baselines:
     parser.error("nothing to evaluate: give --decoder (repeatable) and/or --baselines")

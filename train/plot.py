@@ -11,8 +11,9 @@ import os
 import sys
 from pathlib import Path
 
-from adain import cli
+from adain.commands import flags as cli
 from adain.errors import AdainError
+from adain.files import atomic_path
 
 CURVES = (("loss", "total loss"), ("content_loss", "content loss"), ("style_loss", "style loss"))
 
@@ -33,12 +34,10 @@ def pyplot():
 def save_figure(fig, path: str | os.PathLike) -> None:
   """Writes a figure to a temp name in the same folder, renamed into place."""
   path = Path(path)
-  tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}{path.suffix}")
   try:
-    fig.savefig(tmp, dpi=120, bbox_inches="tight")
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:
+      fig.savefig(tmp, format=path.suffix.lstrip(".") or None, dpi=120, bbox_inches="tight")
   finally:
-    tmp.unlink(missing_ok=True)
     pyplot().close(fig)
 
 

@@ -22,10 +22,10 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from adain import tiling
+from adain.inference import tiling
 from adain.errors import AdainError, VideoError
 from adain.media import images
-from adain.stylizer import Stylizer, bucket, code_mask
+from adain.inference.stylizer import Stylizer, bucket, code_mask
 
 # Chosen from tools/video_flicker.py's measurements (README, "Video").
 STABILIZE = 0.8
@@ -152,7 +152,7 @@ def stylize_clip(stylizer: Stylizer, src: str | os.PathLike, dst: str | os.PathL
   background threads. On any error or interrupt nothing is left at ``dst``; errors name ``src``
   (reading, stylizing) or ``dst`` (writing).
   """
-  from adain.media import video
+  from adain.media import video_io as video
 
   start = time.perf_counter()
   with video.VideoReader(src, content_size, crop) as reader:

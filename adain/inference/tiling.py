@@ -21,10 +21,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from adain import ops
-from adain.codes import StyleCode
-from adain.programs import Program
-from adain.weights import model_from_arrays
+from adain.models import ops
+from adain.models.adain.codes import StyleCode
+from adain.inference.programs import Program
+from adain.models.adain.weights import model_from_arrays
 
 # Window margin in code pixels. A relu4_1 feature depends on the image 30 pixels beyond its own
 # 8x8 cell, and a decoded pixel on the code 3.75 code pixels around its own, so 4 is the
@@ -107,7 +107,7 @@ def is_tiled(h: int, w: int, tile: int) -> bool:
   return tile > 0 and (len(windows(h, tile)) > 1 or len(windows(w, tile)) > 1)
 
 
-# The programs of a tile (model variant, variables by name: see adain.stylizer's).
+# The programs of a tile (model variant, variables by name: see adain.inference.stylizer's).
 @Program
 def _encode(variant, arrays, window_bhwc):
   return model_from_arrays(variant, arrays).encode_content(window_bhwc)

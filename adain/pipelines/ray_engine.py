@@ -29,9 +29,9 @@ import numpy as np
 import ray
 import ray.data
 
-from adain import stylize_dataset as sd
+from adain.commands import stylize_dataset as sd
 from adain.errors import AdainError, one_line
-from adain.stylize_dataset import Job
+from adain.commands.stylize_dataset import Job
 
 NO_IMAGE = np.zeros((0, 0, 3), np.float32)  # the image column's value in a row that has an error
 NO_CODE = np.zeros(0, np.float32)
@@ -57,8 +57,8 @@ def connect(address: str) -> None:
 
 
 def _stylizer(weights, dtype: str):
-  from adain.stylizer import Stylizer
-  from adain.weights import model_arrays
+  from adain.inference.stylizer import Stylizer
+  from adain.models.adain.weights import model_arrays
 
   return Stylizer.from_arrays(*model_arrays(*ray.get(weights)), dtype)
 
@@ -92,7 +92,7 @@ class _Stylize:
   error line, ``show`` on the first row of each error, which the driver prints once)."""
 
   def __init__(self, weights, codes, args, shown_content: Path):
-    from adain import tiling
+    from adain.inference import tiling
 
     self.stylizer, self.args, self.shown = _stylizer(weights, args.dtype), args, shown_content
     self.codes = ray.get(codes)
@@ -150,8 +150,8 @@ def _absolute(folder: Path) -> Path:
 
 def stylize_all(work: sd._Run, todo: list[Job], style_root: Path) -> None:
   """adain.stylize_dataset._stylize_all on Ray: the same outputs, rows and progress."""
-  from adain import tiling
-  from adain.weights import state_dicts, variant_of
+  from adain.inference import tiling
+  from adain.models.adain.weights import state_dicts, variant_of
 
   args, content_root, out_root = work.args, work.content_root, work.out_root
   vgg, decoder = state_dicts(args.vgg, args.decoder)

@@ -13,7 +13,7 @@ def reflect_pad(x_bhwc: jax.Array, pad: int = 1, valid_hw: jax.Array | None = No
   name) mirrors the edge pixels too: by 1, the edge repeated, as torch.nn.ReplicationPad2d.
 
   With ``valid_hw`` (traced (h, w)) only x's top-left h x w is the image, the rest filler that
-  lets one compiled shape serve many image sizes (adain.stylizer): the image's bottom and right
+  lets one compiled shape serve many image sizes (adain.inference.stylizer): the image's bottom and right
   edges are padded at h and w, so that the convolution of its valid part is the image's own.
   """
   xp = jnp.pad(x_bhwc, ((0, 0), (pad, pad), (pad, pad), (0, 0)), mode=mode)
@@ -181,7 +181,7 @@ def adain(content_bhwc: jax.Array, style_mean_bc: jax.Array, style_std_bc: jax.A
   """Adaptive instance normalisation: content features re-scaled to the style's mean and std.
 
   ``content_mean_std`` replaces the content's own statistics: a tile of a large image is
-  normalised with those of the whole image (adain.tiling), so that tiles join without seams.
+  normalised with those of the whole image (adain.inference.tiling), so that tiles join without seams.
   """
   c_mean, c_std = content_mean_std if content_mean_std is not None else mean_std(content_bhwc, mask_bhw)
   normalized = (content_bhwc - c_mean[:, None, None, :]) / c_std[:, None, None, :]

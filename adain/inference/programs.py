@@ -17,12 +17,12 @@ saving and reading off (each process then traces and compiles, as with plain jax
 
 from __future__ import annotations
 
+import enum
 import functools
 import hashlib
 import io
 import json
 import os
-import enum
 import pickle
 import sys
 import threading
@@ -33,6 +33,9 @@ import jaxlib
 import numpy as np
 from jax.experimental import serialize_executable
 from jax.experimental.compilation_cache import compilation_cache
+
+from adain.files import atomic_write
+from adain.hub import adain_home
 
 FORMAT = b"adain-program/1\n"
 # What serialize_executable pickles besides the executable (JAX 0.10); anything else is refused.
@@ -49,8 +52,6 @@ _LOCK = threading.Lock()  # one thread compiles or loads at a time (the app's vi
 
 
 def programs_dir() -> Path:
-  from adain.weights import adain_home
-
   return adain_home() / "programs"
 
 
@@ -160,20 +161,19 @@ def _save(path: Path, compiled: jax.stages.Compiled) -> None:
   outputs = None if out_tree == _out_tree(None) else out_tree.num_leaves
   if out_tree != _out_tree(outputs):
     raise TypeError(f"a Program returns an array or a tuple of arrays, not {out_tree}")
-  tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
   try:
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp.write_bytes(FORMAT + json.dumps({"outputs": outputs}).encode() + b"\n" + payload)
-    os.replace(tmp, path)
+    with atomic_write(path) as f:
+      f.write(FORMAT + json.dumps({"outputs": outputs}).encode() + b"\n" + payload)
   except OSError:
-    tmp.unlink(missing_ok=True)
+    pass
 
 
 class Program:
   """A jitted function of (static, *args) whose executables are saved per argument shapes.
 
   Use as a decorator. The function returns an array or a tuple of arrays; ``static`` is
-  hashable and its repr says all it is (adain.architecture.Variant).
+  hashable and its repr says all it is (adain.models.adain.architecture.Variant).
   """
 
   def __init__(self, fn):

@@ -1,7 +1,7 @@
 """The network's architecture as data, without JAX or Flax: layer tables and model variants.
 
 Layer tables keep the PyTorch Sequential indices of pytorch-AdaIN's net.py, so that a state dict
-key such as ``"29.weight"`` names exactly one of our layers (see adain/weights/). adain.models
+key such as ``"29.weight"`` names exactly one of our layers (see adain/weights/). adain.models.adain.network
 builds the Flax modules from them; the weights loaders and the command read them without Flax.
 """
 

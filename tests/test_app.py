@@ -231,9 +231,9 @@ def test_clip_is_stylized_with_its_sound(studio, files, tmp_path):
 
 
 def test_clip_without_the_video_extra_is_one_line(studio, files, monkeypatch):
-  import adain
+  import adain.pipelines
 
-  monkeypatch.delattr(adain, "video", raising=False)
+  monkeypatch.delattr(adain.pipelines, "video", raising=False)
   monkeypatch.setitem(sys.modules, "adain.pipelines.video", None)
   with pytest.raises(AdainError, match=r"pip install 'adain\[video\]'"):
     studio.stylize_clip("clip.mp4", [files["a"]])

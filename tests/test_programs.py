@@ -200,7 +200,7 @@ def test_a_program_saved_beside_jaxs_own_cache_still_runs(tmp_path):
   define = ("import numpy as np\nfrom adain.models.adain.network import AdaIN\n"
             "from adain.inference.stylizer import Stylizer, _encode_content, _in_bucket\n"
             "s = Stylizer(AdaIN())\nx, hw = _in_bucket(np.full((1, 40, 48, 3), 0.5, np.float32), np.float32)\n"
-            "args = (s.variant, s.arrays, x, hw)\n")
+            "args = (s.params.spec, s.params.arrays, x, hw)\n")
   # The program run by jax.jit first puts its executable in JAX's cache; the next process
   # compiles and saves it (past JAX's cache), the last reads the saved one back and runs it.
   jitted = _python(define + "print(float(_encode_content._jit(*args).sum()))\n", tmp_path, **cache)

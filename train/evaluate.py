@@ -20,7 +20,7 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
-from adain.commands import flags as cli
+from adain.commands import flags
 from adain.models import losses
 from adain.errors import AdainError
 from adain.files import atomic_write
@@ -32,7 +32,7 @@ CELL = 128  # grid cell side in pixels
 
 
 def build_parser() -> argparse.ArgumentParser:
-  p = cli.Parser(prog="python -m train.evaluate", description=__doc__.split("\n")[0],
+  p = flags.Parser(prog="python -m train.evaluate", description=__doc__.split("\n")[0],
                  formatter_class=argparse.ArgumentDefaultsHelpFormatter)
   p.add_argument("--decoder", action="append", default=[], metavar="[NAME=]FILE_OR_DIR",
                  help="a decoder (.npz/.pth/.t7) or training workdir; repeat for several; named "
@@ -40,19 +40,19 @@ def build_parser() -> argparse.ArgumentParser:
   p.add_weights(decoder=False)
   p.add_argument("--content", required=True, metavar="DIR", help="folder of content images")
   p.add_argument("--style", required=True, metavar="DIR", help="folder of style images")
-  p.add_argument("--num-contents", type=cli.pixels, default=50, metavar="N",
+  p.add_argument("--num-contents", type=flags.pixels, default=50, metavar="N",
                  help="the first N content images (sorted by name; 0: all)")
-  p.add_argument("--num-styles", type=cli.pixels, default=10, metavar="N",
+  p.add_argument("--num-styles", type=flags.pixels, default=10, metavar="N",
                  help="the first N style images (sorted by name; 0: all)")
-  p.add_argument("--content-size", type=cli.pixels, default=512, metavar="N",
+  p.add_argument("--content-size", type=flags.pixels, default=512, metavar="N",
                  help="shorter side of the content images; 0 keeps their size")
-  p.add_argument("--style-size", type=cli.pixels, default=512, metavar="N",
+  p.add_argument("--style-size", type=flags.pixels, default=512, metavar="N",
                  help="shorter side of the style images; 0 keeps their size")
   p.add_argument("--output", default="evaluation", metavar="DIR", help="output folder")
   p.add_argument("--baselines", action="store_true",
                  help="add rows `content` (the content image as output) and `optimize` (Gatys-"
                       "style optimization of the image from the content, same weighted loss)")
-  p.add_argument("--optimize-steps", type=cli.pixels, default=200, metavar="N",
+  p.add_argument("--optimize-steps", type=flags.pixels, default=200, metavar="N",
                  help="Adam steps of the `optimize` baseline")
   return p
 

@@ -11,7 +11,7 @@ import os
 import sys
 from pathlib import Path
 
-from adain.commands import flags as cli
+from adain.commands import flags
 from adain.errors import AdainError
 from adain.files import atomic_path
 
@@ -90,7 +90,7 @@ def plot_curves(runs: dict[str, list[dict]], path: str | os.PathLike) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-  p = cli.Parser(prog="python -m train.plot", description=__doc__.split("\n")[0])
+  p = flags.Parser(prog="python -m train.plot", description=__doc__.split("\n")[0])
   p.add_argument("workdirs", nargs="+", metavar="WORKDIR", help="training workdirs (or NAME=WORKDIR)")
   p.add_argument("--output", default="curves.png", metavar="FILE", help="figure to write (.png, .pdf, .svg)")
   args = p.parse_args(argv)

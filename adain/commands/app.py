@@ -7,12 +7,12 @@ import os
 import sys
 import tempfile
 
-from adain.commands import flags as cli
+from adain.commands import flags
 from adain.errors import AdainError
 
 
 def build_parser() -> argparse.ArgumentParser:
-  p = cli.Parser(prog="python -m adain.app", description=__doc__.split("\n")[0],
+  p = flags.Parser(prog="python -m adain.app", description=__doc__.split("\n")[0],
                  formatter_class=argparse.ArgumentDefaultsHelpFormatter)
   p.add_argument("--host", default="127.0.0.1",
                  help="address to serve on (0.0.0.0 opens the page to your network)")
@@ -36,10 +36,8 @@ def main(argv: list[str] | None = None) -> int:
     print("error: the app needs Gradio: pip install 'adain[app]'", file=sys.stderr)
     return 1
   from adain.app.studio import Studio
-  from adain.inference.stylizer import Stylizer
-
   try:
-    stylizer = Stylizer.from_files(args.vgg, args.decoder)
+    stylizer = flags.load_stylizer(args)
   except AdainError as e:
     print(f"error: {e}", file=sys.stderr)
     return 1

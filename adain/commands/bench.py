@@ -73,12 +73,12 @@ def bench_size(size: int, repeats: int, dtype: str) -> list[dict]:
 
 def bench_tiled(size: int, tile: int | None, dtype: str) -> list[dict]:
   """One tiled stylization (tile None: chosen from available memory), compile included."""
-  from adain.inference import tiling
+  from adain.inference import memory, tiling
 
   stylizer, rng = _stylizer(dtype)
   content = rng.random((size, size, 3), dtype="float32")
   code = stylizer.encode_style(rng.random((256, 256, 3), dtype="float32"))
-  tile = tiling.choose_tile(size, size) if tile is None else tile
+  tile = memory.choose_tile(size, size) if tile is None else tile
   t0 = time.perf_counter()
   stylizer.generate(content, code, tile=tile)
   s = time.perf_counter() - t0

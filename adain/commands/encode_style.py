@@ -11,17 +11,17 @@ import sys
 from pathlib import Path
 
 from adain.errors import AdainError
-from adain.commands import flags as cli
+from adain.commands import flags
 
 
 def build_parser() -> argparse.ArgumentParser:
-  p = cli.Parser(prog="python -m adain.encode_style", description=__doc__.split("\n")[0],
+  p = flags.Parser(prog="python -m adain.encode_style", description=__doc__.split("\n")[0],
               formatter_class=argparse.ArgumentDefaultsHelpFormatter)
   p.add_argument("images", nargs="+", help="style images")
   p.add_argument("--output", required=True,
                  help="a .npz file (one image), or a folder that gets IMAGE_STEM.npz per image")
   p.add_weights(decoder=False)
-  p.add_argument("--style-size", "--style_size", dest="style_size", type=cli.pixels, default=512,
+  p.add_argument("--style-size", "--style_size", dest="style_size", type=flags.pixels, default=512,
                  help="shorter side the style image is resized to; 0 keeps its size")
   p.add_argument("--crop", action="store_true", help="center-crop to a size x size square")
   return p
@@ -45,12 +45,10 @@ def main(argv: list[str] | None = None) -> int:
   args = parser.parse_args(argv)
   outputs = output_paths(args.images, args.output, parser)
   from adain.media import images
-  from adain.inference.stylizer import Stylizer
-  from adain.models.adain.weights import model_arrays, resolve_weights
 
   try:
     outputs[0].parent.mkdir(parents=True, exist_ok=True)
-    stylizer = Stylizer.from_arrays(*model_arrays(resolve_weights("vgg", args.vgg)))
+    stylizer = flags.load_stylizer(args, encoder_only=True)
   except (AdainError, OSError) as e:
     print(f"error: {e}", file=sys.stderr)
     return 1

@@ -10,12 +10,12 @@ import argparse
 import sys
 from pathlib import Path
 
-from adain.commands import flags as cli
+from adain.commands import flags
 from adain.errors import AdainError
 
 
 def build_parser() -> argparse.ArgumentParser:
-  p = cli.Parser(prog="python -m adain.export", description=__doc__.split("\n")[0],
+  p = flags.Parser(prog="python -m adain.export", description=__doc__.split("\n")[0],
                  formatter_class=argparse.ArgumentDefaultsHelpFormatter)
   p.add_weights()
   p.add_argument("--output", required=True, metavar="DIR",
@@ -43,14 +43,12 @@ def run(args, parser) -> int:
     print("error: exporting needs onnx: pip install 'adain[export]'", file=sys.stderr)
     return 1
 
-  from adain.inference.stylizer import Stylizer
-
   try:
     if args.web:  # before any work: a missing onnxruntime-web stops the command, writing nothing
       from adain.export.web import find_ort_web, write_page
 
       ort_web = find_ort_web(args.ort_web)
-    stylizer = Stylizer.from_files(args.vgg, args.decoder)
+    stylizer = flags.load_stylizer(args)
     onnx_graph.check_exportable(stylizer.variant, args.decoder)
     written = onnx_graph.write(stylizer.model(), out)
     for path in written:

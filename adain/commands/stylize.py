@@ -11,18 +11,17 @@ import argparse
 import os
 import sys
 import time
-from concurrent.futures import ThreadPoolExecutor
 from importlib import resources
 from pathlib import Path
 
-from adain.commands import flags as cli
+from adain.commands import flags
 from adain.errors import AdainError
 
 ASSETS = resources.files("adain") / "assets"
 
 
 def build_parser() -> argparse.ArgumentParser:
-  p = cli.Parser(prog="python -m adain.stylize", description=__doc__.split("\n")[0],
+  p = flags.Parser(prog="python -m adain.stylize", description=__doc__.split("\n")[0],
               formatter_class=argparse.ArgumentDefaultsHelpFormatter)
   p.add_argument("--content", metavar="FILE", help="content image or video")
   p.add_argument("--content-dir", "--content_dir", dest="content_dir", metavar="DIR",
@@ -30,16 +29,16 @@ def build_parser() -> argparse.ArgumentParser:
   p.add_argument("--style", metavar="FILE[,FILE...]", help="style image(s) or .npz style code(s), comma-separated")
   p.add_argument("--style-dir", "--style_dir", dest="style_dir", metavar="DIR", help="folder of style images")
   p.add_argument("--style-weights", "--style_interpolation_weights", dest="style_weights", metavar="W1,W2,...",
-                 type=cli.weights, help="mix the styles with these weights into one")
+                 type=flags.weights, help="mix the styles with these weights into one")
   p.add_argument("--mask", metavar="FILE", help="mask image: white parts take the first style, black the second")
-  p.add_argument("--alpha", type=cli.alpha, default=1.0, metavar="A",
+  p.add_argument("--alpha", type=flags.alpha, default=1.0, metavar="A",
                  help="degree of stylization, 0 (content) to 1 (full style)")
-  p.add_argument("--content-size", "--content_size", dest="content_size", type=cli.pixels, default=512, metavar="N",
+  p.add_argument("--content-size", "--content_size", dest="content_size", type=flags.pixels, default=512, metavar="N",
                  help="shorter side of the content image; 0 keeps its size")
-  p.add_argument("--style-size", "--style_size", dest="style_size", type=cli.pixels, default=512, metavar="N",
+  p.add_argument("--style-size", "--style_size", dest="style_size", type=flags.pixels, default=512, metavar="N",
                  help="shorter side of the style image; 0 keeps its size")
   p.add_argument("--crop", action="store_true", help="center-crop to a size x size square")
-  p.add_argument("--tile", type=cli.pixels, metavar="N",
+  p.add_argument("--tile", type=flags.pixels, metavar="N",
                  help="stylize in N-pixel tiles joined without seams (0: never; default: only when "
                       "the image would not fit in memory)")
   p.add_argument("--dtype", choices=("float32", "bfloat16"), default="float32",
@@ -51,12 +50,12 @@ def build_parser() -> argparse.ArgumentParser:
   p.add_argument("--output", default="output", metavar="DIR", help="output folder")
   p.add_argument("--ext", "--save_ext", dest="ext", default="jpg", type=lambda s: s.lstrip(".").lower(),
                  choices=("jpg", "png"), help="output image format (videos are written as .mp4)")
-  p.add_argument("--crf", type=cli.crf, default=18, metavar="N",
+  p.add_argument("--crf", type=flags.crf, default=18, metavar="N",
                  help="video: H.264 quality, 1 (best) to 51; 0 is lossless (RGB, exact frames)")
-  p.add_argument("--stabilize", type=cli.stabilize, metavar="S",
+  p.add_argument("--stabilize", type=flags.stabilize, metavar="S",
                  help="video: smoothing over time where the scene is still, 0 (off: each frame "
                       "is its still image) to below 1; None: adain.pipelines.video.STABILIZE (0.8)")
-  p.add_argument("--batch", type=cli.batch, metavar="N",
+  p.add_argument("--batch", type=flags.batch, metavar="N",
                  help="video: frames per step; None: 1 on a CPU, else from the available memory (at most 8)")
   return p
 
@@ -89,26 +88,19 @@ def _check_args(args, parser, styles: list[Path]) -> None:
 
 def run(args, parser) -> int:
   """Stylizes every content x style pair; returns the process exit status."""
-  from adain import runtime
-  from adain.models.adain.weights import model_arrays, state_dicts
-
   contents, styles = _inputs(args, parser)
   _check_args(args, parser, styles)
   start = time.perf_counter()
-  # The weights are read (numpy) while JAX is imported.
-  with runtime.start_up(), ThreadPoolExecutor(1) as pool:
-    weights = pool.submit(lambda: model_arrays(*state_dicts(args.vgg, args.decoder)))
-    from tqdm import tqdm
+  try:
+    stylizer = flags.load_stylizer(args)
+  except AdainError as e:
+    print(f"error: {e}", file=sys.stderr)
+    return 1
+  from tqdm import tqdm
 
-    from adain.models.adain.codes import StyleCode
-    from adain.media import images, video_io as video
-    from adain.inference.stylizer import Stylizer, code_mask
-
-    try:
-      stylizer = Stylizer.from_arrays(*weights.result(), dtype=args.dtype)
-    except AdainError as e:
-      print(f"error: {e}", file=sys.stderr)
-      return 1
+  from adain.inference.stylizer import code_mask
+  from adain.media import images, video_io
+  from adain.models.adain.codes import StyleCode
   if stylizer.variant.fusion == "concat" and (args.style_weights or args.mask or args.alpha != 1):
     parser.error("an Enc-Concat-Dec (concat) decoder takes one style at a time at alpha 1: "
                  "no --style-weights, --mask or --alpha")
@@ -161,7 +153,7 @@ def run(args, parser) -> int:
   written, clips, frames, video_s = 0, 0, 0, 0.0
   with tqdm(total=len(contents) * len(jobs), unit="file", file=sys.stderr, disable=None) as bar:
     for c in contents:
-      if video.is_video(c):
+      if video_io.is_video(c):
         for suffix, style in jobs:
           path = out_dir / f"{c.stem}_{suffix}.mp4"
           try:
@@ -225,15 +217,15 @@ def several_images(argv: list[str] | None = None) -> bool:
 
   Only then does the command restart with huge pages (adain.runtime): they save a share of each
   image's compute, while the restart costs a second interpreter start, and one image's own
-  page faults are too few for it to pay (see README, "One image, whole process").
+  page faults are too few for it to pay (docs: performance, "One image, whole process").
   """
-  from adain.media import video_io as video
+  from adain.media import video_io
 
   parser = build_parser()
   args = parser.parse_args(argv)
   contents, styles = _inputs(args, parser)
   jobs = 1 if args.style_weights is not None or args.mask else len(styles)
-  return len(contents) * jobs > 1 or any(video.is_video(c) for c in contents)
+  return len(contents) * jobs > 1 or any(video_io.is_video(c) for c in contents)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -11,13 +11,15 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from adain.inference import color, tiling
+from adain.inference import color, memory, tiling
 from adain.models.adain.architecture import MIN_SIDE, Variant
 from adain.models.adain.codes import StyleCode
 from adain.errors import AdainError
 from adain.media import images
 from adain.inference.programs import Program
-from adain.models.adain.weights import arrays_of, model_arrays, model_from_arrays, state_dicts
+from adain.models.adain import code_size
+from adain.models.adain.weights import arrays_of, model_arrays, state_dicts
+from adain.models.interface import Params
 
 if TYPE_CHECKING:
   from adain.models.adain.network import AdaIN
@@ -59,32 +61,31 @@ class StyleFeatures:
   valid_hw: jax.Array
 
 
-# The network's programs, on the model's variant and variables by name (adain.weights.model_arrays).
+# The network's programs, on its spec (static) and arrays by name (adain.models.interface.Params).
 @Program
-def _encode_style(variant, arrays, images_bhwc, valid_hw):
-  code = model_from_arrays(variant, arrays).encode_style(images_bhwc, valid_hw=valid_hw)
+def _encode_style(spec, arrays, images_bhwc, valid_hw):
+  code = Params(spec, arrays).bind().encode_style(images_bhwc, valid_hw=valid_hw)
   return code.mean, code.std
 
 
 @Program
-def _encode_content(variant, arrays, content_bhwc, valid_hw):
-  return model_from_arrays(variant, arrays).encode_content(content_bhwc, valid_hw)
+def _encode_content(spec, arrays, content_bhwc, valid_hw):
+  return Params(spec, arrays).bind().encode_content(content_bhwc, valid_hw)
 
 
 @Program
-def _decode(variant, arrays, code_bhwc, style: StyleCode, alpha, mask_bhw, valid_hw):
+def _decode(spec, arrays, code_bhwc, style: StyleCode, alpha, mask_bhw, valid_hw):
   """AdaIN and decode the valid_hw part of a bucket's code (the caller crops the output)."""
-  model = model_from_arrays(variant, arrays)
-  return model.generate(code_bhwc, style, alpha, mask_bhw,
-                        valid_hw=tiling.code_size(valid_hw)).astype(jnp.float32)
+  model = Params(spec, arrays).bind()
+  return model.generate(code_bhwc, style, alpha, mask_bhw, valid_hw=code_size(valid_hw)).astype(jnp.float32)
 
 
 @Program
-def _decode_concat(variant, arrays, code_bhwc, style: StyleFeatures, valid_hw):
+def _decode_concat(spec, arrays, code_bhwc, style: StyleFeatures, valid_hw):
   """_decode for an Enc-Concat-Dec decoder: the style's features resized to each content code."""
-  model = model_from_arrays(variant, arrays)
+  model = Params(spec, arrays).bind()
   style_bhwc = jnp.broadcast_to(style.features, (code_bhwc.shape[0],) + style.features.shape[1:])
-  code_hw = tiling.code_size(valid_hw)
+  code_hw = code_size(valid_hw)
   return model.generate_concat(code_bhwc, style_bhwc, code_hw, style.valid_hw).astype(jnp.float32)
 
 
@@ -96,7 +97,7 @@ def _check_size(img_hw3: np.ndarray, what: str) -> None:
 
 def feature_hw(image_hw: tuple[int, int]) -> tuple[int, int]:
   """The content code's spatial size for an image: three ceil-mode poolings."""
-  return tiling.code_size(image_hw[0]), tiling.code_size(image_hw[1])
+  return code_size(image_hw[0]), code_size(image_hw[1])
 
 
 def code_mask(mask_hw: np.ndarray, image_hw: tuple[int, int]) -> np.ndarray:
@@ -150,14 +151,19 @@ class Stylizer:
     return self
 
   def _hold(self, variant: Variant, arrays: dict, dtype) -> None:
-    self.variant = variant
     self.dtype = jnp.dtype(dtype)
     # Cast in numpy: a jnp cast compiles a program for each shape.
-    self.arrays = {k: jax.device_put(np.asarray(v).astype(self.dtype, copy=False)) for k, v in arrays.items()}
+    self.params = Params(variant, {k: jax.device_put(np.asarray(v).astype(self.dtype, copy=False))
+                                   for k, v in arrays.items()})
+
+  @property
+  def variant(self) -> Variant:
+    """The network's variant (adain.models.adain.architecture.Variant)."""
+    return self.params.spec
 
   def model(self) -> AdaIN:
     """The Flax model of these weights (adain.export builds its graphs from it)."""
-    return model_from_arrays(self.variant, self.arrays)
+    return self.params.bind()
 
   def on(self, device: jax.Device) -> "Stylizer":
     """A copy whose weights live on ``device``, so that its calls run there.
@@ -165,7 +171,7 @@ class Stylizer:
     Inputs given as numpy follow the weights; one thread per copy keeps several devices busy.
     """
     twin = copy.copy(self)
-    twin.arrays = jax.device_put(self.arrays, device)
+    twin.params = jax.device_put(self.params, device)
     return twin
 
   def _tile(self, img_hw3: np.ndarray, tile: int | None) -> int:
@@ -174,7 +180,7 @@ class Stylizer:
       if tile:
         raise AdainError(None, f"a {self.variant.name} decoder stylizes whole images: no tiles")
       return 0
-    return tiling.choose_tile(h, w) if tile is None else -(-tile // 8) * 8
+    return memory.choose_tile(h, w) if tile is None else 8 * code_size(tile)
 
   def load_style_code(self, path: str | os.PathLike) -> StyleCode:
     """A style code from .npz (see StyleCode.save), if this decoder can use one."""
@@ -198,12 +204,12 @@ class Stylizer:
     tile = self._tile(style_hw3, tile)
     if self.variant.fusion == "concat":
       images, valid_hw = _in_bucket(style_hw3[None], self.dtype)
-      return StyleFeatures(_encode_content(self.variant, self.arrays, images, valid_hw),
-                           tiling.code_size(valid_hw))
+      return StyleFeatures(_encode_content(self.params.spec, self.params.arrays, images, valid_hw),
+                           code_size(valid_hw))
     if tiling.is_tiled(*style_hw3.shape[:2], tile):
-      return tiling.encode(self.variant, self.arrays, np.asarray(style_hw3, self.dtype), tile,
+      return tiling.encode(self.params, np.asarray(style_hw3, self.dtype), tile,
                            keep_code=False)[1]
-    return StyleCode(*_encode_style(self.variant, self.arrays, *_in_bucket(style_hw3[None], self.dtype)))
+    return StyleCode(*_encode_style(self.params.spec, self.params.arrays, *_in_bucket(style_hw3[None], self.dtype)))
 
   def generate(self, content_hw3: np.ndarray, style: StyleCode | StyleFeatures, alpha: float = 1.0,
                mask_hw: np.ndarray | None = None, tile: int | None = None) -> np.ndarray:
@@ -231,7 +237,7 @@ class Stylizer:
     tile = self._tile(contents_bhw3[0], tile)
     if tiling.is_tiled(h, w, tile):
       return ContentCode((h, w), images=contents_bhw3, tile=tile)
-    return ContentCode((h, w), code=_encode_content(self.variant, self.arrays,
+    return ContentCode((h, w), code=_encode_content(self.params.spec, self.params.arrays,
                                                     *_in_bucket(contents_bhw3, self.dtype)))
 
   def generate_from_code(self, content: ContentCode, style: StyleCode | StyleFeatures,
@@ -246,7 +252,7 @@ class Stylizer:
     if isinstance(style, StyleFeatures):  # never tiled (see _tile)
       if mask_hw is not None or alpha != 1.0:
         raise AdainError(None, "an Enc-Concat-Dec (concat) decoder takes no mask and alpha 1 only")
-      return np.asarray(_decode_concat(self.variant, self.arrays, code, style, valid_hw))[:, :h, :w]
+      return np.asarray(_decode_concat(self.params.spec, self.params.arrays, code, style, valid_hw))[:, :h, :w]
     b = len(code if code is not None else content.images)
     if mask_hw is not None and len(style) != 2:
       raise AdainError(None, f"a mask needs exactly two styles (foreground, background), got {len(style)}")
@@ -256,14 +262,14 @@ class Stylizer:
     per_image = mask_hw is None and len(style) > 1
     alpha = np.float32(alpha)
     if content.images is not None:
-      return np.stack([tiling.generate(self.variant, self.arrays, np.asarray(c, self.dtype),
+      return np.stack([tiling.generate(self.params, np.asarray(c, self.dtype),
                                        style[i:i + 1] if per_image else style, alpha, content.tile,
                                        mask_hw) for i, c in enumerate(content.images)])
     if mask_hw is not None:
       hc, wc = mask_hw.shape
       mask_hw = np.pad(np.asarray(mask_hw, np.float32),
                        ((0, code.shape[1] - hc), (0, code.shape[2] - wc)))[None]
-    out = _decode(self.variant, self.arrays, code, style, alpha, mask_hw, valid_hw)
+    out = _decode(self.params.spec, self.params.arrays, code, style, alpha, mask_hw, valid_hw)
     return np.asarray(out)[:, :h, :w]
 
   def encode_content_image(self, content_hw3: np.ndarray, preserve_color: str | None = None,

@@ -8,7 +8,7 @@ builds the Flax modules from them; the weights loaders and the command read them
 from __future__ import annotations
 
 import dataclasses
-from typing import NamedTuple
+from typing import ClassVar, NamedTuple
 
 from adain.errors import AdainError
 
@@ -76,6 +76,7 @@ class Variant:
   ``decoder_norm``: a BatchNorm or affine InstanceNorm after every decoder conv but the last.
   """
 
+  network: ClassVar[str] = "adain"  # its package, adain.models.adain (adain.models.interface.Params)
   fusion: str = "adain"
   decoder_norm: str = "none"
 

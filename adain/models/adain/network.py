@@ -13,6 +13,7 @@ import numpy as np
 from flax import nnx
 
 from adain.models import ops
+from adain.models.adain import code_size
 from adain.models.adain.architecture import DECODER_LAYERS, ENCODER_LAYERS, Variant, decoder_layers
 from adain.models.adain.codes import StyleCode
 from adain.errors import AdainError
@@ -187,7 +188,7 @@ class AdaIN(nnx.Module):
                    valid_hw: jax.Array | None = None) -> StyleCode:
     features = self.encoder(images_bhwc, valid_hw)
     if valid_hw is not None:
-      valid = ops.valid_mask(features.shape[:3], -(-valid_hw // 8))
+      valid = ops.valid_mask(features.shape[:3], code_size(valid_hw))
       mask_bhw = valid if mask_bhw is None else mask_bhw * valid
     return StyleCode(*ops.mean_std(features, mask_bhw))
 

@@ -14,9 +14,13 @@ import pytest
 from PIL import Image
 
 import seeded_weights
+from adain import runtime
 
 # The suite never touches the user's weights cache or saved programs.
 os.environ["ADAIN_HOME"] = tempfile.mkdtemp(prefix="adain-home-")
+# As the commands run (adain.runtime.set_up, less the restart), subprocesses too.
+runtime.use_xla_flag()
+os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 
 
 @pytest.fixture(scope="session")
@@ -28,7 +32,7 @@ def weights(tmp_path_factory):
 @pytest.fixture(scope="module")
 def stylizer(weights):
   """A Stylizer on the seeded weights, one per test module."""
-  from adain.stylizer import Stylizer
+  from adain.inference.stylizer import Stylizer
 
   return Stylizer.from_files(*weights)
 
@@ -44,7 +48,7 @@ def files(tmp_path_factory):
 
 def cli(weights, out, content, styles, *extra) -> np.ndarray:
   """The one PNG that python -m adain.stylize writes for these inputs into ``out``, as uint8."""
-  from adain import stylize
+  from adain.commands import stylize
 
   rc = stylize.main(["--content", content, "--style", ",".join(styles), "--ext", "png",
                      "--output", str(out), "--vgg", str(weights[0]), "--decoder", str(weights[1]), *extra])

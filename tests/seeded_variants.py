@@ -4,9 +4,9 @@ module): shared by the variant, evaluate and app tests. Unlike seeded_weights, i
 from __future__ import annotations
 
 import seeded_weights
-from adain import weights
-from adain.architecture import Variant
-from adain.models import AdaIN
+from adain.models.adain import weights
+from adain.models.adain.architecture import Variant
+from adain.models.adain.network import AdaIN
 
 VARIANTS = {"adain": Variant(), "concat": Variant("concat"),
             "bn_decoder": Variant(decoder_norm="batch"),

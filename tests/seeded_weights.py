@@ -64,7 +64,7 @@ def decoder_state_dict(seed: int = 1) -> dict[str, np.ndarray]:
 
 def variant_decoder_state_dict(fusion: str = "adain", decoder_norm: str = "none",
                                seed: int = 2) -> dict[str, np.ndarray]:
-  """A decoder of a Fig. 6 ablation (adain.architecture.Variant): 1024 input channels for ``concat``,
+  """A decoder of a Fig. 6 ablation (adain.models.adain.architecture.Variant): 1024 input channels for ``concat``,
   and norm{index}.{weight,bias[,running_mean,running_var]} after every conv but the last for
   ``batch`` / ``instance``, near identity (running variances near the activations' own)."""
   table = DECODER_CONVS
@@ -86,7 +86,7 @@ def variant_decoder_state_dict(fusion: str = "adain", decoder_norm: str = "none"
 
 def save(folder) -> tuple[Path, Path]:
   """(vgg.npz, decoder.npz) of the seeded weights, written as native files into ``folder``."""
-  from adain.weights import save_native  # imports jax: only the JAX side saves
+  from adain.models.adain.weights import save_native  # imports jax: only the JAX side saves
 
   vgg, decoder = Path(folder) / "vgg.npz", Path(folder) / "decoder.npz"
   save_native(vgg, vgg_state_dict(), "vgg")

@@ -14,7 +14,8 @@ import numpy as np
 import pytest
 
 import seeded_weights
-from adain import stylize, weights
+from adain.commands import stylize
+from adain.models.adain import weights
 from conftest import write_image
 from train import trainer
 from train.configs.ablations import bn_decoder
@@ -88,7 +89,7 @@ def test_each_workdir_stylizes(ablations, name, tmp_path):
 
 
 def test_concat_workdir_refuses_a_style_code(ablations, tmp_path, capsys):
-  from adain import encode_style
+  from adain.commands import encode_style
 
   code = tmp_path / "style0.npz"
   assert encode_style.main([str(ablations / "style" / "style0.png"), "--vgg",

@@ -12,15 +12,15 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from adain import stylize
-from adain.app import __main__ as app_main
+from adain.commands import stylize
+from adain.commands import app as app_main
 from adain.app import studio as studio_module
 from adain.app import ui
 from adain.app.studio import LiveStream, Studio
 from adain.errors import AdainError
 from adain.media import images
-from adain.codes import StyleCode
-from adain.stylizer import Stylizer
+from adain.models.adain.codes import StyleCode
+from adain.inference.stylizer import Stylizer
 from clips import frame_images, read_clip, write_clip
 from conftest import cli, write_image
 
@@ -180,7 +180,7 @@ def test_mask_editor_shows_only_readable_content(studio, files, tmp_path):
 
 
 def test_missing_weights_give_the_cli_message(tmp_path, monkeypatch, capsys):
-  from adain.weights import download
+  from adain.hub import download
 
   def offline(urls, *args, **kwargs):
     raise download.DownloadError(None, f"download failed from every source: {urls[0]}: offline")
@@ -210,10 +210,10 @@ def test_clip_is_stylized_with_its_sound(studio, files, tmp_path):
 
 
 def test_clip_without_the_video_extra_is_one_line(studio, files, monkeypatch):
-  import adain
+  import adain.pipelines
 
-  monkeypatch.delattr(adain, "video", raising=False)
-  monkeypatch.setitem(sys.modules, "adain.video", None)
+  monkeypatch.delattr(adain.pipelines, "video", raising=False)
+  monkeypatch.setitem(sys.modules, "adain.pipelines.video", None)
   with pytest.raises(AdainError, match=r"pip install 'adain\[video\]'"):
     studio.stylize_clip("clip.mp4", [files["a"]])
 

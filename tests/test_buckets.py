@@ -12,10 +12,10 @@ import numpy as np
 import pytest
 
 import seeded_weights
-from adain import stylizer as stylizer_module
-from adain.codes import StyleCode
-from adain.stylizer import Stylizer, bucket
-from adain.weights import model_from_state_dicts
+from adain.inference import stylizer as stylizer_module
+from adain.models.adain.codes import StyleCode
+from adain.inference.stylizer import Stylizer, bucket
+from adain.models.adain.weights import model_from_state_dicts
 
 
 def assert_close(got, want, rel=1e-5):

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from adain import encode_style, stylize
+from adain.commands import encode_style, stylize
 from conftest import write_image
 
 H, W = 40, 48  # one image size for most tests: one compilation

@@ -8,7 +8,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from adain import color
+from adain.inference import color
 
 
 def random_image(h, w, seed):

@@ -12,7 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from adain.weights.download import PUBLISHED, DownloadError, fetch
+from adain.hub.download import DownloadError, fetch
+from adain.models.adain.weights import PUBLISHED
 from adain.errors import WeightsError
 
 BODY = b"pretend weights " * 1000  # 16 kB, more than one read chunk would need to be exact

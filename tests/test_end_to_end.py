@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from adain import stylize
+from adain.commands import stylize
 
 FIXTURES = Path(__file__).parent / "fixtures" / "parity"
 

@@ -18,12 +18,12 @@ import pytest
 from PIL import Image
 
 import seeded_weights
-from adain import encode_style, stylize
-from adain.export.__main__ import main as export_main
+from adain.commands import encode_style, stylize
+from adain.commands.export import main as export_main
 from adain.media import images
-from adain.architecture import Variant
-from adain.codes import StyleCode
-from adain.weights import model_from_state_dicts, save_native
+from adain.models.adain.architecture import Variant
+from adain.models.adain.codes import StyleCode
+from adain.models.adain.weights import model_from_state_dicts, save_native
 
 FIXTURES = os.path.join(os.path.dirname(__file__), "fixtures", "parity")
 LEVELS = 1  # of 255, as tests/test_parity.py

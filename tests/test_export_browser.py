@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from adain.export import __main__ as export_main
+from adain.commands import export as export_main
 from conftest import cli, write_image
 from static_site import ORT_WEB, chromium_args, serve, serve_isolated, write_y4m
 

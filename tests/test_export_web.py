@@ -30,7 +30,7 @@ def test_missing_onnxruntime_web_is_one_line(tmp_path, monkeypatch):
 
 
 def test_export_with_web_but_no_onnxruntime_web_writes_nothing(tmp_path, monkeypatch, capsys, weights):
-  from adain.export.__main__ import main
+  from adain.commands.export import main
 
   monkeypatch.chdir(tmp_path)
   monkeypatch.setenv("PATH", "")

@@ -1,4 +1,4 @@
-"""adain.losses against pytorch-AdaIN's losses (tools/make_train_fixtures.py, losses.npz)."""
+"""adain.models.losses against pytorch-AdaIN's losses (tools/make_train_fixtures.py, losses.npz)."""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ import sys
 import jax.numpy as jnp
 import numpy as np
 
-from adain import losses
-from adain.architecture import FEATURES
+from adain.models import losses
+from adain.models.adain.architecture import FEATURES
 
 FIXTURE = os.path.join(os.path.dirname(__file__), "fixtures", "train", "losses.npz")
 
@@ -35,7 +35,7 @@ def test_style_loss_layers_and_zero():
 
 def test_adain_does_not_import_training_or_extra_dependencies():
   # (optax is not checked: flax.nnx itself imports it.) PyAV, Gradio, onnx load only where used.
-  code = ("import sys, adain, adain.losses, adain.stylizer, adain.video, adain.stylize, "
+  code = ("import sys, adain, adain.models.losses, adain.inference.stylizer, adain.pipelines.video, adain.stylize, "
           "adain.stylize_dataset, adain.app, adain.export; "
           "bad = {'tensorflow', 'orbax', 'train', 'av', 'gradio', 'onnx', 'onnxruntime'} & "
           "{m.split('.')[0] for m in sys.modules}; assert not bad, bad")

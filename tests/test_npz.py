@@ -9,11 +9,12 @@ import zipfile
 import numpy as np
 import pytest
 
-from adain import npz
+from adain.weights import npz
 from adain.errors import AdainError, WeightsError
-from adain.codes import STYLE_CODE_FORMAT, StyleCode
-from adain.stylize import main
-from adain.weights import NATIVE_FORMAT, load_native
+from adain.models.adain.codes import STYLE_CODE_FORMAT, StyleCode
+from adain.commands.stylize import main
+from adain.models.adain.weights import load_native
+from adain.weights import NATIVE_FORMAT
 
 
 def npy_header(shape, dtype="<f4") -> bytes:

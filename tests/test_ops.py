@@ -6,7 +6,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from adain import ops
+from adain.models import ops
 
 
 def _three_steps(x, kernel, bias, valid_hw=None):

@@ -15,9 +15,10 @@ import pytest
 from flax import nnx
 from PIL import Image
 
-from adain import color, ops
-from adain.codes import StyleCode
-from adain.weights import model_from_state_dicts
+from adain.inference import color
+from adain.models import ops
+from adain.models.adain.codes import StyleCode
+from adain.models.adain.weights import model_from_state_dicts
 from seeded_weights import checksum, decoder_state_dict, vgg_state_dict
 
 FIXTURES = os.path.join(os.path.dirname(__file__), "fixtures", "parity")

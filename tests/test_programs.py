@@ -1,4 +1,4 @@
-"""adain.programs: compiled programs saved on disk, read back by a later process without tracing."""
+"""adain.inference.programs: compiled programs saved on disk, read back by a later process without tracing."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ import jax
 import numpy as np
 import pytest
 
-from adain import programs
+from adain.inference import programs
 from conftest import write_image
 
 
@@ -31,7 +31,7 @@ def _python(code: str, home, **env) -> str:
 
 STYLIZE = """
 import sys
-from adain import stylize
+from adain.commands import stylize
 assert stylize.main(sys.argv[1:]) == 0
 print("flax imported:", "flax" in sys.modules)
 """
@@ -76,7 +76,7 @@ def test_programs_are_keyed_by_shapes_and_the_static_argument(tmp_path, monkeypa
   np.testing.assert_array_equal(_affine(3.0, x, y)[0], 3 * x + 1)
 
 
-TWICE = ("from adain.programs import Program\nimport numpy as np\n@Program\ndef _twice(s, x):\n"
+TWICE = ("from adain.inference.programs import Program\nimport numpy as np\n@Program\ndef _twice(s, x):\n"
          "  return x * s\nprint(_twice(2.0, np.arange(4, dtype=np.float32)).tolist())\n")
 
 
@@ -201,10 +201,10 @@ def test_a_program_saved_beside_jaxs_own_cache_still_runs(tmp_path):
   cache = {"JAX_COMPILATION_CACHE_DIR": str(tmp_path / "jax-cache"),
            "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS": "0",
            "JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES": "0"}
-  define = ("import numpy as np\nfrom adain.models import AdaIN\n"
-            "from adain.stylizer import Stylizer, _encode_content, _in_bucket\n"
+  define = ("import numpy as np\nfrom adain.models.adain.network import AdaIN\n"
+            "from adain.inference.stylizer import Stylizer, _encode_content, _in_bucket\n"
             "s = Stylizer(AdaIN())\nx, hw = _in_bucket(np.full((1, 40, 48, 3), 0.5, np.float32), np.float32)\n"
-            "args = (s.variant, s.arrays, x, hw)\n")
+            "args = (s.params.spec, s.params.arrays, x, hw)\n")
   # The program run by jax.jit first puts its executable in JAX's cache; the next process
   # compiles and saves it (past JAX's cache), the last reads the saved one back and runs it.
   jitted = _python(define + "print(float(_encode_content._jit(*args).sum()))\n", tmp_path, **cache)
@@ -218,8 +218,8 @@ def test_a_program_saved_beside_jaxs_own_cache_still_runs(tmp_path):
 def test_a_stylizer_on_another_device_runs_there(tmp_path):
   code = """
 import jax, numpy as np
-from adain.models import AdaIN
-from adain.stylizer import Stylizer
+from adain.models.adain.network import AdaIN
+from adain.inference.stylizer import Stylizer
 s = Stylizer(AdaIN())
 twin = s.on(jax.devices()[1])
 img = np.linspace(0, 1, 40 * 48 * 3, dtype=np.float32).reshape(40, 48, 3)

@@ -16,10 +16,11 @@ import pytest
 from PIL import Image
 
 import seeded_weights
-from adain import stylize, stylize_dataset
-from adain.architecture import Variant
-from adain.stylize_dataset import choose_styles, shard_of
-from adain.weights import save_native, variant_meta
+from adain.commands import stylize, stylize_dataset
+from adain.models.adain.architecture import Variant
+from adain.pipelines import datasets
+from adain.pipelines.datasets import choose_styles, shard_of
+from adain.models.adain.weights import save_native, variant_meta
 from conftest import write_image
 from dataset_tree import STYLES, files, flags, make_tree, manifest
 
@@ -192,16 +193,16 @@ class _ShortOfMemory:
 
   def generate_batch(self, contents, style, alpha, tile=None):
     self.calls.append((len(contents), tile))
-    if len(contents) > 1 or tile != stylize_dataset.OOM_TILE:
+    if len(contents) > 1 or tile != datasets.OOM_TILE:
       raise jax.errors.JaxRuntimeError("RESOURCE_EXHAUSTED: out of memory while trying to allocate")
     return contents * alpha
 
 
 def test_out_of_memory_splits_the_batch_then_tiles():
-  from adain.codes import StyleCode
+  from adain.models.adain.codes import StyleCode
 
   s = _ShortOfMemory()
   contents = np.random.default_rng(0).random((3, 20, 20, 3)).astype(np.float32)
   style = StyleCode(np.zeros((3, 512)), np.ones((3, 512)))
-  np.testing.assert_array_equal(stylize_dataset.stylize_batch(s, contents, style, 0.5, None), contents * 0.5)
-  assert (3, None) in s.calls and s.calls.count((1, stylize_dataset.OOM_TILE)) == 3
+  np.testing.assert_array_equal(datasets.stylize_batch(s, contents, style, 0.5, None), contents * 0.5)
+  assert (3, None) in s.calls and s.calls.count((1, datasets.OOM_TILE)) == 3

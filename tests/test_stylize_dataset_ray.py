@@ -24,7 +24,7 @@ from pathlib import Path
 import psutil
 import pytest
 
-from adain import stylize_dataset
+from adain.commands import stylize_dataset
 from conftest import write_image
 from dataset_tree import files, flags, make_tree, manifest
 

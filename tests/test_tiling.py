@@ -13,8 +13,11 @@ import numpy as np
 import pytest
 
 import seeded_weights
-from adain import ops, tiling
-from adain.weights import arrays_of, model_from_state_dicts
+from adain.models import ops
+from adain.inference import memory, tiling
+from adain.models.adain import code_size
+from adain.models.adain.weights import arrays_of, model_from_state_dicts
+from adain.models.interface import Params
 
 H, W, TILE = 96, 76, 32  # 2 x 3 tiles of 4 code pixels; W is not a multiple of 8
 PIXEL_TOL = 1e-4
@@ -31,8 +34,8 @@ def model():
 
 
 @pytest.fixture(scope="module")
-def parts(model):
-  return model.variant, arrays_of(model)
+def params(model):
+  return Params(model.variant, arrays_of(model))
 
 
 @pytest.fixture(scope="module")
@@ -58,7 +61,7 @@ def untiled(model, image, style):
 def test_windows_cover_each_axis_with_margins():
   for n in (16, 60, 64, 95, 200, 1001):
     for tile in (8, 32, 64, 512):
-      nc, spans = tiling.code_size(n), tiling.windows(n, tile)
+      nc, spans = code_size(n), tiling.windows(n, tile)
       assert [a for a, *_ in spans] == list(range(0, nc, tile // 8))  # cores partition the axis
       assert spans[-1][1] == nc
       for a, b, s, e in spans:
@@ -70,34 +73,34 @@ def test_windows_cover_each_axis_with_margins():
 
 
 def test_choose_tile_follows_the_budget():
-  per_px = tiling.BYTES_PER_PIXEL
-  assert tiling.choose_tile(1000, 1000, budget=1000 * 1000 * per_px) == 0
-  tile = tiling.choose_tile(8192, 8192, budget=2 * 2**30)
-  assert tile in tiling.TILE_SIZES and (tile + 16 * tiling.MARGIN) ** 2 * per_px <= 2 * 2**30
-  assert tiling.choose_tile(8192, 8192, budget=2 * 2**30) > tiling.choose_tile(8192, 8192, budget=2**29)
-  assert tiling.choose_tile(4096, 4096, budget=1) == tiling.TILE_SIZES[-1]
-  assert tiling.available_memory() > 0
+  per_px = memory.BYTES_PER_PIXEL
+  assert memory.choose_tile(1000, 1000, budget=1000 * 1000 * per_px) == 0
+  tile = memory.choose_tile(8192, 8192, budget=2 * 2**30)
+  assert tile in memory.TILE_SIZES and (tile + 16 * tiling.MARGIN) ** 2 * per_px <= 2 * 2**30
+  assert memory.choose_tile(8192, 8192, budget=2 * 2**30) > memory.choose_tile(8192, 8192, budget=2**29)
+  assert memory.choose_tile(4096, 4096, budget=1) == memory.TILE_SIZES[-1]
+  assert memory.available_memory() > 0
 
 
-def test_tiled_code_and_statistics_match_untiled(model, parts, image):
+def test_tiled_code_and_statistics_match_untiled(model, params, image):
   whole = model.encode_content(jnp.asarray(image)[None])
-  code, stats = tiling.encode(*parts, image, TILE)
+  code, stats = tiling.encode(params, image, TILE)
   assert_close(code, whole[0])
   mean, std = ops.mean_std(whole)
   assert_close(stats.mean, mean)
   assert_close(stats.std, std)
 
-  mask = (np.arange(tiling.code_size(W))[None, :] < 5) * np.ones((tiling.code_size(H), 1), np.float32)
-  _, stats = tiling.encode(*parts, image, TILE, mask, keep_code=False)
+  mask = (np.arange(code_size(W))[None, :] < 5) * np.ones((code_size(H), 1), np.float32)
+  _, stats = tiling.encode(params, image, TILE, mask, keep_code=False)
   for region, got in ((mask, stats[0]), (1 - mask, stats[1])):
     mean, std = ops.mean_std(whole, jnp.asarray(region)[None])
     assert_close(got.mean, mean[0])
     assert_close(got.std, std[0])
 
 
-def test_tiled_matches_untiled(parts, image, style, untiled):
+def test_tiled_matches_untiled(params, image, style, untiled):
   assert tiling.is_tiled(H, W, TILE)
-  out = tiling.generate(*parts, image, style, jnp.float32(0.7), TILE)
+  out = tiling.generate(params, image, style, jnp.float32(0.7), TILE)
   assert out.shape == untiled.shape and np.ptp(untiled) > 0.5  # a real image, not a flat one
   assert np.max(np.abs(out - untiled)) < PIXEL_TOL
 
@@ -111,28 +114,28 @@ def _seam_error(out, untiled):
   return np.max(np.abs(out - untiled)[near])
 
 
-def test_no_seams_and_the_check_sees_them(parts, image, style, untiled, monkeypatch):
-  out = tiling.generate(*parts, image, style, jnp.float32(0.7), TILE)
+def test_no_seams_and_the_check_sees_them(params, image, style, untiled, monkeypatch):
+  out = tiling.generate(params, image, style, jnp.float32(0.7), TILE)
   assert _seam_error(out, untiled) < PIXEL_TOL
   monkeypatch.setattr(tiling, "MARGIN", 1)  # too little context: the borders differ
-  assert _seam_error(tiling.generate(*parts, image, style, jnp.float32(0.7), TILE), untiled) > 1e-2
+  assert _seam_error(tiling.generate(params, image, style, jnp.float32(0.7), TILE), untiled) > 1e-2
 
 
 @pytest.mark.slow  # the masked network compiled per tile
-def test_tiled_with_mask_matches_untiled(model, parts, image):
+def test_tiled_with_mask_matches_untiled(model, params, image):
   rng = np.random.default_rng(5)
   styles = model.encode_style(jnp.asarray(rng.random((2, 32, 32, 3), dtype=np.float32)))
-  mask = np.zeros((tiling.code_size(H), tiling.code_size(W)), np.float32)
+  mask = np.zeros((code_size(H), code_size(W)), np.float32)
   mask[:, :6] = 1
   code = model.encode_content(jnp.asarray(image)[None])
   whole = model.generate(code, styles, 1.0, jnp.asarray(mask)[None])
-  out = tiling.generate(*parts, image, styles, jnp.float32(1.0), TILE, mask)
+  out = tiling.generate(params, image, styles, jnp.float32(1.0), TILE, mask)
   assert np.max(np.abs(out - np.asarray(whole[0, :H, :W]))) < PIXEL_TOL
 
 
 @pytest.mark.slow  # the Stylizer compiled tiled and untiled
 def test_stylizer_tiles_on_request_only(model, image, style, untiled):
-  from adain.stylizer import Stylizer
+  from adain.inference.stylizer import Stylizer
 
   s = Stylizer(model)
   assert np.max(np.abs(s.generate(image, style, 0.7, tile=TILE) - untiled)) < PIXEL_TOL

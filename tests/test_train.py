@@ -24,7 +24,7 @@ import orbax.checkpoint as ocp
 import pytest
 
 import seeded_weights
-from adain import weights
+from adain.models.adain import weights
 from train import data, trainer
 from train.configs import default, smoke
 

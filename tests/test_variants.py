@@ -10,12 +10,13 @@ import pytest
 from flax import nnx
 
 import seeded_weights
-from adain import ops, weights
+from adain.models import ops
+from adain.models.adain import weights
 from adain.errors import AdainError, WeightsError
-from adain.architecture import Variant
-from adain.codes import StyleCode
-from adain.models import Decoder
-from adain.stylizer import Stylizer, StyleFeatures
+from adain.inference.stylizer import Stylizer, StyleFeatures
+from adain.models.adain.architecture import Variant
+from adain.models.adain.codes import StyleCode
+from adain.models.adain.network import Decoder
 from seeded_variants import VARIANTS, save_variant, variant_model
 
 

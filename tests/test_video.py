@@ -9,12 +9,12 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from adain import video as clip_api
+from adain.pipelines import video as clip_api
 from adain.errors import AdainError, VideoError
-from adain.media import images, video
-from adain.stylize import main
-from adain.codes import StyleCode
-from adain.stylizer import Stylizer, code_mask
+from adain.media import images, video_io as video
+from adain.commands.stylize import main
+from adain.models.adain.codes import StyleCode
+from adain.inference.stylizer import Stylizer, code_mask
 from clips import frame_images, read_clip, write_clip
 from conftest import write_image
 

@@ -12,10 +12,10 @@ import numpy as np
 import pytest
 
 import seeded_weights
-from adain import weights
-from adain.weights import download
+from adain.models.adain import weights
+from adain.hub import download
 from adain.errors import WeightsError
-from adain.weights import load_weights, resolve_weights, save_native
+from adain.models.adain.weights import load_weights, resolve_weights, save_native
 
 
 @pytest.fixture
@@ -133,7 +133,7 @@ def server():
 
 
 def _publish(monkeypatch, base):
-  monkeypatch.setitem(download.PUBLISHED, "decoder", (
+  monkeypatch.setitem(weights.PUBLISHED, "decoder", (
       download.Source(f"{base}/decoder.pth", "decoder.pth"),
       download.Source(f"{base}/decoder.t7", "decoder.t7")))
 

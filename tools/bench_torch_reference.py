@@ -104,7 +104,7 @@ def torch_run(content_dir: Path, style: Path, vgg: Path, decoder: Path, output: 
 def compute_run(content_dir: Path, style: Path, vgg: Path, decoder: Path) -> None:
   """The network's compute for each pair in a warm process, as one JSON line of seconds."""
   from adain.media import images
-  from adain.stylizer import Stylizer
+  from adain.inference.stylizer import Stylizer
 
   stylizer = Stylizer.from_files(vgg, decoder)
   style_hw3 = images.load_image(style, 0)

@@ -118,7 +118,7 @@ def main() -> int:
 
   from adain.export import onnx_graph
   from adain.export.web import find_ort_web, write_page
-  from adain.models import AdaIN
+  from adain.models.adain.network import AdaIN
   from static_site import chromium_args, serve, serve_isolated
 
   chromium = shutil.which("chromium") or shutil.which("chromium-browser")

@@ -7,7 +7,7 @@ camera that pans a few pixels a frame and adds sensor noise (Gaussian, per pixel
 small exposure changes. Frames are known crops of a larger picture, so the measure compares each
 output frame with the previous one where the camera saw the same scene point (motion
 compensated): what remains is flicker, not motion. Each style is stylized frame by frame once;
-the --stabilize strengths are then applied to those outputs (adain.video.steadied, exactly what
+the --stabilize strengths are then applied to those outputs (adain.pipelines.video.steadied, exactly what
 the CLI does). Ghosting: how far the smoothed frames are from the per-frame ones where the input
 moved and right after cuts. Nothing here is committed: the clip is written to --out.
 """
@@ -29,7 +29,7 @@ EVAL = ROOT.parent / "shared" / "eval"  # ../shared/eval beside the checkout
 
 def build(out: Path, size: int, frames_per_shot: int, shots: int, noise: float, seed: int = 0):
   """Writes clip.mp4 (lossless) and returns each frame's (shot, dy, dx) camera offset."""
-  from adain.media import images, video
+  from adain.media import images, video_io as video
 
   rng = np.random.default_rng(seed)
   contents = sorted((EVAL / "content").glob("*.jpg"))[:shots]
@@ -74,13 +74,13 @@ def main(argv=None) -> int:
   p.add_argument("--shots", type=int, default=4)
   p.add_argument("--noise", type=float, default=0.03, help="sensor noise std (0..1 scale)")
   p.add_argument("--strengths", default="0,0.5,0.8,0.9,0.95")
-  p.add_argument("--taus", default="0.05", help="values of adain.video.TAU to try")
+  p.add_argument("--taus", default="0.05", help="values of adain.pipelines.video.TAU to try")
   p.add_argument("--styles", type=int, default=2, help="how many shared styles")
   args = p.parse_args(argv)
   sys.path.insert(0, str(ROOT / "tests"))
-  from adain import video as clip_api
-  from adain.media import images, video
-  from adain.stylizer import Stylizer
+  from adain.pipelines import video as clip_api
+  from adain.media import images, video_io as video
+  from adain.inference.stylizer import Stylizer
 
   args.out.mkdir(parents=True, exist_ok=True)
   where = build(args.out, args.size, args.frames, args.shots, args.noise)

@@ -60,7 +60,7 @@ def main(argv):
 
 
 if __name__ == "__main__":
-  from adain.runtime import reexec_with_huge_pages
+  from adain import runtime
 
-  reexec_with_huge_pages("train")
+  runtime.set_up("train")
   app.run(lambda argv: sys.exit(main(argv)))

@@ -65,7 +65,7 @@ def main(argv):
 
 
 if __name__ == "__main__":
-  from adain.runtime import reexec_with_huge_pages
+  from adain import runtime
 
-  reexec_with_huge_pages("train.bench")  # as `python -m train` does
+  runtime.set_up("train.bench")  # as `python -m train` does
   app.run(main)

@@ -11,7 +11,6 @@ from __future__ import annotations
 import argparse
 import functools
 import json
-import os
 import sys
 import time
 from pathlib import Path
@@ -21,8 +20,10 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
-from adain import cli, losses
+from adain.commands import flags
+from adain.models import losses
 from adain.errors import AdainError
+from adain.files import atomic_write
 from train.plot import named, pyplot, save_figure
 
 OPTIMIZE_LR = 0.02  # Adam on pixels in [0, 1]
@@ -31,7 +32,7 @@ CELL = 128  # grid cell side in pixels
 
 
 def build_parser() -> argparse.ArgumentParser:
-  p = cli.Parser(prog="python -m train.evaluate", description=__doc__.split("\n")[0],
+  p = flags.Parser(prog="python -m train.evaluate", description=__doc__.split("\n")[0],
                  formatter_class=argparse.ArgumentDefaultsHelpFormatter)
   p.add_argument("--decoder", action="append", default=[], metavar="[NAME=]FILE_OR_DIR",
                  help="a decoder (.npz/.pth/.t7) or training workdir; repeat for several; named "
@@ -39,19 +40,19 @@ def build_parser() -> argparse.ArgumentParser:
   p.add_weights(decoder=False)
   p.add_argument("--content", required=True, metavar="DIR", help="folder of content images")
   p.add_argument("--style", required=True, metavar="DIR", help="folder of style images")
-  p.add_argument("--num-contents", type=cli.pixels, default=50, metavar="N",
+  p.add_argument("--num-contents", type=flags.pixels, default=50, metavar="N",
                  help="the first N content images (sorted by name; 0: all)")
-  p.add_argument("--num-styles", type=cli.pixels, default=10, metavar="N",
+  p.add_argument("--num-styles", type=flags.pixels, default=10, metavar="N",
                  help="the first N style images (sorted by name; 0: all)")
-  p.add_argument("--content-size", type=cli.pixels, default=512, metavar="N",
+  p.add_argument("--content-size", type=flags.pixels, default=512, metavar="N",
                  help="shorter side of the content images; 0 keeps their size")
-  p.add_argument("--style-size", type=cli.pixels, default=512, metavar="N",
+  p.add_argument("--style-size", type=flags.pixels, default=512, metavar="N",
                  help="shorter side of the style images; 0 keeps their size")
   p.add_argument("--output", default="evaluation", metavar="DIR", help="output folder")
   p.add_argument("--baselines", action="store_true",
                  help="add rows `content` (the content image as output) and `optimize` (Gatys-"
                       "style optimization of the image from the content, same weighted loss)")
-  p.add_argument("--optimize-steps", type=cli.pixels, default=200, metavar="N",
+  p.add_argument("--optimize-steps", type=flags.pixels, default=200, metavar="N",
                  help="Adam steps of the `optimize` baseline")
   return p
 
@@ -97,7 +98,7 @@ class Measure:
   """The frozen VGG of the losses: features and the two losses of any output image."""
 
   def __init__(self, vgg_state_dict):
-    from adain.weights import model_from_state_dicts
+    from adain.models.adain.weights import model_from_state_dicts
 
     self.graphdef, self.state = nnx.split(model_from_state_dicts(vgg_state_dict).encoder)
 
@@ -147,12 +148,9 @@ def _grid(path: Path, style_thumbs: list, content_thumbs: list, cells: dict) -> 
 
 
 def _write_text(path: Path, text: str) -> None:
-  """Writes a report file through a temporary name (images.temp_path), as images are written."""
-  from adain.media import images
-
-  tmp = images.temp_path(path)
-  tmp.write_text(text)
-  os.replace(tmp, path)
+  """Writes a report file through a temporary name, as images are written."""
+  with atomic_write(path, "w") as f:
+    f.write(text)
 
 
 def summarize(pairs: list[dict], seconds: list[float]) -> dict:
@@ -207,8 +205,8 @@ def plot_losses(path: Path, results: dict) -> None:
 
 def _load_models(args, parser, vgg) -> dict:
   """{name: (path, Stylizer)} of the --decoder flags."""
-  from adain import weights
-  from adain.stylizer import Stylizer
+  from adain.models.adain import weights
+  from adain.inference.stylizer import Stylizer
 
   models = {}
   for spec in args.decoder:
@@ -224,7 +222,7 @@ def run(args, parser) -> int:
   from tqdm import tqdm
 
   from adain.media import images
-  from adain.weights import resolve_weights
+  from adain.models.adain.weights import resolve_weights
 
   if not args.decoder and not args.baselines:
     parser.error("nothing to evaluate: give --decoder (repeatable) and/or --baselines")

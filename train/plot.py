@@ -11,8 +11,9 @@ import os
 import sys
 from pathlib import Path
 
-from adain import cli
+from adain.commands import flags
 from adain.errors import AdainError
+from adain.files import atomic_path
 
 CURVES = (("loss", "total loss"), ("content_loss", "content loss"), ("style_loss", "style loss"))
 
@@ -33,12 +34,10 @@ def pyplot():
 def save_figure(fig, path: str | os.PathLike) -> None:
   """Writes a figure to a temp name in the same folder, renamed into place."""
   path = Path(path)
-  tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}{path.suffix}")
   try:
-    fig.savefig(tmp, dpi=120, bbox_inches="tight")
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:
+      fig.savefig(tmp, format=path.suffix.lstrip(".") or None, dpi=120, bbox_inches="tight")
   finally:
-    tmp.unlink(missing_ok=True)
     pyplot().close(fig)
 
 
@@ -91,7 +90,7 @@ def plot_curves(runs: dict[str, list[dict]], path: str | os.PathLike) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-  p = cli.Parser(prog="python -m train.plot", description=__doc__.split("\n")[0])
+  p = flags.Parser(prog="python -m train.plot", description=__doc__.split("\n")[0])
   p.add_argument("workdirs", nargs="+", metavar="WORKDIR", help="training workdirs (or NAME=WORKDIR)")
   p.add_argument("--output", default="curves.png", metavar="FILE", help="figure to write (.png, .pdf, .svg)")
   args = p.parse_args(argv)

@@ -29,10 +29,12 @@ from jax.sharding import NamedSharding, PartitionSpec
 from PIL import Image
 from tqdm import tqdm
 
-from adain import losses, weights
+from adain.models import losses
+from adain.models.adain import weights
 from adain.errors import AdainError
-from adain.architecture import FEATURES, MIN_SIDE, Variant
-from adain.models import AdaIN, Decoder, concat_input
+from adain.files import atomic_write, temp_target
+from adain.models.adain.architecture import FEATURES, MIN_SIDE, Variant
+from adain.models.adain.network import AdaIN, Decoder, concat_input
 
 CHECKPOINT_FORMAT = "adain-train/1"
 # Config fields a checkpoint must agree with: they fix what its state and data positions mean.
@@ -240,8 +242,9 @@ class Checkpoints:
 
   def __init__(self, workdir: str, cfg: ml_collections.ConfigDict, model: AdaIN):
     self.workdir, self.cfg, self.model = workdir, cfg, model
-    for stale in glob.glob(os.path.join(workdir, "decoder.npz.tmp-*")):  # adain.npz's, if killed
-      os.remove(stale)
+    for stale in glob.glob(os.path.join(workdir, ".decoder.npz.*.tmp")):  # a killed run's write
+      if temp_target(os.path.basename(stale)) == "decoder.npz":
+        os.remove(stale)
     self.manager = ocp.CheckpointManager(
         os.path.abspath(os.path.join(workdir, "checkpoints")),
         item_handlers={"state": ocp.StandardCheckpointHandler(),
@@ -338,9 +341,8 @@ class Reporter:
       return
     with open(self.path) as f:
       keep = [line for line in f if line.strip() and json.loads(line)["step"] <= step]
-    with open(self.path + ".tmp", "w") as f:
+    with atomic_write(self.path, "w") as f:
       f.writelines(keep)
-    os.replace(self.path + ".tmp", self.path)
 
   def scalars(self, record: dict) -> None:
     if not self.enabled:

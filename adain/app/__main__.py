@@ -1,58 +1,6 @@
-"""python -m adain.app: a local web page to stylize images, clips and the webcam live, and a /stylize API."""
+"""python -m adain.app: the command lives in adain.commands.app."""
 
-from __future__ import annotations
-
-import argparse
-import sys
-import tempfile
-
-from adain import cli
-from adain.errors import AdainError
-
-
-def build_parser() -> argparse.ArgumentParser:
-  p = cli.Parser(prog="python -m adain.app", description=__doc__.split("\n")[0],
-                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-  p.add_argument("--host", default="127.0.0.1",
-                 help="address to serve on (0.0.0.0 opens the page to your network)")
-  p.add_argument("--port", type=int, default=7860, help="port to serve on")
-  p.add_argument("--debug-frames", metavar="DIR",
-                 help="write each live frame as the webcam sent it and as stylized, "
-                      "DIR/*-NNNNNN-in.png and -out.png (for checks; it slows the stream)")
-  p.add_weights()
-  return p
-
-
-def main(argv: list[str] | None = None) -> int:
-  args = build_parser().parse_args(argv)
-  try:
-    from adain.app import ui
-  except ImportError as e:
-    if e.name not in ("gradio", "gradio_client"):
-      raise
-    print("error: the app needs Gradio: pip install 'adain[app]'", file=sys.stderr)
-    return 1
-  from adain.app.studio import Studio
-  from adain.stylizer import Stylizer
-
-  try:
-    stylizer = Stylizer.from_files(args.vgg, args.decoder)
-  except AdainError as e:
-    print(f"error: {e}", file=sys.stderr)
-    return 1
-  with tempfile.TemporaryDirectory(prefix="adain-app-") as out_dir:  # results, removed at exit
-    try:
-      ui.launch(ui.build(Studio(stylizer, out_dir, debug_frames=args.debug_frames)), args.host, args.port)
-    except KeyboardInterrupt:
-      pass
-    except OSError as e:  # the port is taken, the address is not ours, ...
-      print(f"error: cannot serve on {args.host}:{args.port}: {str(e).split('. ')[0]}", file=sys.stderr)
-      return 1
-  return 0
-
+from adain.commands.app import entry, main  # noqa: F401  (main: the command as a function)
 
 if __name__ == "__main__":
-  from adain.runtime import reexec_with_huge_pages
-
-  reexec_with_huge_pages("adain.app")
-  sys.exit(main())
+  entry()

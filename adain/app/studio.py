@@ -23,11 +23,11 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from adain import color
+from adain.inference import color
 from adain.errors import AdainError
 from adain.media import images
-from adain.codes import StyleCode
-from adain.stylizer import PRESERVE_COLOR, ContentCode, StyleFeatures, Stylizer, code_mask
+from adain.models.adain.codes import StyleCode
+from adain.inference.stylizer import PRESERVE_COLOR, ContentCode, StyleFeatures, Stylizer, code_mask
 
 CLI_SIZE = 512  # adain.stylize's default --content-size and --style-size
 KEEP_RESULTS = 16  # result files kept on disk; Gradio serves its own copies
@@ -293,12 +293,12 @@ class Studio:
                    alpha: float = 1.0, content_size: int = CLI_SIZE, style_size: int = CLI_SIZE,
                    preserve_color: str | None = None,
                    progress: Callable[[int, int | None], object] | None = None) -> Result:
-    """Stylizes a video file into an MP4 with its sound (adain.video, the ``video`` extra)."""
+    """Stylizes a video file into an MP4 with its sound (adain.pipelines.video, the ``video`` extra)."""
     _check(styles, weights, preserve_color)
     if preserve_color and len(styles) != 1:
       raise AdainError(None, "keeping the content's colours in a clip works with one style at a time")
     try:
-      from adain import video
+      from adain.pipelines import video
     except ImportError:
       raise AdainError(None, "stylizing clips needs PyAV: pip install 'adain[video]'") from None
     with self.turns.still():

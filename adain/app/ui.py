@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from importlib import resources
 from pathlib import Path
 
@@ -12,9 +11,7 @@ from adain.app.studio import CLI_SIZE, LIVE_SIZES, LiveStream, Studio
 from adain.errors import AdainError
 from adain.media import images
 
-# Gradio reads this when imported: no usage statistics or version checks leave the machine.
-os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
-import gradio as gr  # noqa: E402
+import gradio as gr
 
 ASSETS = resources.files("adain") / "assets"
 MAX_STYLES = 4

@@ -37,9 +37,9 @@ def bench(sizes: list[int], repeats: int) -> list[dict]:
   import onnxruntime as ort
 
   from adain.export import onnx_graph
-  from adain.codes import StyleCode
-  from adain.models import AdaIN
-  from adain.stylizer import Stylizer
+  from adain.models.adain.codes import StyleCode
+  from adain.models.adain.network import AdaIN
+  from adain.inference.stylizer import Stylizer
 
   model = AdaIN()
   stylizer = Stylizer(model)
@@ -93,7 +93,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-  from adain.runtime import reexec_with_huge_pages
+  from adain import runtime
 
-  reexec_with_huge_pages("adain.export.bench")  # as the JAX commands run
+  runtime.set_up("adain.export.bench")  # as the JAX commands run
   sys.exit(main())

@@ -1,5 +1,5 @@
 """The AdaIN network as two ONNX graphs, built with the ``onnx`` package from the model's own
-layer tables (adain.architecture.ENCODER_LAYERS, DECODER_LAYERS) and weights.
+layer tables (adain.models.adain.architecture.ENCODER_LAYERS, DECODER_LAYERS) and weights.
 
 ``encoder.onnx``: image -> content code and style code; ``generator.onnx``: content code, style
 code and alpha -> image (AdaIN, the alpha blend, the decoder). The content-code / style-code
@@ -7,7 +7,7 @@ split is the model's: a style is encoded once and drives any number of contents.
 outputs are NHWC as in adain; inside, the graphs are NCHW, ONNX's layout for Conv and pooling.
 Batch and image sizes are symbolic, so one file serves every size of 16 pixels a side and up.
 
-The ops are the model's (adain.ops, pytorch-AdaIN's net.py): reflection padding, ceil-mode max
+The ops are the model's (adain.models.ops, pytorch-AdaIN's net.py): reflection padding, ceil-mode max
 pooling (as a padded floor-mode MaxPool, which every onnxruntime backend runs), statistics with
 the unbiased variance plus eps under the square root (ops.mean_std), and the decoder's upsampling
 layers computed as ops.upsample_conv does, a 2x2 convolution of the four output phases
@@ -26,12 +26,12 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
-from adain import ops
+from adain.models import ops
 from adain.errors import AdainError
-from adain.media.images import temp_path
-from adain.architecture import DECODER_LAYERS, ENCODER_LAYERS, MIN_SIDE, Variant
-from adain.models import AdaIN
-from adain.weights import decoder_state_dict, encoder_state_dict
+from adain.files import atomic_write
+from adain.models.adain.architecture import DECODER_LAYERS, ENCODER_LAYERS, MIN_SIDE, Variant
+from adain.models.adain.network import AdaIN
+from adain.models.adain.weights import decoder_state_dict, encoder_state_dict
 
 OPSET = 18  # the first where ReduceMean, like ReduceSum, takes its axes as an input
 FORMAT = "adain-onnx/1"
@@ -232,12 +232,8 @@ models.json says the same for programs.
 
 
 def _write_atomic(path: Path, data: bytes) -> None:
-  tmp = temp_path(path)
-  try:
-    tmp.write_bytes(data)
-    os.replace(tmp, path)
-  finally:
-    tmp.unlink(missing_ok=True)
+  with atomic_write(path) as f:
+    f.write(data)
 
 
 def write(model: AdaIN, out_dir: str | os.PathLike) -> list[Path]:

@@ -17,7 +17,7 @@ import signal
 import sys
 from pathlib import Path
 
-from adain import cli
+from adain.commands import flags as cli
 
 ISOLATION = {"Cross-Origin-Opener-Policy": "same-origin", "Cross-Origin-Embedder-Policy": "require-corp"}
 TYPES = {".mjs": "text/javascript", ".js": "text/javascript", ".wasm": "application/wasm",

@@ -7,14 +7,13 @@ other address. Each file is written to a temporary name and renamed into place.
 
 from __future__ import annotations
 
-import os
 import shutil
 import subprocess
 from importlib import resources
 from pathlib import Path
 
 from adain.errors import AdainError
-from adain.media import images
+from adain.files import atomic_path
 
 ORT_PACKAGE = "onnxruntime-web"
 ORT_VERSION = "1.30"
@@ -82,11 +81,8 @@ def _npm_global_root() -> Path | None:
 
 def _copy(src, dest: Path) -> None:
   """One file (a path or a package resource) copied under a temporary name, then renamed."""
-  tmp = images.temp_path(dest)
   try:
-    with resources.as_file(src) as path:
+    with resources.as_file(src) as path, atomic_path(dest) as tmp:
       shutil.copyfile(path, tmp)
-    os.replace(tmp, dest)
   except OSError as e:
-    tmp.unlink(missing_ok=True)
     raise AdainError(dest, f"cannot write: {e.strerror or e}") from None

@@ -8,8 +8,6 @@ unwanted format) becomes one ImageError line instead of a Pillow traceback.
 from __future__ import annotations
 
 import os
-import re
-import secrets
 import warnings
 from pathlib import Path
 
@@ -17,6 +15,7 @@ import numpy as np
 from PIL import Image, ImageOps
 
 from adain.errors import ImageError, one_line
+from adain.files import atomic_write
 
 # Formats we decode. Anything else (EPS runs Ghostscript, PSD/ICO/... are rarely photos) is refused
 # by name before a decoder runs.
@@ -25,7 +24,6 @@ _ACCEPTED_TEXT = "JPEG, PNG, BMP, GIF, TIFF or WebP"
 _SAVE_FORMATS = {".jpg": "JPEG", ".jpeg": "JPEG", ".png": "PNG"}
 _ALPHA_MODES = ("LA", "La", "PA", "RGBA", "RGBa")
 _WIDE_GREY_MODES = ("I;16", "I;16L", "I;16B", "I;16N", "I")
-_TEMP_NAME = re.compile(r"\.(.+)\.[0-9a-f]{12}\.tmp")
 
 
 def load_image(path: str | os.PathLike, size: int = 0, crop: bool = False) -> np.ndarray:
@@ -104,21 +102,11 @@ def save_image(path: str | os.PathLike, img_hw3: np.ndarray, quality: int = 95) 
     problem = "is not a folder" if folder.exists() else "does not exist"
     raise ImageError(path, f"cannot write: the parent {str(folder)!r} {problem}")
   pil = Image.fromarray(to_uint8(img), "RGB")
-  # Our own name with O_EXCL rather than mkstemp: the file gets the usual umask-derived permissions.
-  tmp = temp_path(path)
   try:
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+    with atomic_write(path) as f:
+      pil.save(f, format=fmt, **({"quality": quality} if fmt == "JPEG" else {}))
   except OSError as e:
     raise ImageError(path, f"cannot write: {e.strerror or e}") from None
-  try:
-    with os.fdopen(fd, "wb") as f:
-      pil.save(f, format=fmt, **({"quality": quality} if fmt == "JPEG" else {}))
-    os.replace(tmp, path)
-  except BaseException as e:
-    tmp.unlink(missing_ok=True)
-    if isinstance(e, OSError):
-      raise ImageError(path, f"cannot write: {e.strerror or e}") from None
-    raise
 
 
 def to_uint8(img: np.ndarray) -> np.ndarray:
@@ -128,20 +116,6 @@ def to_uint8(img: np.ndarray) -> np.ndarray:
   """
   scaled = np.asarray(img).astype(np.float32) * np.float32(255) + np.float32(0.5)
   return np.clip(scaled, 0, 255).astype(np.uint8)
-
-
-def temp_path(path: Path) -> Path:
-  """A fresh hidden name beside ``path`` for writing it before the rename into place."""
-  return path.parent / f".{path.name}.{secrets.token_hex(6)}.tmp"
-
-
-def temp_target(name: str) -> str | None:
-  """The file name that a temporary of this name (``temp_path``) was to become, else None.
-
-  A process killed by SIGKILL cannot remove its temporary file; resumable jobs find them by this.
-  """
-  m = _TEMP_NAME.fullmatch(name)
-  return m and m.group(1)
 
 
 def _decode(path: str | os.PathLike) -> Image.Image:

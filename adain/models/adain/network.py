@@ -1,6 +1,6 @@
 """The AdaIN network in Flax NNX: normalised VGG-19 encoder to relu4_1, AdaIN, mirrored decoder.
 
-The layers are those of adain.architecture's tables, in their order; adain.weights fills them.
+The layers are those of adain.models.adain.architecture's tables, in their order; adain.models.adain.weights fills them.
 """
 
 from __future__ import annotations
@@ -12,9 +12,10 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
-from adain import ops
-from adain.architecture import DECODER_LAYERS, ENCODER_LAYERS, Variant, decoder_layers
-from adain.codes import StyleCode
+from adain.models import ops
+from adain.models.adain import code_size
+from adain.models.adain.architecture import DECODER_LAYERS, ENCODER_LAYERS, Variant, decoder_layers
+from adain.models.adain.codes import StyleCode
 from adain.errors import AdainError
 
 BN_MOMENTUM = 0.1  # torch.nn.BatchNorm2d's: running = 0.9 * running + 0.1 * batch statistic
@@ -165,7 +166,7 @@ class AdaIN(nnx.Module):
 
   def __init__(self, variant: Variant = Variant(), *, rngs: nnx.Rngs | None = None, init: bool = True):
     """Weights drawn as torch initialises them (``rngs`` default Rngs(0)); ``init`` False leaves
-    placeholders (shapes and dtypes) for a loader to fill, as adain.weights does: no random
+    placeholders (shapes and dtypes) for a loader to fill, as adain.models.adain.weights does: no random
     numbers drawn or traced (nnx.eval_shape of the drawing constructor took 0.2 s at start-up)."""
     if not init:
       rngs = None
@@ -187,7 +188,7 @@ class AdaIN(nnx.Module):
                    valid_hw: jax.Array | None = None) -> StyleCode:
     features = self.encoder(images_bhwc, valid_hw)
     if valid_hw is not None:
-      valid = ops.valid_mask(features.shape[:3], -(-valid_hw // 8))
+      valid = ops.valid_mask(features.shape[:3], code_size(valid_hw))
       mask_bhw = valid if mask_bhw is None else mask_bhw * valid
     return StyleCode(*ops.mean_std(features, mask_bhw))
 
@@ -200,7 +201,7 @@ class AdaIN(nnx.Module):
     (1 = foreground, at the content code's resolution) ``style`` must hold two codes: the first
     styles the foreground, the second the background, each with its own region's statistics.
     ``content_stats`` (one per region) replaces the content code's own statistics: a tile of a
-    large image is normalised with the whole image's (adain.tiling). ``valid_hw`` is the
+    large image is normalised with the whole image's (adain.inference.tiling). ``valid_hw`` is the
     code's valid part, as encode_content's.
     """
     if self.variant.fusion == "concat":

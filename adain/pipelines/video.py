@@ -22,10 +22,10 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from adain import tiling
+from adain.inference import memory
 from adain.errors import AdainError, VideoError
 from adain.media import images
-from adain.stylizer import Stylizer, bucket, code_mask
+from adain.inference.stylizer import Stylizer, bucket, code_mask
 
 # Chosen from tools/video_flicker.py's measurements (README, "Video").
 STABILIZE = 0.8
@@ -77,8 +77,8 @@ def _box_mean(x_hw: np.ndarray, r: int) -> np.ndarray:
 
 def default_batch(h: int, w: int) -> int:
   """Frames per step: as many as fit the default budget in the frames' size bucket, at most
-  ``tiling.batch_cap()`` (1 on a CPU)."""
-  return tiling.batch_that_fits(bucket(h), bucket(w), tiling.batch_cap())
+  ``memory.batch_cap()`` (1 on a CPU)."""
+  return memory.batch_that_fits(bucket(h), bucket(w), memory.batch_cap())
 
 
 def stylize_frames(stylizer: Stylizer, frames: Iterable[np.ndarray], style, *, alpha: float = 1.0,
@@ -128,7 +128,7 @@ def _stylized(stylizer, frames, style, alpha, mask, preserve_color, batch, tile,
   for frame in frames:
     if mask is not None and mask_code is None:
       mask_code = code_mask(mask, frame.shape[:2])
-    batch = batch or min(default_batch(*frame.shape[:2]), total or tiling.MAX_BATCH)
+    batch = batch or min(default_batch(*frame.shape[:2]), total or memory.MAX_BATCH)
     pending.append(frame)
     if len(pending) == batch:
       yield from flush()
@@ -152,15 +152,15 @@ def stylize_clip(stylizer: Stylizer, src: str | os.PathLike, dst: str | os.PathL
   background threads. On any error or interrupt nothing is left at ``dst``; errors name ``src``
   (reading, stylizing) or ``dst`` (writing).
   """
-  from adain.media import video
+  from adain.media import video_io as video
 
   start = time.perf_counter()
   with video.VideoReader(src, content_size, crop) as reader:
     stop = threading.Event()
-    decoded: queue.Queue = queue.Queue(maxsize=2 * tiling.MAX_BATCH)
+    decoded: queue.Queue = queue.Queue(maxsize=2 * memory.MAX_BATCH)
     decoder = threading.Thread(target=_produce, args=(reader, decoded, stop), daemon=True)
     timestamps: deque[int] = deque()
-    encoded: queue.Queue = queue.Queue(maxsize=2 * tiling.MAX_BATCH)
+    encoded: queue.Queue = queue.Queue(maxsize=2 * memory.MAX_BATCH)
     pool = ThreadPoolExecutor(max_workers=1)
     decoder.start()
     writer = pool.submit(video.write_video, dst, _consume(encoded), reader.time_base, reader.fps,

@@ -18,6 +18,7 @@ import numpy as np
 from PIL import Image
 
 from adain.errors import AdainError, VideoError, one_line
+from adain.files import atomic_path
 from adain.media import images
 
 # Audio codecs an MP4 holds as they are (stream copy); anything else is re-encoded to AAC.
@@ -170,12 +171,17 @@ def write_video(path: str | os.PathLike, frames: Iterable[Frame], time_base: fra
   """
   av = _av()
   path = Path(path)
-  tmp = images.temp_path(path)
-  try:
-    out = av.open(os.fspath(tmp), "w", format="mp4", options={"movflags": "+faststart"})
-  except (av.error.FFmpegError, OSError) as e:
-    raise VideoError(path, f"cannot write: {_problem(e)}") from None
-  src = None
+  with atomic_path(path) as tmp:
+    try:
+      out = av.open(os.fspath(tmp), "w", format="mp4", options={"movflags": "+faststart"})
+    except (av.error.FFmpegError, OSError) as e:
+      raise VideoError(path, f"cannot write: {_problem(e)}") from None
+    return _encode(av, out, path, frames, time_base, fps, crf, audio_from)
+
+
+def _encode(av, out, path: Path, frames, time_base, fps, crf, audio_from) -> tuple[int, int]:
+  """write_video's encoding into the open container ``out``, which it closes."""
+  src, closed = None, False
   try:
     stream, last = None, None
     src = av.open(os.fspath(audio_from)) if audio_from is not None else None
@@ -198,16 +204,15 @@ def write_video(path: str | os.PathLike, frames: Iterable[Frame], time_base: fra
       audio.mux_until(None)
     size = stream.width, stream.height
     out.close()
-    os.replace(tmp, path)
+    closed = True
     return size
   except av.error.FFmpegError as e:
     raise VideoError(path, f"encoding failed ({_problem(e)})") from None
   finally:
     if src is not None:
       src.close()
-    if tmp.exists():
+    if not closed:
       out.close()
-      tmp.unlink(missing_ok=True)
 
 
 def _video_stream(out, shape, time_base, fps, crf: int):

@@ -1,14 +1,14 @@
 """The network's architecture as data, without JAX or Flax: layer tables and model variants.
 
 Layer tables keep the PyTorch Sequential indices of pytorch-AdaIN's net.py, so that a state dict
-key such as ``"29.weight"`` names exactly one of our layers (see adain/weights/). adain.models
+key such as ``"29.weight"`` names exactly one of our layers (see adain/weights/). adain.models.adain.network
 builds the Flax modules from them; the weights loaders and the command read them without Flax.
 """
 
 from __future__ import annotations
 
 import dataclasses
-from typing import NamedTuple
+from typing import ClassVar, NamedTuple
 
 from adain.errors import AdainError
 
@@ -76,6 +76,7 @@ class Variant:
   ``decoder_norm``: a BatchNorm or affine InstanceNorm after every decoder conv but the last.
   """
 
+  network: ClassVar[str] = "adain"  # its package, adain.models.adain (adain.models.interface.Params)
   fusion: str = "adain"
   decoder_norm: str = "none"
 

@@ -14,76 +14,21 @@ compiles at most four window shapes.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 
-import jax
 import jax.numpy as jnp
 import numpy as np
 
-from adain import ops
-from adain.codes import StyleCode
-from adain.programs import Program
-from adain.weights import model_from_arrays
+from adain.inference.programs import Program
+from adain.models import ops
+from adain.models.adain import code_size
+from adain.models.adain.codes import StyleCode
+from adain.models.interface import Params
 
 # Window margin in code pixels. A relu4_1 feature depends on the image 30 pixels beyond its own
 # 8x8 cell, and a decoded pixel on the code 3.75 code pixels around its own, so 4 is the
 # least margin with which cores match the untiled result to float rounding (tests/test_tiling.py).
 MARGIN = 4
-# Host memory one untiled stylization needs per image pixel: XLA's temporaries for encode and
-# decode (963 bytes, compiled memory_analysis at 256² to 1024²) plus convolution scratch.
-BYTES_PER_PIXEL = 1200
-TILE_SIZES = (2048, 1024, 512, 256)  # auto tiling's choices, largest first: fewer margins
-MAX_BATCH = 8  # images per call on an accelerator unless asked for more
-
-
-def available_memory() -> int:
-  """Bytes the kernel says can be allocated without swapping (MemAvailable), else free RAM."""
-  try:
-    with open("/proc/meminfo") as f:
-      for line in f:
-        if line.startswith("MemAvailable:"):
-          return int(line.split()[1]) * 1024
-  except OSError:
-    pass
-  return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
-
-
-def default_budget() -> int:
-  """A quarter of the available memory: other processes share it."""
-  return available_memory() // 4
-
-
-def choose_tile(h: int, w: int, budget: int | None = None) -> int:
-  """0 (untiled) when an h x w stylization fits the budget (``default_budget`` if None), else the
-  largest tile whose window does."""
-  budget = default_budget() if budget is None else budget
-  if h * w * BYTES_PER_PIXEL <= budget:
-    return 0
-  for t in TILE_SIZES:
-    if (t + 16 * MARGIN) ** 2 * BYTES_PER_PIXEL <= budget:
-      return t
-  return TILE_SIZES[-1]
-
-
-def batch_that_fits(h: int, w: int, cap: int, budget: int | None = None) -> int:
-  """How many h x w stylizations, 1 to ``cap``, one call may take within the budget
-  (``default_budget`` if None)."""
-  budget = default_budget() if budget is None else budget
-  return int(max(1, min(cap, budget // (h * w * BYTES_PER_PIXEL))))
-
-
-def batch_cap(requested: int | None = None) -> int:
-  """The most images per call: ``requested`` if given, else 1 on a CPU (batches were slower
-  there: `make bench`, README "Video") and MAX_BATCH on an accelerator."""
-  return requested or (1 if jax.default_backend() == "cpu" else MAX_BATCH)
-
-
-def code_size(n: int) -> int:
-  """Code pixels along an axis of n image pixels: three ceil-mode poolings."""
-  return -(-n // 8)
-
-
 def windows(n: int, tile: int) -> list[tuple[int, int, int, int]]:
   """(core start, core end, window start, window end) in code pixels along an axis of n pixels.
 
@@ -107,15 +52,15 @@ def is_tiled(h: int, w: int, tile: int) -> bool:
   return tile > 0 and (len(windows(h, tile)) > 1 or len(windows(w, tile)) > 1)
 
 
-# The programs of a tile (model variant, variables by name: see adain.stylizer's).
+# The programs of a tile (a network's spec and arrays: see adain.inference.stylizer's).
 @Program
-def _encode(variant, arrays, window_bhwc):
-  return model_from_arrays(variant, arrays).encode_content(window_bhwc)
+def _encode(spec, arrays, window_bhwc):
+  return Params(spec, arrays).bind().encode_content(window_bhwc)
 
 
 @Program
-def _decode(variant, arrays, code_bhwc, style: StyleCode, alpha, mask_bhw, content_stats: StyleCode):
-  return model_from_arrays(variant, arrays).generate(code_bhwc, style, alpha, mask_bhw, content_stats)
+def _decode(spec, arrays, code_bhwc, style: StyleCode, alpha, mask_bhw, content_stats: StyleCode):
+  return Params(spec, arrays).bind().generate(code_bhwc, style, alpha, mask_bhw, content_stats)
 
 
 def _pixels(n: int, s: int, e: int) -> slice:
@@ -128,12 +73,12 @@ def _tiles(h: int, w: int, tile: int):
       yield ys, xs
 
 
-def _core_codes(variant, arrays, image_hw3: np.ndarray, tile: int) -> Iterator[tuple]:
+def _core_codes(params: Params, image_hw3: np.ndarray, tile: int) -> Iterator[tuple]:
   """(row core, column core, that core of the content code as (h, w, C) numpy) per tile."""
   h, w = image_hw3.shape[:2]
   for (ya, yb, ys, ye), (xa, xb, xs, xe) in _tiles(h, w, tile):
     window = jnp.asarray(image_hw3[_pixels(h, ys, ye), _pixels(w, xs, xe)])[None]
-    code = _encode(variant, arrays, window)[0, ya - ys:yb - ys, xa - xs:xb - xs]
+    code = _encode(params.spec, params.arrays, window)[0, ya - ys:yb - ys, xa - xs:xb - xs]
     yield slice(ya, yb), slice(xa, xb), np.asarray(code)
 
 
@@ -160,7 +105,7 @@ def _stats(moments) -> tuple[np.ndarray, np.ndarray]:
   return mean.astype(np.float32), np.sqrt(m2 / max(n - 1.0, 1.0) + ops.EPS).astype(np.float32)
 
 
-def encode(variant, arrays, image_hw3: np.ndarray, tile: int, mask_hw: np.ndarray | None = None,
+def encode(params: Params, image_hw3: np.ndarray, tile: int, mask_hw: np.ndarray | None = None,
            keep_code: bool = True) -> tuple[np.ndarray | None, StyleCode]:
   """The content code (h/8, w/8, C) and its statistics, computed tile by tile.
 
@@ -170,7 +115,7 @@ def encode(variant, arrays, image_hw3: np.ndarray, tile: int, mask_hw: np.ndarra
   """
   h, w = image_hw3.shape[:2]
   code, moments = None, None
-  for ys, xs, core in _core_codes(variant, arrays, image_hw3, tile):
+  for ys, xs, core in _core_codes(params, image_hw3, tile):
     if code is None and keep_code:
       code = np.empty((code_size(h), code_size(w), core.shape[-1]), core.dtype)
     if keep_code:
@@ -185,15 +130,15 @@ def encode(variant, arrays, image_hw3: np.ndarray, tile: int, mask_hw: np.ndarra
   return code, StyleCode(jnp.asarray(np.stack(means)), jnp.asarray(np.stack(stds)))
 
 
-def generate(variant, arrays, content_hw3: np.ndarray, style: StyleCode, alpha, tile: int,
+def generate(params: Params, content_hw3: np.ndarray, style: StyleCode, alpha, tile: int,
              mask_hw: np.ndarray | None = None) -> np.ndarray:
   """Stylizes a content image tile by tile; the same result as untiled, to float rounding."""
   h, w = content_hw3.shape[:2]
-  code, content_stats = encode(variant, arrays, content_hw3, tile, mask_hw)
+  code, content_stats = encode(params, content_hw3, tile, mask_hw)
   out = np.empty((h, w, 3), np.float32)
   for (ya, yb, ys, ye), (xa, xb, xs, xe) in _tiles(h, w, tile):
     mask = None if mask_hw is None else jnp.asarray(mask_hw[ys:ye, xs:xe], jnp.float32)[None]
-    pixels = _decode(variant, arrays, jnp.asarray(code[ys:ye, xs:xe])[None], style, alpha, mask,
+    pixels = _decode(params.spec, params.arrays, jnp.asarray(code[ys:ye, xs:xe])[None], style, alpha, mask,
                      content_stats)[0]
     rows, cols = _pixels(h, ya, yb), _pixels(w, xa, xb)
     out[rows, cols] = np.asarray(pixels[rows.start - 8 * ys:rows.stop - 8 * ys,

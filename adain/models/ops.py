@@ -2,25 +2,10 @@
 
 from __future__ import annotations
 
-import os
-
 import jax
 import jax.numpy as jnp
 
 EPS = 1e-5  # pytorch-AdaIN's calc_mean_std eps, added to the (unbiased) variance.
-
-# XLA's CPU backend sends each convolution to YNNPACK by default; its Eigen convolution is 2-6x
-# faster on this network's 3x3 layers (measured on 2 EPYC cores: 48-137 GFLOP/s against 11-22;
-# as im2col with one matmul 11-36, as nine shifted matmuls 18-56; PyTorch's oneDNN 32-68).
-# YNNPACK's "reduce" fusions are turned off too: they swallow the convolution before each max
-# pooling (conv + bias + ReLU + pool in one YNNPACK call), which took a fifth of a training
-# step's CPU time; without them the train step takes 1.27x less CPU time at batch 4, 128 px.
-# XLA reads the flag when its CPU client starts, so it is set at import; a user's own setting
-# of the same flag wins.
-_CONV_FLAG = "--xla_cpu_experimental_ynn_fusion_type=-individual_convolution,-reduce"
-if "xla_cpu_experimental_ynn_fusion_type" not in os.environ.get("XLA_FLAGS", ""):
-  os.environ["XLA_FLAGS"] = f"{os.environ.get('XLA_FLAGS', '')} {_CONV_FLAG}".strip()
-
 
 def reflect_pad(x_bhwc: jax.Array, pad: int = 1, valid_hw: jax.Array | None = None,
                 mode: str = "reflect") -> jax.Array:
@@ -28,7 +13,7 @@ def reflect_pad(x_bhwc: jax.Array, pad: int = 1, valid_hw: jax.Array | None = No
   name) mirrors the edge pixels too: by 1, the edge repeated, as torch.nn.ReplicationPad2d.
 
   With ``valid_hw`` (traced (h, w)) only x's top-left h x w is the image, the rest filler that
-  lets one compiled shape serve many image sizes (adain.stylizer): the image's bottom and right
+  lets one compiled shape serve many image sizes (adain.inference.stylizer): the image's bottom and right
   edges are padded at h and w, so that the convolution of its valid part is the image's own.
   """
   xp = jnp.pad(x_bhwc, ((0, 0), (pad, pad), (pad, pad), (0, 0)), mode=mode)
@@ -196,7 +181,7 @@ def adain(content_bhwc: jax.Array, style_mean_bc: jax.Array, style_std_bc: jax.A
   """Adaptive instance normalisation: content features re-scaled to the style's mean and std.
 
   ``content_mean_std`` replaces the content's own statistics: a tile of a large image is
-  normalised with those of the whole image (adain.tiling), so that tiles join without seams.
+  normalised with those of the whole image (adain.inference.tiling), so that tiles join without seams.
   """
   c_mean, c_std = content_mean_std if content_mean_std is not None else mean_std(content_bhwc, mask_bhw)
   normalized = (content_bhwc - c_mean[:, None, None, :]) / c_std[:, None, None, :]

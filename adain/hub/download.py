@@ -11,7 +11,6 @@ import hashlib
 import http.client
 import os
 import re
-import secrets
 import sys
 import urllib.error
 import urllib.parse
@@ -22,6 +21,7 @@ from typing import BinaryIO, Callable, NamedTuple, Sequence
 from tqdm import tqdm
 
 from adain.errors import AdainError
+from adain.files import atomic_path
 
 
 class DownloadError(AdainError):
@@ -34,22 +34,6 @@ class Source(NamedTuple):
   url: str
   filename: str
 
-
-_RELEASE = "https://github.com/naoto0804/pytorch-AdaIN/releases/download/v0.0.0"
-_LUA = "https://s3.amazonaws.com/xunhuang-public/adain"
-
-# In order of preference: pytorch-AdaIN's release (.pth), then the authors' Lua Torch files (.t7).
-# No SHA-256 is published for any of them, so the loader's architecture check is what vets them.
-PUBLISHED: dict[str, tuple[Source, ...]] = {
-  "vgg": (
-    Source(f"{_RELEASE}/vgg_normalised.pth", "vgg_normalised.pth"),
-    Source(f"{_LUA}/vgg_normalised.t7", "vgg_normalised.t7"),
-  ),
-  "decoder": (
-    Source(f"{_RELEASE}/decoder.pth", "decoder.pth"),
-    Source(f"{_LUA}/decoder.t7", "decoder.t7"),
-  ),
-}
 
 USER_AGENT = "adain-weights-fetcher (Python urllib)"
 # The published files are 80 MB at most; a bound keeps a misbehaving mirror from filling the disk.
@@ -136,22 +120,19 @@ def _try(url: str, dest: Path, validate: Callable[[Path], None], sha256: str | N
   scheme = urllib.parse.urlsplit(url).scheme.lower()
   if scheme not in _SCHEMES:
     return f"refused scheme {scheme or 'none'!r}: only http and https are fetched"
-  tmp = dest.parent / f".{dest.name}.{secrets.token_hex(4)}.part"
+  # Also on KeyboardInterrupt or a bug in validate: those propagate, but leave no partial file.
   try:
-    with open(tmp, "xb") as out:
-      digest = _stream(url, out, dest.name, progress, timeout, max_bytes)
-      out.flush()
-      os.fsync(out.fileno())
-    if sha256 is not None and digest != sha256:
-      raise _Failed(f"SHA-256 is {digest}, expected {sha256}")
-    validate(tmp)
-    os.replace(tmp, dest)
+    with atomic_path(dest) as tmp:
+      with open(tmp, "xb") as out:
+        digest = _stream(url, out, dest.name, progress, timeout, max_bytes)
+        out.flush()
+        os.fsync(out.fileno())
+      if sha256 is not None and digest != sha256:
+        raise _Failed(f"SHA-256 is {digest}, expected {sha256}")
+      validate(tmp)
     return None
   except (_Failed, AdainError, OSError, http.client.HTTPException) as err:
     return _reason(err, timeout)
-  finally:
-    # Also on KeyboardInterrupt or a bug in validate: those propagate, but leave no partial file.
-    tmp.unlink(missing_ok=True)
 
 
 def fetch(urls: Sequence[str], dest: str | os.PathLike, validate: Callable[[Path], None], *,

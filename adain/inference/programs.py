@@ -11,17 +11,18 @@ The files are executables, as JAX's own cache holds: whoever can write $ADAIN_HO
 can run code as the user, as with that cache. They are read with an unpickler that builds only
 the JAX types that jax.experimental.serialize_executable writes, and a file that does not load
 (damaged, or another JAX's) is said once on stderr, compiled again and replaced. The allow-list
-is JAX 0.10's, hence the project's pin below the next minor version.
+is JAX 0.10's, hence the project's pin below the next minor version. ADAIN_PROGRAMS=0 turns
+saving and reading off (each process then traces and compiles, as with plain jax.jit).
 """
 
 from __future__ import annotations
 
+import enum
 import functools
 import hashlib
 import io
 import json
 import os
-import enum
 import pickle
 import sys
 import threading
@@ -32,6 +33,9 @@ import jaxlib
 import numpy as np
 from jax.experimental import serialize_executable
 from jax.experimental.compilation_cache import compilation_cache
+
+from adain.files import atomic_write
+from adain.hub import adain_home
 
 FORMAT = b"adain-program/1\n"
 # What serialize_executable pickles besides the executable (JAX 0.10); anything else is refused.
@@ -48,8 +52,6 @@ _LOCK = threading.Lock()  # one thread compiles or loads at a time (the app's vi
 
 
 def programs_dir() -> Path:
-  from adain.weights import adain_home
-
   return adain_home() / "programs"
 
 
@@ -159,20 +161,19 @@ def _save(path: Path, compiled: jax.stages.Compiled) -> None:
   outputs = None if out_tree == _out_tree(None) else out_tree.num_leaves
   if out_tree != _out_tree(outputs):
     raise TypeError(f"a Program returns an array or a tuple of arrays, not {out_tree}")
-  tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
   try:
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp.write_bytes(FORMAT + json.dumps({"outputs": outputs}).encode() + b"\n" + payload)
-    os.replace(tmp, path)
+    with atomic_write(path) as f:
+      f.write(FORMAT + json.dumps({"outputs": outputs}).encode() + b"\n" + payload)
   except OSError:
-    tmp.unlink(missing_ok=True)
+    pass
 
 
 class Program:
   """A jitted function of (static, *args) whose executables are saved per argument shapes.
 
   Use as a decorator. The function returns an array or a tuple of arrays; ``static`` is
-  hashable and its repr says all it is (adain.architecture.Variant).
+  hashable and its repr says all it is (adain.models.adain.architecture.Variant).
   """
 
   def __init__(self, fn):
@@ -196,8 +197,11 @@ class Program:
     return len(self._compiled)
 
   def _get(self, signature, device: jax.Device, args) -> jax.stages.Compiled:
-    """The saved program for this signature, else a new one, compiled and saved."""
+    """The saved program for this signature, else a new one, compiled and saved (only
+    compiled with ADAIN_PROGRAMS=0: nothing read or written)."""
     static, in_tree, avals, _ = signature
+    if os.environ.get("ADAIN_PROGRAMS", "1").strip() == "0":
+      return self._jit.trace(static, *args).lower().compile()
     key = hashlib.sha256(json.dumps([
         FORMAT.decode(), self.__module__, self.__qualname__, repr(static), str(in_tree), avals,
         jax.__version__, jaxlib.__version__, device.platform, device.client.platform_version,

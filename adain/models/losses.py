@@ -7,8 +7,8 @@ from collections.abc import Mapping, Sequence
 import jax
 import jax.numpy as jnp
 
-from adain import ops
-from adain.architecture import FEATURES
+from adain.models import ops
+from adain.models.adain.architecture import FEATURES
 
 
 def mse(a: jax.Array, b: jax.Array) -> jax.Array:

@@ -44,6 +44,28 @@ class Parser(argparse.ArgumentParser):
       return 130
 
 
+def load_stylizer(args, encoder_only: bool = False):
+  """The Stylizer that the weight flags name (--vgg, --decoder, --dtype where the command has
+  them): how every command builds one. ``encoder_only`` reads --vgg alone (style codes need no
+  decoder). The weights are read and checked (numpy) in a thread while JAX is imported, with
+  the garbage collector paused (adain.runtime.start_up). Raises AdainError naming the file."""
+  from concurrent.futures import ThreadPoolExecutor
+
+  from adain import runtime
+  from adain.models.adain.weights import model_arrays, resolve_weights, state_dicts
+
+  def read():
+    if encoder_only:
+      return model_arrays(resolve_weights("vgg", args.vgg))
+    return model_arrays(*state_dicts(args.vgg, args.decoder))
+
+  with runtime.start_up(), ThreadPoolExecutor(1) as pool:
+    arrays = pool.submit(read)
+    from adain.inference.stylizer import Stylizer
+
+    return Stylizer.from_arrays(*arrays.result(), dtype=getattr(args, "dtype", "float32"))
+
+
 def weights(text: str) -> list[float]:
   try:
     values = [float(v) for v in text.split(",")]

@@ -16,6 +16,7 @@ import zipfile
 import numpy as np
 
 from adain.errors import AdainError
+from adain.files import atomic_write
 
 # Far above any AdaIN file (the whole VGG-19 is 80 MB in float32), far below what hurts.
 MAX_BYTES = 256 * 2**20
@@ -26,15 +27,8 @@ _HEADER_READERS = {(1, 0): np.lib.format.read_array_header_1_0,
 
 def write_npz(path: str | os.PathLike, arrays: dict[str, np.ndarray]) -> None:
   """Writes to a temp file in the same folder, renamed into place: never a partial file."""
-  path = os.fspath(path)
-  tmp = f"{path}.tmp-{os.getpid()}"
-  try:
-    with open(tmp, "wb") as f:
-      np.savez(f, **arrays)
-    os.replace(tmp, path)
-  finally:
-    if os.path.exists(tmp):
-      os.remove(tmp)
+  with atomic_write(path) as f:
+    np.savez(f, **arrays)
 
 
 def read_npz(path: str | os.PathLike, fmt: str, error: type[AdainError] = AdainError) -> dict:

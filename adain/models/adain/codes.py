@@ -9,9 +9,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from adain.architecture import ENCODER_LAYERS
+from adain.models.adain.architecture import ENCODER_LAYERS
 from adain.errors import AdainError
-from adain.npz import read_npz, write_npz
+from adain.weights.npz import read_npz, write_npz
 
 STYLE_CODE_FORMAT = "adain-style-code/1"
 

@@ -29,9 +29,9 @@ import numpy as np
 import ray
 import ray.data
 
-from adain import stylize_dataset as sd
 from adain.errors import AdainError, one_line
-from adain.stylize_dataset import Job
+from adain.pipelines import datasets as sd
+from adain.pipelines.datasets import Job, Options
 
 NO_IMAGE = np.zeros((0, 0, 3), np.float32)  # the image column's value in a row that has an error
 NO_CODE = np.zeros(0, np.float32)
@@ -39,15 +39,15 @@ NO_CODE = np.zeros(0, np.float32)
 
 def connect(address: str) -> None:
   """Joins the cluster at ``address`` ('auto', HOST:PORT, ray://HOST:PORT), or with '' starts a
-  local Ray for the run, on 127.0.0.1 without dashboard or usage reports (adain.datasets
-  .LOCAL_RAY_ENV, set before Ray is imported). Ray's own logs stay in its session folder, so that
+  local Ray for the run, on 127.0.0.1 without dashboard or usage reports (adain.pipelines
+  .datasets.LOCAL_RAY_ENV, set before Ray is imported). Ray's own logs stay in its session folder, so that
   the output is the one-host run's."""
   quiet = {"logging_level": logging.ERROR, "log_to_driver": False}
   try:
     if address:
       ray.init(address=address, **quiet)
     else:
-      ray.init(address="local", include_dashboard=False, **quiet)  # with datasets.LOCAL_RAY_ENV
+      ray.init(address="local", include_dashboard=False, **quiet)  # with sd.LOCAL_RAY_ENV
   except (ConnectionError, RuntimeError, ValueError) as e:
     raise AdainError(None, f"--ray {address or '(local)'}: cannot start or join Ray ({one_line(e)})") from None
   ctx = ray.data.DataContext.get_current()
@@ -57,8 +57,8 @@ def connect(address: str) -> None:
 
 
 def _stylizer(weights, dtype: str):
-  from adain.stylizer import Stylizer
-  from adain.weights import model_arrays
+  from adain.inference.stylizer import Stylizer
+  from adain.models.adain.weights import model_arrays
 
   return Stylizer.from_arrays(*model_arrays(*ray.get(weights)), dtype)
 
@@ -67,12 +67,12 @@ class _EncodeStyles:
   """Actor: style images read and encoded (read_style, style_code); a failed one has its error
   line and an empty code."""
 
-  def __init__(self, weights, args):
-    self.stylizer, self.args = _stylizer(weights, args.dtype), args
+  def __init__(self, weights, options: Options):
+    self.stylizer, self.options = _stylizer(weights, options.dtype), options
 
   def __call__(self, batch: dict) -> dict:
-    codes = [sd.style_code(self.stylizer, sd.read_style(Path(p), Path(s), self.args.style_size), Path(s),
-                           self.args.tile) for p, s in zip(batch["path"], batch["shown"])]
+    codes = [sd.style_code(self.stylizer, sd.read_style(Path(p), Path(s), self.options.style_size), Path(s),
+                           self.options.tile) for p, s in zip(batch["path"], batch["shown"])]
     failed = [isinstance(c, str) for c in codes]
     return {"style": batch["style"],
             "mean": [NO_CODE if bad else c[0] for c, bad in zip(codes, failed)],
@@ -91,12 +91,12 @@ class _Stylize:
   """Actor: one Stylizer; a batch of content rows in, one row per job out (its image, or its
   error line, ``show`` on the first row of each error, which the driver prints once)."""
 
-  def __init__(self, weights, codes, args, shown_content: Path):
-    from adain import tiling
+  def __init__(self, weights, codes, options: Options, shown_content: Path):
+    from adain.inference import memory
 
-    self.stylizer, self.args, self.shown = _stylizer(weights, args.dtype), args, shown_content
+    self.stylizer, self.options, self.shown = _stylizer(weights, options.dtype), options, shown_content
     self.codes = ray.get(codes)
-    self.batch_size = tiling.batch_cap(args.batch_size)
+    self.batch_size = memory.batch_cap(options.batch_size)
 
   def __call__(self, batch: dict) -> dict:
     out = {k: [] for k in ("content", "style", "output", "image", "error", "show")}
@@ -112,7 +112,7 @@ class _Stylize:
 
     def stylize(batches):
       for b in batches:
-        outputs, failures = sd.stylize_group(self.stylizer, b, self.args.alpha, self.args.tile, self.shown)
+        outputs, failures = sd.stylize_group(self.stylizer, b, self.options.alpha, self.options.tile, self.shown)
         for jobs, error in failures:
           add(jobs, error=error, show=True)
         if outputs:
@@ -148,19 +148,19 @@ def _absolute(folder: Path) -> Path:
   return Path(os.path.abspath(folder))
 
 
-def stylize_all(work: sd._Run, todo: list[Job], style_root: Path) -> None:
+def stylize_all(work: sd.Run, todo: list[Job], style_root: Path) -> None:
   """adain.stylize_dataset._stylize_all on Ray: the same outputs, rows and progress."""
-  from adain import tiling
-  from adain.weights import state_dicts, variant_of
+  from adain.inference import memory
+  from adain.models.adain.weights import state_dicts, variant_of
 
-  args, content_root, out_root = work.args, work.content_root, work.out_root
-  vgg, decoder = state_dicts(args.vgg, args.decoder)
-  sd.check_decoder(variant_of(decoder), args.decoder)
-  connect(args.ray)
+  options, content_root, out_root = work.options, work.content_root, work.out_root
+  vgg, decoder = state_dicts(options.vgg, options.decoder)
+  sd.check_decoder(variant_of(decoder), options.decoder)
+  connect(options.ray)
   try:
     weights = ray.put((vgg, decoder))
     gpus = int(ray.cluster_resources().get("GPU", 0))
-    actors = args.ray_actors or gpus or sum(n["Alive"] for n in ray.nodes())
+    actors = options.ray_actors or gpus or sum(n["Alive"] for n in ray.nodes())
     # One GPU each where there are GPUs; on CPUs an actor's XLA uses all of its node's cores.
     resources = {"num_gpus": 1} if gpus else {"num_cpus": 0}
     pool = ray.data.ActorPoolStrategy(size=actors)
@@ -169,7 +169,7 @@ def stylize_all(work: sd._Run, todo: list[Job], style_root: Path) -> None:
     styles = ray.data.from_items([{"style": s, "path": str(_absolute(style_root) / work.styles[s]),
                                    "shown": str(style_root / work.styles[s])} for s in needed])
     styles = styles.map_batches(_EncodeStyles, batch_size=1, compute=ray.data.ActorPoolStrategy(
-        size=min(actors, len(needed))), fn_constructor_kwargs={"weights": weights, "args": args},
+        size=min(actors, len(needed))), fn_constructor_kwargs={"weights": weights, "options": options},
         **resources)
     codes = sd.collect_codes(((int(r["style"]), r["error"] or (r["mean"], r["std"]))
                               for r in styles.iter_rows()), len(needed))
@@ -178,9 +178,9 @@ def stylize_all(work: sd._Run, todo: list[Job], style_root: Path) -> None:
               "output": [j.output.as_posix() for j in jobs]} for rel, jobs in sd.by_content(todo).items()]
     ds = (ray.data.from_items(items)
           .map(_read, fn_kwargs={"real": _absolute(content_root), "shown": content_root,
-                                 "size": args.content_size, "crop": args.crop})
-          .map_batches(_Stylize, batch_size=args.batch_size or (tiling.MAX_BATCH if gpus else 1), compute=pool,
-                       fn_constructor_kwargs={"weights": weights, "codes": ray.put(codes), "args": args,
+                                 "size": options.content_size, "crop": options.crop})
+          .map_batches(_Stylize, batch_size=options.batch_size or (memory.MAX_BATCH if gpus else 1), compute=pool,
+                       fn_constructor_kwargs={"weights": weights, "codes": ray.put(codes), "options": options,
                                               "shown_content": content_root}, **resources)
           .map(_write_row, fn_kwargs={"real": _absolute(out_root), "shown": out_root}))
     for row in ds.iter_rows():
@@ -189,6 +189,6 @@ def stylize_all(work: sd._Run, todo: list[Job], style_root: Path) -> None:
         work.fail([job], row["error"], show=bool(row["show"]))
       else:
         work.done(job)
-    sd.scan_outputs(out_root, todo, sd.manifest_path(out_root, args.shard))  # temporaries of killed writes
+    sd.scan_outputs(out_root, todo, sd.manifest_path(out_root, options.shard))  # temporaries of killed writes
   finally:
     ray.shutdown()

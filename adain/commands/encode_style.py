@@ -1,0 +1,74 @@
+"""python -m adain.encode_style: save style codes (.npz) to reuse with --style code.npz.
+
+A style code is the mean and std of the style image's relu4_1 features; stylizing with the code
+gives the same pixels as stylizing with the image, without reading or encoding it again.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from adain.errors import AdainError
+from adain.commands import flags
+
+
+def build_parser() -> argparse.ArgumentParser:
+  p = flags.Parser(prog="python -m adain.encode_style", description=__doc__.split("\n")[0],
+              formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+  p.add_argument("images", nargs="+", help="style images")
+  p.add_argument("--output", required=True,
+                 help="a .npz file (one image), or a folder that gets IMAGE_STEM.npz per image")
+  p.add_weights(decoder=False)
+  p.add_argument("--style-size", "--style_size", dest="style_size", type=flags.pixels, default=512,
+                 help="shorter side the style image is resized to; 0 keeps its size")
+  p.add_argument("--crop", action="store_true", help="center-crop to a size x size square")
+  return p
+
+
+def output_paths(images: list[str], output: str, parser) -> list[Path]:
+  out = Path(output)
+  if out.suffix.lower() == ".npz":
+    if len(images) != 1:
+      parser.error(f"{output}: one .npz file takes one image; give a folder for {len(images)}")
+    if out.is_dir():
+      parser.error(f"{output}: is a folder")
+    return [out]
+  if out.exists() and not out.is_dir():
+    parser.error(f"{output}: output path exists and is not a folder")
+  return [out / f"{Path(i).stem}.npz" for i in images]
+
+
+def main(argv: list[str] | None = None) -> int:
+  parser = build_parser()
+  args = parser.parse_args(argv)
+  outputs = output_paths(args.images, args.output, parser)
+  from adain.media import images
+
+  try:
+    outputs[0].parent.mkdir(parents=True, exist_ok=True)
+    stylizer = flags.load_stylizer(args, encoder_only=True)
+  except (AdainError, OSError) as e:
+    print(f"error: {e}", file=sys.stderr)
+    return 1
+  failed = 0
+  for image, out in zip(args.images, outputs):
+    try:
+      code = stylizer.encode_style(images.load_image(image, args.style_size, args.crop))
+      code.save(out)
+      print(out)
+    except (AdainError, OSError) as e:
+      failed += 1
+      print(f"error: {e}", file=sys.stderr)
+  print(f"wrote {len(outputs) - failed} style code(s)" + (f", {failed} failed" if failed else ""),
+        file=sys.stderr)
+  return 1 if failed else 0
+
+
+def entry() -> None:
+  """``python -m adain.encode_style``: the process set up (adain.runtime), then the command."""
+  from adain import runtime
+
+  runtime.set_up("adain.encode_style")
+  sys.exit(main())

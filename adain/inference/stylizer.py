@@ -1,0 +1,307 @@
+"""The Stylizer: weights loaded once, jitted encode/generate, images in and out as numpy."""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import os
+from typing import TYPE_CHECKING
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from adain.inference import color, memory, tiling
+from adain.models.adain.architecture import MIN_SIDE, Variant
+from adain.models.adain.codes import StyleCode
+from adain.errors import AdainError
+from adain.media import images
+from adain.inference.programs import Program
+from adain.models.adain import code_size
+from adain.models.adain.weights import arrays_of, model_arrays, state_dicts
+from adain.models.interface import Params
+
+if TYPE_CHECKING:
+  from adain.models.adain.network import AdaIN
+
+PRESERVE_COLOR = ("coral", "luminance")
+
+
+def bucket(n: int) -> int:
+  """The array length that an image side of n pixels is stylized in (see _in_bucket).
+
+  n rounded up to a multiple of 64, or of 1/8 of the largest power of two <= n when that is
+  more: a folder of mixed sizes compiles a few shapes, not one per size, for at most 64 pixels
+  or 1/8 of extra work per side.
+  """
+  step = max(64, 1 << max(n.bit_length() - 4, 0))
+  return -(-n // step) * step
+
+
+def _in_bucket(imgs_bhw3: np.ndarray, dtype) -> tuple[jax.Array, np.ndarray]:
+  """Images of one size in the top-left of a zero batch of bucket size, and their (h, w).
+
+  The network takes the valid size as a traced value and mirrors each layer at the images' own
+  edges (ops.reflect_pad), so each result is its image's alone, to float rounding. Inputs are
+  made in numpy: jnp functions compile a program for each new shape (tens of ms at start-up).
+  """
+  b, h, w = imgs_bhw3.shape[:3]
+  filled = np.zeros((b, bucket(h), bucket(w), 3), dtype)
+  filled[:, :h, :w] = imgs_bhw3
+  return jax.device_put(filled), np.array([h, w], np.int32)
+
+
+@jax.tree_util.register_dataclass
+@dataclasses.dataclass(frozen=True)
+class StyleFeatures:
+  """A style as an Enc-Concat-Dec decoder needs it: relu4_1 features of one image, (1, h, w, 512)
+  in a size bucket, of which the top-left ``valid_hw`` are the image's."""
+
+  features: jax.Array
+  valid_hw: jax.Array
+
+
+# The network's programs, on its spec (static) and arrays by name (adain.models.interface.Params).
+@Program
+def _encode_style(spec, arrays, images_bhwc, valid_hw):
+  code = Params(spec, arrays).bind().encode_style(images_bhwc, valid_hw=valid_hw)
+  return code.mean, code.std
+
+
+@Program
+def _encode_content(spec, arrays, content_bhwc, valid_hw):
+  return Params(spec, arrays).bind().encode_content(content_bhwc, valid_hw)
+
+
+@Program
+def _decode(spec, arrays, code_bhwc, style: StyleCode, alpha, mask_bhw, valid_hw):
+  """AdaIN and decode the valid_hw part of a bucket's code (the caller crops the output)."""
+  model = Params(spec, arrays).bind()
+  return model.generate(code_bhwc, style, alpha, mask_bhw, valid_hw=code_size(valid_hw)).astype(jnp.float32)
+
+
+@Program
+def _decode_concat(spec, arrays, code_bhwc, style: StyleFeatures, valid_hw):
+  """_decode for an Enc-Concat-Dec decoder: the style's features resized to each content code."""
+  model = Params(spec, arrays).bind()
+  style_bhwc = jnp.broadcast_to(style.features, (code_bhwc.shape[0],) + style.features.shape[1:])
+  code_hw = code_size(valid_hw)
+  return model.generate_concat(code_bhwc, style_bhwc, code_hw, style.valid_hw).astype(jnp.float32)
+
+
+def _check_size(img_hw3: np.ndarray, what: str) -> None:
+  if min(img_hw3.shape[:2]) < MIN_SIDE:
+    raise AdainError(None, f"{what} is {img_hw3.shape[1]}x{img_hw3.shape[0]} pixels; "
+                     f"both sides must be at least {MIN_SIDE}")
+
+
+def feature_hw(image_hw: tuple[int, int]) -> tuple[int, int]:
+  """The content code's spatial size for an image: three ceil-mode poolings."""
+  return code_size(image_hw[0]), code_size(image_hw[1])
+
+
+def code_mask(mask_hw: np.ndarray, image_hw: tuple[int, int]) -> np.ndarray:
+  """A foreground mask of any resolution as ``generate``'s ``mask_hw`` for an image of
+  ``image_hw``: at its content code's size (nearest), thresholded at 0.5, as ``--mask`` is."""
+  return images.resize_mask(mask_hw, feature_hw(image_hw))
+
+
+@dataclasses.dataclass(frozen=True)
+class ContentCode:
+  """B same-size content images as ``generate_from_code`` takes them, computed once.
+
+  ``code``: their relu4_1 features in the images' size bucket (see ``bucket``), ``images`` None.
+  Images that need tiling keep ``images`` instead (tiles are encoded as they are decoded, see
+  adain.inference.tiling) and ``code`` None. ``hw`` is the images' own size.
+  """
+
+  hw: tuple[int, int]
+  code: jax.Array | None = None
+  images: np.ndarray | None = None
+  tile: int = 0
+
+
+class Stylizer:
+  """Loads weights once and stylizes many images.
+
+  Images are float32 HWC RGB in [0, 1] (see adain.media.images). Each size bucket (see ``bucket``)
+  compiles once; style codes can be computed once (``encode_style``) and reused for any number
+  of contents. ``tile`` arguments: None chooses tiling from the available memory
+  (adain.inference.tiling), 0 never tiles, N uses tiles of N pixels (rounded up to a multiple of 8).
+  ``dtype`` bfloat16 runs the network in bfloat16 (AdaIN statistics stay float32): meant for
+  accelerators; on a CPU it is slower and off parity.
+
+  Every model variant stylizes (``variant``, see adain.models.adain.architecture.Variant). An Enc-Concat-Dec
+  (concat) decoder's styles are StyleFeatures rather than StyleCodes: no style codes, mixing,
+  masks or alpha. Concat and instance-norm decoders see the whole image (never tiled), since
+  their results depend on all of it.
+  """
+
+  def __init__(self, model: AdaIN, dtype=jnp.float32):
+    """A Stylizer with a copy of the model's weights."""
+    self._hold(model.variant, arrays_of(model), dtype)
+
+  @classmethod
+  def from_arrays(cls, variant: Variant, arrays: dict, dtype=jnp.float32) -> "Stylizer":
+    """From the model's variables by name (adain.weights.model_arrays), without the Flax model:
+    that is built only inside a program's trace, so a run whose programs are saved
+    (adain.inference.programs) never imports Flax."""
+    self = cls.__new__(cls)
+    self._hold(variant, arrays, dtype)
+    return self
+
+  def _hold(self, variant: Variant, arrays: dict, dtype) -> None:
+    self.dtype = jnp.dtype(dtype)
+    # Cast in numpy: a jnp cast compiles a program for each shape.
+    self.params = Params(variant, {k: jax.device_put(np.asarray(v).astype(self.dtype, copy=False))
+                                   for k, v in arrays.items()})
+
+  @property
+  def variant(self) -> Variant:
+    """The network's variant (adain.models.adain.architecture.Variant)."""
+    return self.params.spec
+
+  def model(self) -> AdaIN:
+    """The Flax model of these weights (adain.export builds its graphs from it)."""
+    return self.params.bind()
+
+  def on(self, device: jax.Device) -> "Stylizer":
+    """A copy whose weights live on ``device``, so that its calls run there.
+
+    Inputs given as numpy follow the weights; one thread per copy keeps several devices busy.
+    """
+    twin = copy.copy(self)
+    twin.params = jax.device_put(self.params, device)
+    return twin
+
+  def _tile(self, img_hw3: np.ndarray, tile: int | None) -> int:
+    h, w = img_hw3.shape[:2]
+    if self.variant.fusion == "concat" or self.variant.decoder_norm == "instance":
+      if tile:
+        raise AdainError(None, f"a {self.variant.name} decoder stylizes whole images: no tiles")
+      return 0
+    return memory.choose_tile(h, w) if tile is None else 8 * code_size(tile)
+
+  def load_style_code(self, path: str | os.PathLike) -> StyleCode:
+    """A style code from .npz (see StyleCode.save), if this decoder can use one."""
+    if self.variant.fusion == "concat":
+      raise AdainError(path, "a style code cannot drive an Enc-Concat-Dec (concat) decoder: "
+                       "it needs the style image")
+    return StyleCode.load(path)
+
+  @classmethod
+  def from_files(cls, vgg: str | os.PathLike | None = None,
+                 decoder: str | os.PathLike | None = None, *, download: bool = True,
+                 progress: bool = True, dtype=jnp.float32) -> "Stylizer":
+    """Weights from the given files, else checkpoints/ or the cache, else the published URLs."""
+    return cls.from_arrays(*model_arrays(*state_dicts(vgg, decoder, download=download, progress=progress)),
+                           dtype)
+
+  def encode_style(self, style_hw3: np.ndarray, tile: int | None = None) -> StyleCode | StyleFeatures:
+    """The style code (relu4_1 mean and std) of one image: a batch of one (StyleFeatures for a
+    concat decoder)."""
+    _check_size(style_hw3, "style image")
+    tile = self._tile(style_hw3, tile)
+    if self.variant.fusion == "concat":
+      images, valid_hw = _in_bucket(style_hw3[None], self.dtype)
+      return StyleFeatures(_encode_content(self.params.spec, self.params.arrays, images, valid_hw),
+                           code_size(valid_hw))
+    if tiling.is_tiled(*style_hw3.shape[:2], tile):
+      return tiling.encode(self.params, np.asarray(style_hw3, self.dtype), tile,
+                           keep_code=False)[1]
+    return StyleCode(*_encode_style(self.params.spec, self.params.arrays, *_in_bucket(style_hw3[None], self.dtype)))
+
+  def generate(self, content_hw3: np.ndarray, style: StyleCode | StyleFeatures, alpha: float = 1.0,
+               mask_hw: np.ndarray | None = None, tile: int | None = None) -> np.ndarray:
+    """Stylizes one content image with a style code (two codes with a foreground mask)."""
+    return self.generate_batch(np.asarray(content_hw3)[None], style, alpha, mask_hw, tile)[0]
+
+  def generate_batch(self, contents_bhw3: np.ndarray, style: StyleCode | StyleFeatures,
+                     alpha: float = 1.0, mask_hw: np.ndarray | None = None,
+                     tile: int | None = None) -> np.ndarray:
+    """Stylizes B content images of one size with one style in one compiled call.
+
+    Each output equals ``generate`` of its image alone (per-image AdaIN statistics); video
+    frames and same-size dataset images use this to keep an accelerator busy. Without a mask,
+    ``style`` may also hold B codes, one per image (a dataset gives each image its own style).
+    Images that need tiling go one at a time through adain.inference.tiling.
+    """
+    return self.generate_from_code(self.encode_content(contents_bhw3, tile), style, alpha, mask_hw)
+
+  def encode_content(self, contents_bhw3: np.ndarray, tile: int | None = None) -> ContentCode:
+    """The content half of ``generate_batch``: keep it to restyle the same images many times
+    (another alpha, style or mask) at the cost of AdaIN and the decoder alone."""
+    contents_bhw3 = np.asarray(contents_bhw3)
+    _check_size(contents_bhw3[0], "content image")
+    h, w = contents_bhw3.shape[1:3]
+    tile = self._tile(contents_bhw3[0], tile)
+    if tiling.is_tiled(h, w, tile):
+      return ContentCode((h, w), images=contents_bhw3, tile=tile)
+    return ContentCode((h, w), code=_encode_content(self.params.spec, self.params.arrays,
+                                                    *_in_bucket(contents_bhw3, self.dtype)))
+
+  def generate_from_code(self, content: ContentCode, style: StyleCode | StyleFeatures,
+                         alpha: float = 1.0, mask_hw: np.ndarray | None = None) -> np.ndarray:
+    """(B, H, W, 3) images from ``encode_content``'s code; the rest as in ``generate_batch``."""
+    if (self.variant.fusion == "concat") != isinstance(style, StyleFeatures):
+      raise AdainError(None, "an Enc-Concat-Dec (concat) decoder needs the style image, not a "
+                       "style code" if isinstance(style, StyleCode) else
+                       "StyleFeatures are for Enc-Concat-Dec (concat) decoders only")
+    (h, w), code = content.hw, content.code
+    valid_hw = np.array([h, w], np.int32)
+    if isinstance(style, StyleFeatures):  # never tiled (see _tile)
+      if mask_hw is not None or alpha != 1.0:
+        raise AdainError(None, "an Enc-Concat-Dec (concat) decoder takes no mask and alpha 1 only")
+      return np.asarray(_decode_concat(self.params.spec, self.params.arrays, code, style, valid_hw))[:, :h, :w]
+    b = len(code if code is not None else content.images)
+    if mask_hw is not None and len(style) != 2:
+      raise AdainError(None, f"a mask needs exactly two styles (foreground, background), got {len(style)}")
+    if mask_hw is None and len(style) not in (1, b):
+      raise AdainError(None, f"expected one style code or one per image, got {len(style)} for {b} "
+                       "images: mix them first")
+    per_image = mask_hw is None and len(style) > 1
+    alpha = np.float32(alpha)
+    if content.images is not None:
+      return np.stack([tiling.generate(self.params, np.asarray(c, self.dtype),
+                                       style[i:i + 1] if per_image else style, alpha, content.tile,
+                                       mask_hw) for i, c in enumerate(content.images)])
+    if mask_hw is not None:
+      hc, wc = mask_hw.shape
+      mask_hw = np.pad(np.asarray(mask_hw, np.float32),
+                       ((0, code.shape[1] - hc), (0, code.shape[2] - wc)))[None]
+    out = _decode(self.params.spec, self.params.arrays, code, style, alpha, mask_hw, valid_hw)
+    return np.asarray(out)[:, :h, :w]
+
+  def encode_content_image(self, content_hw3: np.ndarray, preserve_color: str | None = None,
+                           tile: int | None = None) -> ContentCode:
+    """The content half of ``stylize``: one image's code, kept to stylize it with many styles
+    (``stylize_from_code``), each of which then costs its own encoding and the decoder alone."""
+    if preserve_color not in (None, *PRESERVE_COLOR):
+      raise AdainError(None, f"preserve_color must be one of {PRESERVE_COLOR}, not {preserve_color!r}")
+    return self.encode_content(color.content_input(content_hw3, preserve_color)[None], tile)
+
+  def stylize_from_code(self, content: ContentCode, content_hw3: np.ndarray,
+                        style: np.ndarray | StyleCode | StyleFeatures, alpha: float = 1.0,
+                        preserve_color: str | None = None, mask_hw: np.ndarray | None = None,
+                        tile: int | None = None) -> np.ndarray:
+    """``content_hw3`` stylized from its ``encode_content_image`` code (same ``preserve_color``)
+    with a style image, encoded here (recoloured to this content first, see ``stylize``), or a
+    style code (one, mixed, or two with a foreground mask), which colour preservation cannot use."""
+    if isinstance(style, np.ndarray):
+      style = self.encode_style(color.style_input(style, content_hw3, preserve_color), tile)
+    elif preserve_color:
+      raise AdainError(None, "colour preservation needs the style image, not a style code")
+    return color.output(self.generate_from_code(content, style, alpha, mask_hw)[0], content_hw3,
+                        preserve_color)
+
+  def stylize(self, content_hw3: np.ndarray, style_hw3: np.ndarray, alpha: float = 1.0,
+              preserve_color: str | None = None, tile: int | None = None) -> np.ndarray:
+    """Stylizes with a style image, optionally keeping the content's colours.
+
+    ``coral`` recolours the style image to the content's colour statistics before encoding
+    (pytorch-AdaIN's --preserve_color); ``luminance`` stylizes luminance only and puts the
+    content's chroma back.
+    """
+    content = self.encode_content_image(content_hw3, preserve_color, tile)
+    return self.stylize_from_code(content, content_hw3, np.asarray(style_hw3), alpha, preserve_color,
+                                  tile=tile)

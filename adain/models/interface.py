@@ -1,0 +1,62 @@
+"""What a network is to the rest of adain: the interface that inference, tiling, the pipelines,
+the app, export and training rely on, so that a second network plugs in by registering one
+subpackage of adain/models (see ``adain.models.network``).
+
+A network registers, in its package (``adain/models/NAME/__init__.py``, importable without Flax):
+
+- ``NAME``: its name, the value of ``--model``.
+- ``MIN_SIDE``: the smallest image side it takes, and ``code_size(n)``: the content code's
+  length along an image axis of n pixels (the encoder's downsampling, rounding up); outputs are
+  cropped to the input's size from the top-left.
+- ``bind(spec, arrays)``: the Flax NNX module holding ``arrays`` (numpy, device arrays or
+  tracers: programs build it inside their trace, so a warm run never imports Flax).
+- its weights: a ``weights`` module that reads its published files (a format of
+  adain.weights), checks them and names its arrays (``model_arrays``), and its style code type.
+
+The module ``bind`` returns has:
+
+- ``encode_content(images_bhwc, valid_hw=None)``: the **content code**, the encoder's features
+  (B, h, w, C) at ``code_size`` resolution. ``valid_hw`` (traced (h, w)) marks the image in the
+  top-left of a larger, padded array, so that one compiled shape serves many sizes.
+- ``encode_style(images_bhwc, valid_hw=None)``: the **style code**, a pytree of per-image
+  statistics, batch-first (AdaIN: relu4_1's channel means and stds, ``StyleCode``). Codes
+  concatenate (``concat``), index (``code[i:i+1]``), save to and load from ``.npz``, and mix
+  linearly (``mix(weights)``): every network's generator is affine in its code, so a weighted
+  sum of codes is the weighted sum of styles.
+- ``generate(content_code, style_code, alpha, mask_bhw=None, content_stats=None,
+  valid_hw=None)``: the stylized images. ``alpha`` interpolates the style's code with the
+  content's own code (alpha 1: the style; 0: the content re-rendered), exact where the
+  generator is affine in the code. ``mask_bhw`` (at code resolution) takes the first of two
+  codes where it is 1 and the second where it is 0, statistics taken within each region.
+  ``content_stats`` are the content code's statistics over the whole image, in the style code's
+  type: tiling (adain.inference.tiling) computes them tile by tile, merging counts, means and
+  squared deviations, and decodes each tile with them, so that tiles equal the whole image.
+
+Export (adain.export) writes ``encode_content``/``encode_style`` and ``generate`` as ONNX graphs
+with symbolic sizes, from the bound module.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Hashable
+from typing import Any
+
+import jax
+
+
+@jax.tree_util.register_dataclass
+@dataclasses.dataclass(frozen=True)
+class Params:
+  """A network's weights as a pytree: ``spec`` (static: which network and variant, hashable,
+  e.g. adain.models.adain.architecture.Variant, whose ``network`` names its package) and
+  ``arrays``, its variables by name ("encoder/convs/3/kernel", ...)."""
+
+  spec: Hashable = dataclasses.field(metadata=dict(static=True))
+  arrays: dict[str, Any]
+
+  def bind(self):
+    """The network's Flax module holding these arrays."""
+    from adain.models import network
+
+    return network(self.spec.network).bind(self.spec, self.arrays)

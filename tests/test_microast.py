@@ -3,7 +3,11 @@ tools/make_microast_fixtures.py from seeded weights), its style codes, and its w
 
 from __future__ import annotations
 
+import functools
+import hashlib
+import http.server
 import shutil
+import threading
 from pathlib import Path
 
 import jax.numpy as jnp
@@ -191,6 +195,11 @@ def test_missing_file_is_one_error_naming_it(weights_dir):
   with pytest.raises(WeightsError) as e:
     mw.state_dicts(weights_dir, download=False)
   assert str(gone) in str(e.value) and mw.PUBLISHED["modulator"].url in str(e.value)
+  assert "\n" not in str(e.value)
+  (weights_dir / mw.FILENAMES["decoder"]).unlink()
+  with pytest.raises(WeightsError) as e:
+    mw.state_dicts(weights_dir, download=False)
+  assert str(gone) in str(e.value) and mw.FILENAMES["decoder"] in str(e.value)
 
 
 def test_file_of_another_part_or_model_is_refused_naming_it(weights_dir):
@@ -230,3 +239,37 @@ def test_search_folders_then_one_offline_message(tmp_path, monkeypatch, weights_
   assert found["decoder"] == tmp_path / "home" / "microast" / mw.FILENAMES["decoder"]
   shutil.copytree(weights_dir, tmp_path / "checkpoints" / "microast")
   assert mw.find_files(download=False)["decoder"] == Path("checkpoints/microast") / mw.FILENAMES["decoder"]
+
+
+def sha256_of(path: Path) -> str:
+  return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+@pytest.fixture
+def weights_server(monkeypatch):
+  """The seeded weights served over HTTP as the published files, with their SHA-256s."""
+  handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(FIXTURES / "weights"))
+  handler.log_message = lambda *args: None
+  server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+  threading.Thread(target=server.serve_forever, daemon=True).start()
+  url = f"http://127.0.0.1:{server.server_address[1]}"
+  monkeypatch.setattr(mw, "PUBLISHED", {p: mw.Source(f"{url}/{name}", name) for p, name in mw.FILENAMES.items()})
+  monkeypatch.setattr(mw, "SHA256", {p: sha256_of(FIXTURES / "weights" / name)
+                                     for p, name in mw.FILENAMES.items()})
+  yield url
+  server.shutdown()
+
+
+def test_download_checks_sha256_then_converts(tmp_path, monkeypatch, weights_server):
+  monkeypatch.chdir(tmp_path)
+  monkeypatch.setenv("ADAIN_HOME", str(tmp_path / "home"))
+  monkeypatch.setitem(mw.SHA256, "decoder", "0" * 64)
+  with pytest.raises(WeightsError) as e:
+    mw.state_dicts(progress=False)
+  assert "SHA-256" in str(e.value) and mw.PUBLISHED["decoder"].url in str(e.value)
+  home = tmp_path / "home" / "microast"
+  assert not (home / mw.FILENAMES["decoder"]).exists() and (home / mw.FILENAMES["modulator"]).is_file()
+  monkeypatch.setitem(mw.SHA256, "decoder", sha256_of(FIXTURES / "weights" / mw.FILENAMES["decoder"]))
+  sds = mw.state_dicts(progress=False)
+  assert set(sds) == set(arch.PARTS)
+  assert (home / (mw.FILENAMES["decoder"] + ".adain.npz")).is_file()

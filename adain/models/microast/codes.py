@@ -66,8 +66,10 @@ class MicroASTCode:
     """alpha * self + (1 - alpha) * content_code, field by field (batches broadcast).
 
     MicroAST's own alpha blends features inside the decoder, which leaves the range of images
-    below 1; blending codes with the content's own code (MicroAST.content_code) is exact at 1
-    (the published network) and at 0 re-renders the content with its own statistics.
+    below 1 (outputs from -1.5 to 8.5 at alpha 0.8). Blending with the content's own code
+    (MicroAST.content_code: the code the network gives the content image as a style) is the
+    published network at 1 and the content re-rendered with its own code at 0, with a smooth
+    trade-off between.
     """
     return MicroASTCode(*(alpha * s + (1.0 - alpha) * c
                           for s, c in zip(self.fields(), content_code.fields())))

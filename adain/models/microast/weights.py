@@ -7,7 +7,6 @@ adain.weights.torch_pickle without torch; each is converted once to our native .
 
 from __future__ import annotations
 
-import hashlib
 import os
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -183,17 +182,6 @@ def load_weights(path: str | os.PathLike, part: str) -> StateDict:
   return sd
 
 
-def _check_download(part: str):
-  """A downloaded file's check before it is renamed into place: its SHA-256, then its arrays."""
-  def validate(tmp: Path) -> None:
-    with open(tmp, "rb") as f:
-      digest = hashlib.sha256(f.read()).hexdigest()
-    if digest != SHA256[part]:
-      raise WeightsError(tmp, f"SHA-256 is {digest}, expected {SHA256[part]}")
-    _read_any(tmp, part)
-  return validate
-
-
 def find_files(weights_dir: str | os.PathLike | None = None, *, download: bool = True,
                progress: bool = True) -> dict[str, Path]:
   """The four published files: all in ``weights_dir`` (``--weights DIR``) under their published
@@ -204,11 +192,12 @@ def find_files(weights_dir: str | os.PathLike | None = None, *, download: bool =
     if not folder.is_dir():
       raise WeightsError(folder, "not a folder (MicroAST's --weights is a folder holding its four "
                          f"files: {', '.join(FILENAMES.values())})")
-    for part, name in FILENAMES.items():
-      if not (folder / name).is_file():
-        raise WeightsError(folder / name, f"missing: MicroAST's weights folder needs its four "
-                           f"published files ({', '.join(FILENAMES.values())}); this one is at "
-                           f"{PUBLISHED[part].url}")
+    missing = [part for part, name in FILENAMES.items() if not (folder / name).is_file()]
+    if missing:
+      others = "".join(f"; {folder / FILENAMES[p]} too ({PUBLISHED[p].url})" for p in missing[1:])
+      raise WeightsError(folder / FILENAMES[missing[0]], (
+          f"missing: MicroAST's weights folder needs its four published files "
+          f"({', '.join(FILENAMES.values())}); this one is at {PUBLISHED[missing[0]].url}{others}"))
     return {part: folder / name for part, name in FILENAMES.items()}
   from adain.hub import download as dl
 
@@ -218,8 +207,8 @@ def find_files(weights_dir: str | os.PathLike | None = None, *, download: bool =
     if path is None and download:
       dest = hub.adain_home() / SUBDIR / source.filename
       try:
-        path = dl.fetch([source.url], dest, _check_download(part), sha256=SHA256[part],
-                        progress=progress)
+        path = dl.fetch([source.url], dest, lambda tmp, part=part: _read_any(tmp, part),
+                        sha256=SHA256[part], progress=progress)
       except dl.DownloadError as e:
         failed.append((source, e.problem.removeprefix("download failed from every source: ")))
         continue

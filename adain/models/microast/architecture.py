@@ -90,9 +90,13 @@ def state_dict_shapes(part: str) -> dict[str, tuple[int, ...]]:
 DOWNSAMPLE = 4
 
 
+def _half_up(n: int) -> int:
+  return (n + 1) // 2
+
+
 def feature_size(n: int) -> int:
   """The features' side for an input side n (the stride-2 convs round up)."""
-  return -(-(-(-n // 2)) // 2)
+  return _half_up(_half_up(n))
 
 
 def output_size(n: int) -> int:

@@ -48,21 +48,21 @@ class MicroASTCode:
   def __len__(self) -> int:
     return self.mean1.shape[0]
 
-  def __getitem__(self, i) -> "MicroASTCode":
+  def __getitem__(self, i) -> MicroASTCode:
     return MicroASTCode(*(a[i] for a in self.fields()))
 
-  def mix(self, weights) -> "MicroASTCode":
+  def mix(self, weights) -> MicroASTCode:
     """One code, the weighted average of this batch of codes (weights are normalised to sum 1)."""
     w = jnp.asarray(weights, jnp.float32)
     w = w / jnp.sum(w)
     return MicroASTCode(*((w @ a)[None] for a in self.fields()))
 
   @staticmethod
-  def concat(codes) -> "MicroASTCode":
+  def concat(codes) -> MicroASTCode:
     codes = list(codes)
     return MicroASTCode(*(jnp.concatenate([getattr(c, f) for c in codes]) for f in FIELDS))
 
-  def interpolate(self, content_code: "MicroASTCode", alpha: float | jax.Array) -> "MicroASTCode":
+  def interpolate(self, content_code: MicroASTCode, alpha: float | jax.Array) -> MicroASTCode:
     """alpha * self + (1 - alpha) * content_code, field by field (batches broadcast).
 
     MicroAST's own alpha blends features inside the decoder, which leaves the range of images
@@ -80,7 +80,7 @@ class MicroASTCode:
                      **{f: np.asarray(a, np.float32) for f, a in zip(FIELDS, self.fields())}})
 
   @staticmethod
-  def load(path: str | os.PathLike) -> "MicroASTCode":
+  def load(path: str | os.PathLike) -> MicroASTCode:
     z = read_npz(path, MICROAST_CODE_FORMAT)
     arrays = [z.get(f) for f in FIELDS]
     n = None if arrays[0] is None else arrays[0].shape[:1]

@@ -82,7 +82,7 @@ def grouped_conv(xp_bhwc: jax.Array, kernel_hwio: jax.Array, stride: int, groups
   2.7 s image). Input i of every group is the strided channel slice i::kin, repeated kout times
   so that its channel g * kout + j lines up with output channel g * kout + j.
   """
-  b, hp, wp, cin = xp_bhwc.shape
+  b, hp, wp, _ = xp_bhwc.shape
   ks, _, kin, cout = kernel_hwio.shape
   kout = cout // groups
   ho, wo = (hp - ks) // stride + 1, (wp - ks) // stride + 1
@@ -157,9 +157,9 @@ def upsample_bilinear2x(x_bhwc: jax.Array) -> jax.Array:
   k and 1/4 of k + 1, the edge rows repeated where k - 1 or k + 1 falls outside."""
   for axis in (1, 2):
     n = x_bhwc.shape[axis]
-    take = lambda start, stop: jax.lax.slice_in_dim(x_bhwc, start, stop, axis=axis)
-    prev = jnp.concatenate([take(0, 1), take(0, n - 1)], axis=axis)
-    nxt = jnp.concatenate([take(1, n), take(n - 1, n)], axis=axis)
+    first, last = (jax.lax.slice_in_dim(x_bhwc, i, i + 1, axis=axis) for i in (0, n - 1))
+    prev = jnp.concatenate([first, jax.lax.slice_in_dim(x_bhwc, 0, n - 1, axis=axis)], axis=axis)
+    nxt = jnp.concatenate([jax.lax.slice_in_dim(x_bhwc, 1, n, axis=axis), last], axis=axis)
     even = 0.75 * x_bhwc + 0.25 * prev
     odd = 0.75 * x_bhwc + 0.25 * nxt
     both = jnp.stack([even, odd], axis=axis + 1)

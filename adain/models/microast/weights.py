@@ -17,9 +17,24 @@ from adain import hub
 from adain.errors import WeightsError
 from adain.hub.download import Source
 from adain.models.microast.architecture import (
-    DECODER_OUT, DECODER_RES1, DECODER_RES2, DECODER_UP, ENCODER_RES1, ENCODER_RES2, ENCODER_STEM,
-    MODULATOR_CONVS, PARTS, state_dict_shapes)
-from adain.weights import StateDict, native_path, read_native, read_state_dict, write_native
+  DECODER_OUT,
+  DECODER_RES1,
+  DECODER_RES2,
+  DECODER_UP,
+  ENCODER_RES1,
+  ENCODER_RES2,
+  ENCODER_STEM,
+  MODULATOR_CONVS,
+  PARTS,
+  state_dict_shapes,
+)
+from adain.weights import (
+  StateDict,
+  native_path,
+  read_native,
+  read_state_dict,
+  write_native,
+)
 
 if TYPE_CHECKING:
   import jax

@@ -112,6 +112,7 @@ fixtures:
 	.venv-fixtures/bin/python tools/make_parity_fixtures.py
 	.venv-fixtures/bin/python tools/make_train_fixtures.py
 	.venv-fixtures/bin/python tools/make_evaluate_fixtures.py
+	.venv-fixtures/bin/python tools/make_microast_fixtures.py
 
 # The documentation site (MkDocs, docs/ and mkdocs.yml) into site/; --strict fails on any broken
 # link or API reference.

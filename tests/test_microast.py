@@ -20,6 +20,7 @@ from adain.models.microast import architecture as arch
 from adain.models.microast import weights as mw
 from adain.models.microast.codes import FIELDS, MicroASTCode
 from adain.models.microast.network import MicroAST, upsample_bilinear2x
+from adain.models.interface import arrays_of
 from adain.weights import write_native
 
 FIXTURES = Path(__file__).parent / "fixtures" / "microast"
@@ -128,10 +129,10 @@ def test_alpha_one_is_the_network_and_alpha_needs_the_own_code(model, expected):
 def test_random_init_and_placeholders():
   """Seeded init draws every array; init=False leaves shapes for a loader (0.47 M parameters)."""
   model = MicroAST(rngs=nnx.Rngs(3))
-  arrays = mw.arrays_of(model)
+  arrays = arrays_of(model)
   assert sum(np.size(a) for a in arrays.values()) == 471_987
   assert len({float(np.asarray(a).ravel()[0]) for a in arrays.values()}) == len(arrays) == 62
-  shapes = {k: tuple(v.shape) for k, v in mw.arrays_of(MicroAST(init=False)).items()}
+  shapes = {k: tuple(v.shape) for k, v in arrays_of(MicroAST(init=False)).items()}
   assert shapes == {k: tuple(v.shape) for k, v in arrays.items()}
   sds = mw.state_dicts_of(model)
   assert {p: {k: v.shape for k, v in sd.items()} for p, sd in sds.items()} == mw.SHAPES

@@ -16,8 +16,8 @@ import seeded_weights
 from adain.models import ops
 from adain.inference import memory, tiling
 from adain.models.adain import code_size
-from adain.models.adain.weights import arrays_of, model_from_state_dicts
-from adain.models.interface import Params
+from adain.models.adain.weights import model_from_state_dicts
+from adain.models.interface import Params, arrays_of
 
 H, W, TILE = 96, 76, 32  # 2 x 3 tiles of 4 code pixels; W is not a multiple of 8
 PIXEL_TOL = 1e-4

@@ -18,8 +18,8 @@ from adain.errors import AdainError
 from adain.media import images
 from adain.inference.programs import Program
 from adain.models.adain import code_size
-from adain.models.adain.weights import arrays_of, model_arrays, state_dicts
-from adain.models.interface import Params
+from adain.models.adain.weights import model_arrays, state_dicts
+from adain.models.interface import Params, arrays_of
 
 if TYPE_CHECKING:
   from adain.models.adain.network import AdaIN

@@ -60,3 +60,22 @@ class Params:
     from adain.models import network
 
     return network(self.spec.network).bind(self.spec, self.arrays)
+
+
+def fill(module, arrays: dict):
+  """``module`` (built with placeholders) holding ``arrays``, its variables by name: their Flax
+  NNX paths joined by "/" ("encoder/convs/3/kernel")."""
+  from flax import nnx
+
+  for path, node in nnx.iter_graph(module):
+    if isinstance(node, nnx.Variable):
+      node.set_value(arrays["/".join(map(str, path))])
+  return module
+
+
+def arrays_of(module) -> dict[str, Any]:
+  """A module's variables by name (see ``fill``)."""
+  from flax import nnx
+
+  return {"/".join(map(str, path)): node.get_value() for path, node in nnx.iter_graph(module)
+          if isinstance(node, nnx.Variable)}

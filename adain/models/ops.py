@@ -186,3 +186,14 @@ def adain(content_bhwc: jax.Array, style_mean_bc: jax.Array, style_std_bc: jax.A
   c_mean, c_std = content_mean_std if content_mean_std is not None else mean_std(content_bhwc, mask_bhw)
   normalized = (content_bhwc - c_mean[:, None, None, :]) / c_std[:, None, None, :]
   return normalized * style_std_bc[:, None, None, :] + style_mean_bc[:, None, None, :]
+
+
+def torch_conv_init(key: jax.Array, shape, fan_in: int) -> jax.Array:
+  """PyTorch's default Conv2d init: U(-1/sqrt(fan_in), 1/sqrt(fan_in)) for weight and bias."""
+  bound = 1.0 / fan_in ** 0.5
+  return jax.random.uniform(key, shape, jnp.float32, -bound, bound)
+
+
+def placeholder(shape) -> jax.ShapeDtypeStruct:
+  """A parameter's shape and dtype only, for a loader to fill (the networks' ``init=False``)."""
+  return jax.ShapeDtypeStruct(shape, jnp.float32)

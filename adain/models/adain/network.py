@@ -9,7 +9,6 @@ import itertools
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 from flax import nnx
 
 from adain.models import ops
@@ -21,15 +20,6 @@ from adain.errors import AdainError
 BN_MOMENTUM = 0.1  # torch.nn.BatchNorm2d's: running = 0.9 * running + 0.1 * batch statistic
 
 
-def _torch_default_init(key, shape, fan_in):
-  """PyTorch's default Conv2d init: U(-1/sqrt(fan_in), 1/sqrt(fan_in)) for weight and bias."""
-  bound = 1.0 / np.sqrt(fan_in)
-  return jax.random.uniform(key, shape, jnp.float32, -bound, bound)
-
-
-def _placeholder(shape) -> jax.ShapeDtypeStruct:
-  """A parameter's shape and dtype only, for a loader to fill (see AdaIN's ``init``)."""
-  return jax.ShapeDtypeStruct(shape, jnp.float32)
 
 
 class ReflectConv(nnx.Module):
@@ -40,7 +30,7 @@ class ReflectConv(nnx.Module):
 
   def __init__(self, cin: int, cout: int, ksize: int, *, rngs: nnx.Rngs | None):
     fan_in = cin * ksize * ksize
-    init = _placeholder if rngs is None else lambda shape: _torch_default_init(rngs.params(), shape, fan_in)
+    init = ops.placeholder if rngs is None else lambda shape: ops.torch_conv_init(rngs.params(), shape, fan_in)
     self.ksize = ksize
     self.kernel = nnx.Param(init((ksize, ksize, cin, cout)))
     self.bias = nnx.Param(init((cout,)))
@@ -94,7 +84,7 @@ class Norm(nnx.Module):
   def __init__(self, kind: str, channels: int, init: bool = True):
     """``init`` False: placeholder parameters (see AdaIN's ``init``)."""
     def fill(value: float):  # one array per variable: a train step donates each of them
-      return jnp.full((channels,), value, jnp.float32) if init else _placeholder((channels,))
+      return jnp.full((channels,), value, jnp.float32) if init else ops.placeholder((channels,))
 
     self.kind = kind
     self.scale = nnx.Param(fill(1.0))

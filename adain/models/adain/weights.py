@@ -21,8 +21,6 @@ from adain.models.adain.architecture import ENCODER_LAYERS, VGG_UNUSED_LAYERS, V
 from adain.weights import StateDict, native_path, read_native, read_state_dict, write_native
 
 if TYPE_CHECKING:
-  import jax
-
   from adain.models.adain.network import AdaIN
 
 
@@ -146,23 +144,10 @@ def model_arrays(vgg: StateDict, decoder: StateDict | None = None) -> tuple[Vari
 def model_from_arrays(variant: Variant, arrays: dict) -> AdaIN:
   """The Flax model holding ``arrays`` (model_arrays' names; numpy, device arrays or tracers:
   adain.inference.stylizer's programs build the model inside their trace)."""
-  from flax import nnx
-
   from adain.models.adain.network import AdaIN
+  from adain.models.interface import fill
 
-  model = AdaIN(variant, init=False)
-  for path, node in nnx.iter_graph(model):
-    if isinstance(node, nnx.Variable):
-      node.set_value(arrays["/".join(map(str, path))])
-  return model
-
-
-def arrays_of(model: AdaIN) -> dict[str, jax.Array]:
-  """A model's variables by name (see model_arrays)."""
-  from flax import nnx
-
-  return {"/".join(map(str, path)): node.get_value() for path, node in nnx.iter_graph(model)
-          if isinstance(node, nnx.Variable)}
+  return fill(AdaIN(variant, init=False), arrays)
 
 
 def model_from_state_dicts(vgg: StateDict, decoder: StateDict | None = None) -> AdaIN:
@@ -177,6 +162,8 @@ def model_from_state_dicts(vgg: StateDict, decoder: StateDict | None = None) -> 
 
 
 def _state_dict(model: AdaIN, kind: str) -> StateDict:
+  from adain.models.interface import arrays_of
+
   arrays = arrays_of(model)
   sd = {}
   for k, key, name in _names(model.variant):

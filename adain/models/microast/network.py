@@ -12,7 +12,6 @@ import dataclasses
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 from flax import nnx
 
 from adain.errors import AdainError
@@ -35,15 +34,6 @@ class ContentFeatures:
   own: MicroASTCode | None = None
 
 
-def _torch_default_init(key, shape, fan_in):
-  """PyTorch's default Conv2d init: U(-1/sqrt(fan_in), 1/sqrt(fan_in)) for weight and bias."""
-  bound = 1.0 / np.sqrt(fan_in)
-  return jax.random.uniform(key, shape, jnp.float32, -bound, bound)
-
-
-def _placeholder(shape) -> jax.ShapeDtypeStruct:
-  """A parameter's shape and dtype only, for a loader to fill (see MicroAST's ``init``)."""
-  return jax.ShapeDtypeStruct(shape, jnp.float32)
 
 
 class Conv(nnx.Module):
@@ -55,7 +45,7 @@ class Conv(nnx.Module):
 
   def __init__(self, conv: arch.Conv, *, rngs: nnx.Rngs | None):
     fan_in = conv.cin // conv.groups * conv.ksize * conv.ksize
-    init = _placeholder if rngs is None else lambda shape: _torch_default_init(rngs.params(), shape, fan_in)
+    init = ops.placeholder if rngs is None else lambda shape: ops.torch_conv_init(rngs.params(), shape, fan_in)
     self.ksize, self.stride, self.groups = conv.ksize, conv.stride, conv.groups
     self.kernel = nnx.Param(init((conv.ksize, conv.ksize, conv.cin // conv.groups, conv.cout)))
     self.bias = nnx.Param(init((conv.cout,)))

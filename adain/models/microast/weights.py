@@ -37,8 +37,6 @@ from adain.weights import (
 )
 
 if TYPE_CHECKING:
-  import jax
-
   from adain.models.microast.network import MicroAST
 
 SUBDIR = "microast"  # checkpoints/microast/, $ADAIN_HOME/microast/
@@ -124,23 +122,10 @@ def model_arrays(state_dicts: dict[str, StateDict]) -> dict[str, np.ndarray]:
 
 def model_from_arrays(arrays: dict) -> MicroAST:
   """The Flax model holding ``arrays`` (model_arrays' names; numpy, device arrays or tracers)."""
-  from flax import nnx
-
+  from adain.models.interface import fill
   from adain.models.microast.network import MicroAST
 
-  model = MicroAST(init=False)
-  for path, node in nnx.iter_graph(model):
-    if isinstance(node, nnx.Variable):
-      node.set_value(arrays["/".join(map(str, path))])
-  return model
-
-
-def arrays_of(model: MicroAST) -> dict[str, jax.Array]:
-  """A model's variables by name (see model_arrays)."""
-  from flax import nnx
-
-  return {"/".join(map(str, path)): node.get_value() for path, node in nnx.iter_graph(model)
-          if isinstance(node, nnx.Variable)}
+  return fill(MicroAST(init=False), arrays)
 
 
 def model_from_state_dicts(state_dicts: dict[str, StateDict]) -> MicroAST:
@@ -152,6 +137,8 @@ def model_from_state_dicts(state_dicts: dict[str, StateDict]) -> MicroAST:
 
 def state_dicts_of(model: MicroAST) -> dict[str, StateDict]:
   """The model's four state dicts in the published layout (OIHW), e.g. to save with torch."""
+  from adain.models.interface import arrays_of
+
   arrays = arrays_of(model)
   sds = {part: {} for part in PARTS}
   for part, key, name in _names():

@@ -86,7 +86,7 @@ def test_a_program_written_by_one_process_is_read_by_the_next(tmp_path):
   the second process may not compile."""
   first = _run(TWICE, tmp_path)
   assert len(list((tmp_path / "programs").iterdir())) == 1
-  no_compile = ("from adain import programs\ndef _compile(lowered):\n"
+  no_compile = ("from adain.inference import programs\ndef _compile(lowered):\n"
                 "  raise SystemExit('compiled again: the saved program was not read back')\n"
                 "programs._compile = _compile\n")
   second = _run(no_compile + TWICE, tmp_path)

@@ -95,7 +95,7 @@ def test_a_batch_is_each_image_alone(model):
   frames = np.stack([_image(37, 45, seed) for seed in (5, 6, 7)])
   mask = (np.arange(5 * 6).reshape(5, 6) % 3 == 0).astype(np.float32)
   for style, m in ((styles[:1], None), (styles, mask)):
-    got = s.generate_batch(frames, style, 0.7, m)
+    got = s.generate(frames, style, 0.7, m)
     assert got.shape == frames.shape
     for frame, out in zip(frames, got):
       assert_close(out, s.generate(frame, style, 0.7, m))

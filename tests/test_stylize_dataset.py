@@ -191,7 +191,7 @@ class _ShortOfMemory:
   def __init__(self):
     self.calls = []
 
-  def generate_batch(self, contents, style, alpha, tile=None):
+  def generate(self, contents, style, alpha, tile=None):
     self.calls.append((len(contents), tile))
     if len(contents) > 1 or tile != datasets.OOM_TILE:
       raise jax.errors.JaxRuntimeError("RESOURCE_EXHAUSTED: out of memory while trying to allocate")

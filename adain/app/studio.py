@@ -276,12 +276,11 @@ class Studio:
       start, hits = time.perf_counter(), self._hits()
       key, img = self.load(content, content_size)
       code: ContentCode = self.content_codes.get(f"{key}:{preserve_color == 'luminance'}", lambda:
-          self.stylizer.encode_content_image(img, preserve_color))
+          self.stylizer.encode_content(img, preserve_color))
       style = _combined([self.style_code(s, style_size, preserve_color, (key, img)) for s in styles],
                         weights, mask_grey is not None)
       mask = None if mask_grey is None else code_mask(mask_grey, img.shape[:2])
-      out = self.stylizer.generate_from_code(code, style, alpha, mask)[0]
-      out = color.output(out, img, preserve_color)
+      out = self.stylizer.generate(code, style, alpha, mask)  # the content's colours kept (code)
       path = self._result_path(content, styles, mask is not None, ".png")
       images.save_image(path, out)
       seconds, hits = time.perf_counter() - start, self._hits() - hits

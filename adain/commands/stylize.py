@@ -175,9 +175,8 @@ def run(args, parser) -> int:
       for suffix, style in jobs:
         try:
           if code is None:
-            code = stylizer.encode_content_image(content, args.preserve_color, args.tile)
-          out = stylizer.stylize_from_code(code, content, style, args.alpha, args.preserve_color,
-                                           content_mask, args.tile)
+            code = stylizer.encode_content(content, args.preserve_color, args.tile)
+          out = stylizer.stylize(code, style, args.alpha, mask_hw=content_mask, tile=args.tile)
           path = out_dir / f"{c.stem}_{suffix}.{args.ext}"
           images.save_image(path, out)
           written += 1

@@ -108,17 +108,23 @@ def code_mask(mask_hw: np.ndarray, image_hw: tuple[int, int]) -> np.ndarray:
 
 @dataclasses.dataclass(frozen=True)
 class ContentCode:
-  """B same-size content images as ``generate_from_code`` takes them, computed once.
+  """B same-size content images encoded once (``Stylizer.encode_content``), to be stylized with
+  any number of styles, alphas and masks at the cost of the decoder alone.
 
   ``code``: their relu4_1 features in the images' size bucket (see ``bucket``), ``images`` None.
   Images that need tiling keep ``images`` instead (tiles are encoded as they are decoded, see
-  adain.inference.tiling) and ``code`` None. ``hw`` is the images' own size.
+  adain.inference.tiling) and ``code`` None. ``hw`` is the images' own size; ``single``: made
+  from one (H, W, 3) image, so stylizing it gives one image. With ``preserve_color``, ``source``
+  holds the content images themselves, whose colours the outputs keep.
   """
 
   hw: tuple[int, int]
   code: jax.Array | None = None
   images: np.ndarray | None = None
   tile: int = 0
+  single: bool = False
+  preserve_color: str | None = None
+  source: np.ndarray | None = None
 
 
 class Stylizer:
@@ -211,38 +217,78 @@ class Stylizer:
                            keep_code=False)[1]
     return StyleCode(*_encode_style(self.params.spec, self.params.arrays, *_in_bucket(style_hw3[None], self.dtype)))
 
-  def generate(self, content_hw3: np.ndarray, style: StyleCode | StyleFeatures, alpha: float = 1.0,
-               mask_hw: np.ndarray | None = None, tile: int | None = None) -> np.ndarray:
-    """Stylizes one content image with a style code (two codes with a foreground mask)."""
-    return self.generate_batch(np.asarray(content_hw3)[None], style, alpha, mask_hw, tile)[0]
+  def encode_content(self, content: np.ndarray, preserve_color: str | None = None,
+                     tile: int | None = None) -> ContentCode:
+    """A content image (H, W, 3), or B of one size (B, H, W, 3), encoded once, to stylize with
+    many styles (``generate``, ``stylize``), each of which then costs the decoder alone.
 
-  def generate_batch(self, contents_bhw3: np.ndarray, style: StyleCode | StyleFeatures,
-                     alpha: float = 1.0, mask_hw: np.ndarray | None = None,
-                     tile: int | None = None) -> np.ndarray:
-    """Stylizes B content images of one size with one style in one compiled call.
-
-    Each output equals ``generate`` of its image alone (per-image AdaIN statistics); video
-    frames and same-size dataset images use this to keep an accelerator busy. Without a mask,
-    ``style`` may also hold B codes, one per image (a dataset gives each image its own style).
-    Images that need tiling go one at a time through adain.inference.tiling.
+    ``preserve_color`` (coral or luminance, see ``stylize``) encodes what colour preservation
+    needs and keeps the images, whose colours the outputs then keep.
     """
-    return self.generate_from_code(self.encode_content(contents_bhw3, tile), style, alpha, mask_hw)
-
-  def encode_content(self, contents_bhw3: np.ndarray, tile: int | None = None) -> ContentCode:
-    """The content half of ``generate_batch``: keep it to restyle the same images many times
-    (another alpha, style or mask) at the cost of AdaIN and the decoder alone."""
-    contents_bhw3 = np.asarray(contents_bhw3)
-    _check_size(contents_bhw3[0], "content image")
-    h, w = contents_bhw3.shape[1:3]
-    tile = self._tile(contents_bhw3[0], tile)
+    if preserve_color not in (None, *PRESERVE_COLOR):
+      raise AdainError(None, f"preserve_color must be one of {PRESERVE_COLOR}, not {preserve_color!r}")
+    content = np.asarray(content)
+    single = content.ndim == 3
+    source = content[None] if single else content
+    inputs = source if preserve_color is None else np.stack([color.content_input(c, preserve_color)
+                                                             for c in source])
+    _check_size(inputs[0], "content image")
+    h, w = inputs.shape[1:3]
+    tile = self._tile(inputs[0], tile)
+    kept = {"single": single, "preserve_color": preserve_color,
+            "source": source if preserve_color else None}
     if tiling.is_tiled(h, w, tile):
-      return ContentCode((h, w), images=contents_bhw3, tile=tile)
+      return ContentCode((h, w), images=inputs, tile=tile, **kept)
     return ContentCode((h, w), code=_encode_content(self.params.spec, self.params.arrays,
-                                                    *_in_bucket(contents_bhw3, self.dtype)))
+                                                    *_in_bucket(inputs, self.dtype)), **kept)
 
-  def generate_from_code(self, content: ContentCode, style: StyleCode | StyleFeatures,
-                         alpha: float = 1.0, mask_hw: np.ndarray | None = None) -> np.ndarray:
-    """(B, H, W, 3) images from ``encode_content``'s code; the rest as in ``generate_batch``."""
+  def generate(self, content: np.ndarray | ContentCode, style: StyleCode | StyleFeatures,
+               alpha: float = 1.0, mask_hw: np.ndarray | None = None,
+               tile: int | None = None) -> np.ndarray:
+    """Stylized images from a style code: of a content image (H, W, 3 in, H, W, 3 out), of B
+    same-size images in one compiled call (B, H, W, 3), or of ``encode_content``'s code.
+
+    ``style``: one code, two with a foreground ``mask_hw`` (at the content code's size, see
+    ``code_mask``), or without a mask one per image. Each output equals that of its image
+    alone (per-image AdaIN statistics): video frames and same-size dataset images are batched
+    to keep an accelerator busy. A code made with ``preserve_color`` takes a style code made
+    from the style image as ``stylize`` makes it; the outputs keep the content's colours.
+    """
+    code = content if isinstance(content, ContentCode) else self.encode_content(content, tile=tile)
+    out = self._decode(code, style, alpha, mask_hw)
+    if code.preserve_color:
+      out = np.stack([color.output(o, c, code.preserve_color) for o, c in zip(out, code.source)])
+    return out[0] if code.single else out
+
+  def stylize(self, content: np.ndarray | ContentCode, style: np.ndarray | StyleCode | StyleFeatures,
+              alpha: float = 1.0, preserve_color: str | None = None,
+              mask_hw: np.ndarray | None = None, tile: int | None = None) -> np.ndarray:
+    """One content image (H, W, 3, or its ``encode_content`` code) stylized with a style image,
+    encoded here, or a style code (one, mixed, or two with a foreground mask).
+
+    ``preserve_color`` keeps the content's colours (a code keeps the one it was made with):
+    ``coral`` recolours the style image to the content's colour statistics before encoding
+    (pytorch-AdaIN's --preserve_color); ``luminance`` stylizes luminance only and puts the
+    content's chroma back. Both need the style image, not a code.
+    """
+    if isinstance(content, ContentCode):
+      if preserve_color not in (None, content.preserve_color):
+        raise AdainError(None, f"this content code was made with preserve_color={content.preserve_color!r}")
+      code = content
+    else:
+      code = self.encode_content(content, preserve_color, tile)
+    if not code.single:
+      raise AdainError(None, "stylize takes one content image; generate takes a batch")
+    if isinstance(style, np.ndarray):
+      content_hw3 = code.source[0] if code.preserve_color else None
+      style = self.encode_style(color.style_input(style, content_hw3, code.preserve_color), tile)
+    elif code.preserve_color:
+      raise AdainError(None, "colour preservation needs the style image, not a style code")
+    return self.generate(code, style, alpha, mask_hw)
+
+  def _decode(self, content: ContentCode, style: StyleCode | StyleFeatures, alpha: float,
+              mask_hw: np.ndarray | None) -> np.ndarray:
+    """(B, H, W, 3) images from a content code, as the network gives them."""
     if (self.variant.fusion == "concat") != isinstance(style, StyleFeatures):
       raise AdainError(None, "an Enc-Concat-Dec (concat) decoder needs the style image, not a "
                        "style code" if isinstance(style, StyleCode) else
@@ -271,37 +317,3 @@ class Stylizer:
                        ((0, code.shape[1] - hc), (0, code.shape[2] - wc)))[None]
     out = _decode(self.params.spec, self.params.arrays, code, style, alpha, mask_hw, valid_hw)
     return np.asarray(out)[:, :h, :w]
-
-  def encode_content_image(self, content_hw3: np.ndarray, preserve_color: str | None = None,
-                           tile: int | None = None) -> ContentCode:
-    """The content half of ``stylize``: one image's code, kept to stylize it with many styles
-    (``stylize_from_code``), each of which then costs its own encoding and the decoder alone."""
-    if preserve_color not in (None, *PRESERVE_COLOR):
-      raise AdainError(None, f"preserve_color must be one of {PRESERVE_COLOR}, not {preserve_color!r}")
-    return self.encode_content(color.content_input(content_hw3, preserve_color)[None], tile)
-
-  def stylize_from_code(self, content: ContentCode, content_hw3: np.ndarray,
-                        style: np.ndarray | StyleCode | StyleFeatures, alpha: float = 1.0,
-                        preserve_color: str | None = None, mask_hw: np.ndarray | None = None,
-                        tile: int | None = None) -> np.ndarray:
-    """``content_hw3`` stylized from its ``encode_content_image`` code (same ``preserve_color``)
-    with a style image, encoded here (recoloured to this content first, see ``stylize``), or a
-    style code (one, mixed, or two with a foreground mask), which colour preservation cannot use."""
-    if isinstance(style, np.ndarray):
-      style = self.encode_style(color.style_input(style, content_hw3, preserve_color), tile)
-    elif preserve_color:
-      raise AdainError(None, "colour preservation needs the style image, not a style code")
-    return color.output(self.generate_from_code(content, style, alpha, mask_hw)[0], content_hw3,
-                        preserve_color)
-
-  def stylize(self, content_hw3: np.ndarray, style_hw3: np.ndarray, alpha: float = 1.0,
-              preserve_color: str | None = None, tile: int | None = None) -> np.ndarray:
-    """Stylizes with a style image, optionally keeping the content's colours.
-
-    ``coral`` recolours the style image to the content's colour statistics before encoding
-    (pytorch-AdaIN's --preserve_color); ``luminance`` stylizes luminance only and puts the
-    content's chroma back.
-    """
-    content = self.encode_content_image(content_hw3, preserve_color, tile)
-    return self.stylize_from_code(content, content_hw3, np.asarray(style_hw3), alpha, preserve_color,
-                                  tile=tile)

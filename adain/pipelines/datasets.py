@@ -295,13 +295,13 @@ class Batcher:
 
 
 def stylize_batch(stylizer, contents_bhw3, style, alpha: float, tile: int | None):
-  """Stylizer.generate_batch, halving the batch (then tiling one image) when the device runs out
+  """Stylizer.generate of a batch, halving the batch (then tiling one image) when the device runs out
   of memory, instead of skipping images as stylize-datasets does on CUDA out-of-memory."""
   import jax
   import numpy as np
 
   try:
-    return stylizer.generate_batch(contents_bhw3, style, alpha, tile=tile)
+    return stylizer.generate(contents_bhw3, style, alpha, tile=tile)
   except jax.errors.JaxRuntimeError as e:
     b = len(contents_bhw3)
     if "RESOURCE_EXHAUSTED" not in str(e) or b == 1 and tile == OOM_TILE:

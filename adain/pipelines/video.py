@@ -1,6 +1,6 @@
 """Video beside Stylizer: stylize a clip's frames (an iterator API) or a whole file (stylize_clip).
 
-Style is encoded once; frames go through ``Stylizer.generate_batch`` in batches while background
+Style is encoded once; frames go through ``Stylizer.generate`` in batches while background
 threads decode the next frames and encode the last ones. Per-frame AdaIN flickers: sensor noise
 and small motion change each frame's stylization everywhere. ``stabilize`` pulls each output
 pixel towards the previous output where the input did not change there (``steady``); where the
@@ -114,7 +114,7 @@ def _stylized(stylizer, frames, style, alpha, mask, preserve_color, batch, tile,
   """(frame, its still-image stylization) in order, frames batched when the style is a code."""
   if preserve_color is not None:
     for frame in frames:
-      yield frame, stylizer.stylize(frame, style, alpha, preserve_color, tile)
+      yield frame, stylizer.stylize(frame, style, alpha, preserve_color, tile=tile)
     return
   pending: list[np.ndarray] = []
   mask_code = None
@@ -122,7 +122,7 @@ def _stylized(stylizer, frames, style, alpha, mask, preserve_color, batch, tile,
   def flush() -> Iterator[tuple]:
     # The last batch is filled up with its last frame: one compiled shape for the whole clip.
     full = np.stack(pending + pending[-1:] * (batch - len(pending)))
-    yield from zip(pending, stylizer.generate_batch(full, style, alpha, mask_code, tile))
+    yield from zip(pending, stylizer.generate(full, style, alpha, mask_code, tile))
     pending.clear()
 
   for frame in frames:

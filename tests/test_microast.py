@@ -52,6 +52,13 @@ def code(expected, name) -> MicroASTCode:
   return MicroASTCode(*(jnp.asarray(expected[f"code/{name}/{f}"]) for f in FIELDS))
 
 
+def stylize(model, content_bhwc, style: MicroASTCode, alpha=1.0, **kw):
+  """The network's picture of ``content`` cropped to its size, alpha as the interface defines it."""
+  own = None if alpha == 1 else model.encode_style(content_bhwc)
+  out = model.generate(model.encode_content(content_bhwc), style, alpha, own_code=own, **kw)
+  return out[:, :content_bhwc.shape[1], :content_bhwc.shape[2]]
+
+
 def levels(x):
   return np.clip(np.asarray(x, np.float64), 0, 1) * 255
 
@@ -75,10 +82,10 @@ def test_pixels_match_torch_within_one_level(model, expected, content, case):
   style_a = model.encode_style(image(expected, "style_a"))
   if case == "mixed":
     styles = MicroASTCode.concat([style_a, model.encode_style(image(expected, "style_b"))])
-    out = model.stylize(c, styles.mix(expected["mix_weights"]))
+    out = stylize(model, c, styles.mix(expected["mix_weights"]))
   else:
     alpha = float(expected["alpha"]) if case == "alpha" else 1.0
-    out = model.stylize(c, style_a, alpha)
+    out = stylize(model, c, style_a, alpha)
   key = f"out/{content}/alpha{float(expected['alpha']):g}" if case == "alpha" else f"out/{content}/{case}"
   want = expected[key]
   assert out.shape == want.shape == (1, *expected[f"image/{content}"].shape)
@@ -90,12 +97,49 @@ def test_odd_size_rule(model, expected):
   """The stride-2 convs round up; the decoder's output is 4x the features, cropped top-left."""
   c = image(expected, "content_odd")  # 45 x 37
   features = model.encode_content(c)
-  assert features.level2.shape[1:3] == (arch.feature_size(45), arch.feature_size(37)) == (12, 10)
+  assert features.shape[1:3] == (arch.feature_size(45), arch.feature_size(37)) == (12, 10)
   full = model.generate(features, model.encode_style(c))
   assert full.shape[1:3] == (arch.output_size(45), arch.output_size(37)) == (48, 40)
-  np.testing.assert_array_equal(np.asarray(model.stylize(c, model.encode_style(c))),
+  np.testing.assert_array_equal(np.asarray(stylize(model, c, model.encode_style(c))),
                                 np.asarray(full[:, :45, :37]))
   assert arch.feature_size(arch.MIN_SIDE) == 2
+
+
+@pytest.mark.parametrize("name", ["content_even", "content_odd"])
+def test_an_image_in_a_larger_array_is_its_own(model, expected, name):
+  """valid_hw: an image in the top-left of a zero array (a size bucket) gives its own code and
+  picture, its edges mirrored where the image ends, not where the array does."""
+  c = image(expected, name)
+  h, w = c.shape[1:3]
+  padded = jnp.zeros((1, h + 11, w + 6, 3)).at[:, :h, :w].set(c)
+  valid = jnp.array([h, w])
+  assert_codes_close(model.encode_style(padded, valid_hw=valid), model.encode_style(c), 1e-5)
+  style = model.encode_style(image(expected, "style_a"))
+  hc, wc = arch.feature_size(h), arch.feature_size(w)
+  code = model.encode_content(padded, valid)
+  np.testing.assert_allclose(np.asarray(code[:, :hc, :wc]), np.asarray(model.encode_content(c)), atol=1e-5)
+  out = model.generate(code, style, valid_hw=jnp.array([hc, wc]))[:, :h, :w]
+  np.testing.assert_allclose(np.asarray(out), np.asarray(stylize(model, c, style)), atol=1e-5)
+
+
+def test_mask_regions_at_both_levels(model, expected):
+  """A mask takes the first style where it is 1, the second where it is 0: all ones is the first
+  style alone; a split mask gives each region its own statistics and filter scales."""
+  c = image(expected, "content_even")
+  a, b = (model.encode_style(image(expected, s)) for s in ("style_a", "style_b"))
+  both = MicroASTCode.concat([a, b])
+  features = model.encode_content(c)
+  ones = jnp.ones(features.shape[:3])
+  np.testing.assert_allclose(np.asarray(model.generate(features, both, mask_bhw=ones)),
+                             np.asarray(model.generate(features, a)), atol=1e-5)
+  np.testing.assert_allclose(np.asarray(model.generate(features, both, mask_bhw=0 * ones)),
+                             np.asarray(model.generate(features, b)), atol=1e-5)
+  half = ones.at[:, :, features.shape[2] // 2:].set(0.0)
+  out = np.asarray(model.generate(features, both, mask_bhw=half))
+  left, right = (np.asarray(model.generate(features, s)) for s in (a, b))
+  # Far from the seam each side is close to its own style (statistics of its half only).
+  assert np.abs(out[:, :, :8] - left[:, :, :8]).mean() < np.abs(out[:, :, :8] - right[:, :, :8]).mean()
+  assert np.abs(out[:, :, -8:] - right[:, :, -8:]).mean() < np.abs(out[:, :, -8:] - left[:, :, -8:]).mean()
 
 
 def test_upsampling_is_torch_bilinear_align_corners_false():
@@ -117,13 +161,14 @@ def test_upsampling_is_torch_bilinear_align_corners_false():
 def test_alpha_one_is_the_network_and_alpha_needs_the_own_code(model, expected):
   c = image(expected, "content_even")
   style = model.encode_style(image(expected, "style_a"))
-  plain = model.generate(model.encode_content(c), style)
-  with_own = model.generate(model.encode_content(c, own_code=True), style, 1.0)
+  features = model.encode_content(c)
+  plain = model.generate(features, style)
+  with_own = model.generate(features, style, 1.0, own_code=model.encode_style(c))
   np.testing.assert_allclose(np.asarray(plain), np.asarray(with_own), atol=1e-6)
   with pytest.raises(AdainError, match="own code"):
-    model.generate(model.encode_content(c), style, 0.5)
-  own = model.content_code(model.encode_content(c, own_code=True))
-  assert_codes_close(own, model.encode_style(c), 1e-6)
+    model.generate(features, style, 0.5)
+  np.testing.assert_allclose(np.asarray(model.generate(features, style, 0.0, own_code=model.encode_style(c))),
+                             np.asarray(model.generate(features, model.encode_style(c))), atol=1e-6)
 
 
 def test_random_init_and_placeholders():

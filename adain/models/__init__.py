@@ -1,12 +1,12 @@
-"""The networks, one subpackage each (``adain``: the paper's), behind one interface
-(adain.models.interface); shared pure functions in ``ops``, the training losses in ``losses``."""
+"""The networks, one subpackage each (``adain``: the paper's; ``microast``: the real-time one),
+behind one interface (adain.models.interface); shared pure functions in ``ops``, the training losses in ``losses``."""
 
 from __future__ import annotations
 
 import importlib
 from types import ModuleType
 
-NETWORKS = ("adain",)  # --model's choices: packages adain.models.NAME
+NETWORKS = ("adain", "microast")  # --model's choices: packages adain.models.NAME
 
 
 def network(name: str) -> ModuleType:

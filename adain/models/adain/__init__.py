@@ -10,11 +10,21 @@ from __future__ import annotations
 from adain.models.adain.architecture import MIN_SIDE, Variant  # noqa: F401  (the interface's)
 
 NAME = "adain"
+DOWNSAMPLE = 8  # image pixels per code pixel: three 2x2 poolings
+OWN_CODE = False  # alpha blends with the content code inside generate
+TILE_MARGIN = 4  # code pixels around a tile's core (adain.inference.tiling)
+BYTES_PER_PIXEL = 1200  # host memory per image pixel, untiled (adain.inference.memory)
 
 
 def code_size(n: int) -> int:
   """Code pixels along an axis of n image pixels: three ceil-mode 2x2 poolings."""
   return -(-n // 8)
+
+
+def code_type():
+  from adain.models.adain.codes import StyleCode
+
+  return StyleCode
 
 
 def bind(spec: Variant, arrays: dict):

@@ -152,7 +152,10 @@ def concat_input(content_code: jax.Array, style_features: jax.Array,
 
 
 class AdaIN(nnx.Module):
-  """Encoder + AdaIN + decoder, with the content-code / style-code split as its API."""
+  """Encoder + AdaIN + decoder, with the content-code / style-code split as its API
+  (adain.models.interface)."""
+
+  STAGES = 1  # generate is one stage: AdaIN of the content code, then the decoder
 
   def __init__(self, variant: Variant = Variant(), *, rngs: nnx.Rngs | None = None, init: bool = True):
     """Weights drawn as torch initialises them (``rngs`` default Rngs(0)); ``init`` False leaves
@@ -174,13 +177,26 @@ class AdaIN(nnx.Module):
     """
     return self.encoder(images_bhwc, valid_hw)
 
+  def style_maps(self, images_bhwc: jax.Array, valid_hw: jax.Array | None = None) -> tuple[jax.Array]:
+    """The maps whose statistics are the style code (``code_of``): relu4_1."""
+    return (self.encoder(images_bhwc, valid_hw),)
+
+  @staticmethod
+  def code_of(stats: list[tuple[jax.Array, jax.Array]]) -> StyleCode:
+    return StyleCode(*stats[0])
+
   def encode_style(self, images_bhwc: jax.Array, mask_bhw: jax.Array | None = None,
                    valid_hw: jax.Array | None = None) -> StyleCode:
-    features = self.encoder(images_bhwc, valid_hw)
+    (features,) = self.style_maps(images_bhwc, valid_hw)
     if valid_hw is not None:
       valid = ops.valid_mask(features.shape[:3], code_size(valid_hw))
       mask_bhw = valid if mask_bhw is None else mask_bhw * valid
-    return StyleCode(*ops.mean_std(features, mask_bhw))
+    return self.code_of([ops.mean_std(features, mask_bhw)])
+
+  def stage(self, k: int, x_bhwc: jax.Array, style: StyleCode, alpha=1.0, mask_bhw=None,
+            stats=None, valid_hw=None) -> jax.Array:
+    """generate (its only stage, k = 0), as tiling runs the stages of every network."""
+    return self.generate(x_bhwc, style, alpha, mask_bhw, stats, valid_hw)
 
   def generate(self, content_code: jax.Array, style: StyleCode, alpha: float | jax.Array = 1.0,
                mask_bhw: jax.Array | None = None, content_stats: StyleCode | None = None,

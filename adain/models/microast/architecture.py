@@ -108,3 +108,13 @@ def output_size(n: int) -> int:
 # features, which need 2 positions a side for their padding and unbiased statistics:
 # feature_size(5) == 2.
 MIN_SIDE = 5
+
+
+class Spec(NamedTuple):
+  """MicroAST's static spec (adain.models.interface.Params): one architecture, so only its name."""
+
+  network: str = "microast"
+
+  @property
+  def name(self) -> str:
+    return self.network

@@ -8,8 +8,6 @@ reflection padding then convolution everywhere, AdaIN with pytorch-AdaIN's stati
 
 from __future__ import annotations
 
-import dataclasses
-
 import jax
 import jax.numpy as jnp
 from flax import nnx
@@ -18,22 +16,6 @@ from adain.errors import AdainError
 from adain.models import ops
 from adain.models.microast import architecture as arch
 from adain.models.microast.codes import MicroASTCode
-
-
-@jax.tree_util.register_dataclass
-@dataclasses.dataclass(frozen=True)
-class ContentFeatures:
-  """What generate needs of a content image: the content encoder's level-2 features
-  (B, ceil(ceil(H/2)/2), ceil(ceil(W/2)/2), 64) and, for alpha below 1, the content's own code.
-
-  The own code is the style encoder's and modulator's code of the content image itself (see
-  MicroAST.encode_content), computed only on request: it costs a second encoder pass.
-  """
-
-  level2: jax.Array
-  own: MicroASTCode | None = None
-
-
 
 
 class Conv(nnx.Module):
@@ -50,9 +32,11 @@ class Conv(nnx.Module):
     self.kernel = nnx.Param(init((conv.ksize, conv.ksize, conv.cin // conv.groups, conv.cout)))
     self.bias = nnx.Param(init((conv.cout,)))
 
-  def __call__(self, x_bhwc: jax.Array) -> jax.Array:
+  def __call__(self, x_bhwc: jax.Array, valid_hw: jax.Array | None = None) -> jax.Array:
+    """``valid_hw``: x's image part, top-left (see ops.reflect_pad); a stride-2 conv's output's is
+    ``half_up`` of it."""
     if self.ksize > 1:
-      x_bhwc = ops.reflect_pad(x_bhwc, self.ksize // 2)
+      x_bhwc = ops.reflect_pad(x_bhwc, self.ksize // 2, valid_hw)
     if self.groups > 1:
       y = grouped_conv(x_bhwc, self.kernel[...].astype(x_bhwc.dtype), self.stride, self.groups)
       return y + self.bias[...].astype(y.dtype)
@@ -92,20 +76,28 @@ def grouped_conv(xp_bhwc: jax.Array, kernel_hwio: jax.Array, stride: int, groups
 
 
 class Residual(nnx.Module):
-  """x + conv2(relu(conv1(x))); with the style's per-channel scales (w, b), each conv's output
-  is modulated as w * conv(h) + b * h (MicroAST's filter modulation)."""
+  """x + conv2(relu(conv1(x))); with the style's scales (w, b), each conv's output is modulated
+  as w * conv(h) + b * h (MicroAST's filter modulation). w and b are per channel (B, C), or per
+  pixel (B, H, W, C) where a mask blends two styles' scales."""
 
   def __init__(self, convs: tuple[arch.Conv, arch.Conv], *, rngs: nnx.Rngs | None):
     self.conv1 = Conv(convs[0], rngs=rngs)
     self.conv2 = Conv(convs[1], rngs=rngs)
 
-  def __call__(self, x_bhwc: jax.Array, w_bc: jax.Array | None = None,
-               b_bc: jax.Array | None = None) -> jax.Array:
-    if w_bc is None:
-      return x_bhwc + self.conv2(jax.nn.relu(self.conv1(x_bhwc)))
-    w, b = w_bc[:, None, None, :], b_bc[:, None, None, :]
-    h = jax.nn.relu(w * self.conv1(x_bhwc) + b * x_bhwc)
-    return x_bhwc + w * self.conv2(h) + b * h
+  def __call__(self, x_bhwc: jax.Array, w: jax.Array | None = None, b: jax.Array | None = None,
+               valid_hw: jax.Array | None = None) -> jax.Array:
+    if w is None:
+      return x_bhwc + self.conv2(jax.nn.relu(self.conv1(x_bhwc, valid_hw)), valid_hw)
+    if w.ndim == 2:
+      w, b = w[:, None, None, :], b[:, None, None, :]
+    w, b = w.astype(x_bhwc.dtype), b.astype(x_bhwc.dtype)
+    h = jax.nn.relu(w * self.conv1(x_bhwc, valid_hw) + b * x_bhwc)
+    return x_bhwc + w * self.conv2(h, valid_hw) + b * h
+
+
+def half_up(valid_hw: jax.Array | None) -> jax.Array | None:
+  """The valid size after a stride-2 conv (reflection pad 1, 3x3): ceil(n / 2)."""
+  return None if valid_hw is None else (valid_hw + 1) // 2
 
 
 class Encoder(nnx.Module):
@@ -117,39 +109,43 @@ class Encoder(nnx.Module):
     self.res1 = Residual(arch.ENCODER_RES1, rngs=rngs)
     self.res2 = Residual(arch.ENCODER_RES2, rngs=rngs)
 
-  def __call__(self, x_bhwc: jax.Array) -> tuple[jax.Array, jax.Array]:
+  def __call__(self, x_bhwc: jax.Array, valid_hw: jax.Array | None = None) -> tuple[jax.Array, jax.Array]:
     """(level 1, level 2): enc1's output and enc2's (a residual block applied to level 1)."""
-    for conv in self.stem:
-      x_bhwc = jax.nn.relu(conv(x_bhwc))
-    level1 = self.res1(x_bhwc)
-    return level1, self.res2(level1)
+    for spec, conv in zip(arch.ENCODER_STEM, self.stem):
+      x_bhwc = jax.nn.relu(conv(x_bhwc, valid_hw))
+      if spec.stride == 2:
+        valid_hw = half_up(valid_hw)
+    level1 = self.res1(x_bhwc, valid_hw=valid_hw)
+    return level1, self.res2(level1, valid_hw=valid_hw)
 
 
 class Modulator(nnx.Module):
-  """Per level, a depthwise 3x3 conv and a global average: the residual blocks' (w, b)."""
+  """Per level, a depthwise 3x3 conv whose global average is a residual block's (w, b)."""
 
   def __init__(self, *, rngs: nnx.Rngs | None):
     self.weight1, self.bias1, self.weight2, self.bias2 = (
         Conv(c, rngs=rngs) for c in arch.MODULATOR_CONVS)
 
-  def __call__(self, level1_bhwc: jax.Array, level2_bhwc: jax.Array):
-    """(w1, b1, w2, b2), each (B, 64)."""
-    def pooled(conv, x):
-      return jnp.mean(conv(x).astype(jnp.float32), axis=(1, 2))
-
-    return (pooled(self.weight1, level1_bhwc), pooled(self.bias1, level1_bhwc),
-            pooled(self.weight2, level2_bhwc), pooled(self.bias2, level2_bhwc))
+  def __call__(self, level1_bhwc: jax.Array, level2_bhwc: jax.Array,
+               valid_hw: jax.Array | None = None) -> tuple[jax.Array, ...]:
+    """The four maps (w1, b1, w2, b2) before their average (MicroAST.code_of takes it)."""
+    return (self.weight1(level1_bhwc, valid_hw), self.bias1(level1_bhwc, valid_hw),
+            self.weight2(level2_bhwc, valid_hw), self.bias2(level2_bhwc, valid_hw))
 
 
-def upsample_bilinear2x(x_bhwc: jax.Array) -> jax.Array:
+def upsample_bilinear2x(x_bhwc: jax.Array, valid_hw: jax.Array | None = None) -> jax.Array:
   """2x bilinear upsampling as torch's nn.Upsample(scale_factor=2, mode="bilinear") with
   align_corners False: output 2k takes 1/4 of input k - 1 and 3/4 of k, output 2k + 1 3/4 of
-  k and 1/4 of k + 1, the edge rows repeated where k - 1 or k + 1 falls outside."""
+  k and 1/4 of k + 1, the edge rows repeated where k - 1 or k + 1 falls outside (with
+  ``valid_hw``, the image's last row and column, not the filler after them)."""
   for axis in (1, 2):
     n = x_bhwc.shape[axis]
     first, last = (jax.lax.slice_in_dim(x_bhwc, i, i + 1, axis=axis) for i in (0, n - 1))
     prev = jnp.concatenate([first, jax.lax.slice_in_dim(x_bhwc, 0, n - 1, axis=axis)], axis=axis)
     nxt = jnp.concatenate([jax.lax.slice_in_dim(x_bhwc, 1, n, axis=axis), last], axis=axis)
+    if valid_hw is not None:
+      at_edge = jnp.arange(n) == valid_hw[axis - 1] - 1
+      nxt = jnp.where(at_edge.reshape([-1 if d == axis else 1 for d in range(4)]), x_bhwc, nxt)
     even = 0.75 * x_bhwc + 0.25 * prev
     odd = 0.75 * x_bhwc + 0.25 * nxt
     both = jnp.stack([even, odd], axis=axis + 1)
@@ -160,7 +156,8 @@ def upsample_bilinear2x(x_bhwc: jax.Array) -> jax.Array:
 
 
 class Decoder(nnx.Module):
-  """Level-2 content features and a code to RGB at 4x their size (not clamped)."""
+  """Level-2 content features and a code to RGB at 4x their size (not clamped), in two stages
+  (MicroAST.STAGES): AdaIN needs the statistics of each stage's input over the whole image."""
 
   def __init__(self, *, rngs: nnx.Rngs | None):
     self.res1 = Residual(arch.DECODER_RES1, rngs=rngs)
@@ -168,21 +165,52 @@ class Decoder(nnx.Module):
     self.up = nnx.List([Conv(c, rngs=rngs) for c, _ in arch.DECODER_UP])
     self.out = Conv(arch.DECODER_OUT, rngs=rngs)
 
-  def __call__(self, level2_bhwc: jax.Array, code: MicroASTCode) -> jax.Array:
-    x = ops.adain(level2_bhwc, code.mean2, code.std2).astype(level2_bhwc.dtype)
-    x = self.res1(x, code.w2, code.b2)
-    x = ops.adain(x, code.mean1, code.std1).astype(level2_bhwc.dtype)
-    x = self.res2(x, code.w1, code.b1)
+  def restyle(self, x_bhwc: jax.Array, code: MicroASTCode, level: int, mask_bhw=None, stats=None,
+              valid_hw=None) -> jax.Array:
+    """AdaIN to the code's level-``level`` statistics (dec1 takes level 2, dec2 level 1), then
+    that level's modulated residual block. With a mask (1 = foreground, at this resolution) the
+    code holds two styles: each region is normalised with its own statistics and the filter
+    scales are blended per pixel by the mask. ``stats`` replaces x's own statistics (one row per
+    region): a tile is normalised with the whole image's (adain.inference.tiling)."""
+    mean, std, w, b = (getattr(code, f"{f}{level}") for f in ("mean", "std", "w", "b"))
+    block = self.res1 if level == 2 else self.res2
+    valid = None if valid_hw is None else ops.valid_mask(x_bhwc.shape[:3], valid_hw)
+
+    def normalised(region, i):
+      if valid is not None:
+        region = valid if region is None else region * valid
+      rows = slice(None) if i is None else slice(i, i + 1)
+      own = None if stats is None else (stats.mean[rows], stats.std[rows])
+      return ops.adain(x_bhwc, mean[rows], std[rows], region, own)
+
+    if mask_bhw is None:
+      y = normalised(None, None)
+    else:
+      m = mask_bhw[..., None].astype(jnp.float32)
+      y = m * normalised(mask_bhw, 0) + (1.0 - m) * normalised(1.0 - mask_bhw, 1)
+      w = m * w[0][None, None, None] + (1.0 - m) * w[1][None, None, None]
+      b = m * b[0][None, None, None] + (1.0 - m) * b[1][None, None, None]
+    return block(y.astype(x_bhwc.dtype), w, b, valid_hw)
+
+  def render(self, x_bhwc: jax.Array, valid_hw: jax.Array | None = None) -> jax.Array:
+    """dec3: up twice to RGB."""
     for (_, upsample), conv in zip(arch.DECODER_UP, self.up):
       if upsample:
-        x = upsample_bilinear2x(x)
-      x = jax.nn.relu(conv(x))
-    return self.out(x)
+        x_bhwc = upsample_bilinear2x(x_bhwc, valid_hw)
+        valid_hw = None if valid_hw is None else 2 * valid_hw
+      x_bhwc = jax.nn.relu(conv(x_bhwc, valid_hw))
+    return self.out(x_bhwc, valid_hw)
 
 
 class MicroAST(nnx.Module):
-  """Content encoder, style encoder + modulator (the style code), decoder: the same content-code /
-  style-code split as the paper's AdaIN network."""
+  """Content encoder, style encoder + modulator (the style code), decoder: the content-code /
+  style-code split of the paper's network, behind the same interface (adain.models.interface).
+
+  ``valid_hw`` arguments: the images are the top-left (h, w) of their arrays, the rest filler
+  (ops.reflect_pad); codes are then valid on their top-left ``feature_size`` of it.
+  """
+
+  STAGES = 2  # generate's stages, each normalising its input with whole-image statistics
 
   def __init__(self, *, rngs: nnx.Rngs | None = None, init: bool = True):
     """Weights drawn as torch initialises them (``rngs`` default Rngs(0)); ``init`` False leaves
@@ -196,42 +224,58 @@ class MicroAST(nnx.Module):
     self.modulator = Modulator(rngs=rngs)
     self.decoder = Decoder(rngs=rngs)
 
-  def encode_content(self, images_bhwc: jax.Array, own_code: bool = False) -> ContentFeatures:
-    """The content encoder's level-2 features; with ``own_code`` also the content's own code
-    (encode_style of the content image), which generate needs for alpha below 1."""
-    _, level2 = self.content_encoder(images_bhwc)
-    return ContentFeatures(level2, self.encode_style(images_bhwc) if own_code else None)
+  def encode_content(self, images_bhwc: jax.Array, valid_hw: jax.Array | None = None) -> jax.Array:
+    """The content code: the content encoder's level-2 features (B, h, w, 64)."""
+    return self.content_encoder(images_bhwc, valid_hw)[1]
 
-  def encode_style(self, images_bhwc: jax.Array) -> MicroASTCode:
-    """The style code: the style encoder's statistics at both levels and the modulator's (w, b)."""
-    level1, level2 = self.style_encoder(images_bhwc)
-    w1, b1, w2, b2 = self.modulator(level1, level2)
-    (mean1, std1), (mean2, std2) = ops.mean_std(level1), ops.mean_std(level2)
+  def style_maps(self, images_bhwc: jax.Array, valid_hw: jax.Array | None = None) -> tuple[jax.Array, ...]:
+    """The maps whose statistics are the style code (``code_of``): level 1, level 2 and the
+    modulator's four, all at code resolution. Tiling merges their statistics tile by tile."""
+    level1, level2 = self.style_encoder(images_bhwc, valid_hw)
+    return (level1, level2, *self.modulator(level1, level2, half_up(half_up(valid_hw))))
+
+  @staticmethod
+  def code_of(stats: list[tuple[jax.Array, jax.Array]]) -> MicroASTCode:
+    """The code from each style map's (mean, std): the levels' both, the modulator's means."""
+    (mean1, std1), (mean2, std2), *scales = stats
+    w1, b1, w2, b2 = (mean for mean, _ in scales)
     return MicroASTCode(mean1, std1, w1, b1, mean2, std2, w2, b2)
 
-  def content_code(self, features: ContentFeatures) -> MicroASTCode:
-    """The content's own code, which alpha blends a style's code with: the code the network
-    gives the content image as a style. (The statistics of the content encoder's own features
-    with the modulator's scales of them are no code for this decoder: at alpha 0 they give a
-    flat brown picture with the published weights, where this gives back the content.)"""
-    if features.own is None:
-      raise AdainError(None, "alpha below 1 needs the content's own code: "
-                       "encode_content(images, own_code=True)")
-    return features.own
+  def encode_style(self, images_bhwc: jax.Array, mask_bhw: jax.Array | None = None,
+                   valid_hw: jax.Array | None = None) -> MicroASTCode:
+    """The style code: the style encoder's statistics at both levels and the modulator's (w, b)
+    (with a mask at code resolution, of its region)."""
+    maps = self.style_maps(images_bhwc, valid_hw)
+    if valid_hw is not None:
+      valid = ops.valid_mask(maps[0].shape[:3], half_up(half_up(valid_hw)))
+      mask_bhw = valid if mask_bhw is None else mask_bhw * valid
+    return self.code_of([ops.mean_std(m, mask_bhw) for m in maps])
 
-  def generate(self, features: ContentFeatures, code: MicroASTCode,
-               alpha: float | jax.Array = 1.0) -> jax.Array:
-    """The content restyled by ``code`` (one code per content image, or one for all), at 4x the
-    features' size: crop to the input's size from the top-left (architecture.output_size).
-    alpha blends ``code`` with the content's own code (MicroASTCode.interpolate); any alpha
-    but the number 1 needs it (encode_content's ``own_code``)."""
+  def stage(self, k: int, x_bhwc: jax.Array, style: MicroASTCode, alpha=1.0, mask_bhw=None,
+            stats=None, valid_hw=None) -> jax.Array:
+    """Stage k of generate: 0 restyles the content code at level 2 (dec1), 1 at level 1 (dec2)
+    and renders. ``alpha`` must be 1: alpha is the code's (generate's own_code)."""
+    if k == 0:
+      return self.decoder.restyle(x_bhwc, style, 2, mask_bhw, stats, valid_hw)
+    y = self.decoder.restyle(x_bhwc, style, 1, mask_bhw, stats, valid_hw)
+    return self.decoder.render(y, valid_hw)
+
+  def generate(self, content_code: jax.Array, style: MicroASTCode, alpha: float | jax.Array = 1.0,
+               mask_bhw: jax.Array | None = None, content_stats=None,
+               valid_hw: jax.Array | None = None, own_code: MicroASTCode | None = None) -> jax.Array:
+    """The content restyled by ``style`` (one code per content image or one for all; two with a
+    mask), at 4x the code's size: crop to the input's size from the top-left
+    (architecture.output_size). Not clamped.
+
+    alpha blends ``style`` with the content's ``own_code`` (encode_style of the content image;
+    MicroASTCode.interpolate): any alpha but the number 1 needs it. With a mask, both styles
+    blend with the whole image's own code. ``content_stats`` (stage 0's) is for tiles, which
+    tiling runs stage by stage (``stage``) instead.
+    """
     if not (isinstance(alpha, (int, float)) and alpha == 1):
-      code = code.interpolate(self.content_code(features), alpha)
-    return self.decoder(features.level2, code)
-
-  def stylize(self, content_bhwc: jax.Array, code: MicroASTCode,
-              alpha: float | jax.Array = 1.0) -> jax.Array:
-    """encode_content and generate, the output cropped to the content's size (not clamped)."""
-    _, h, w, _ = content_bhwc.shape
-    own = not (isinstance(alpha, (int, float)) and alpha == 1)
-    return self.generate(self.encode_content(content_bhwc, own), code, alpha)[:, :h, :w]
+      if own_code is None:
+        raise AdainError(None, "alpha below 1 needs the content's own code (own_code: encode_style "
+                         "of the content image)")
+      style = style.interpolate(own_code, alpha)
+    x = self.stage(0, content_code, style, 1.0, mask_bhw, content_stats, valid_hw)
+    return self.stage(1, x, style, 1.0, mask_bhw, None, valid_hw)

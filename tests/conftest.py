@@ -7,7 +7,9 @@ seeded_variants, dataset_tree, clips, static_site), never from another test modu
 from __future__ import annotations
 
 import os
+import shutil
 import tempfile
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -29,6 +31,22 @@ def weights(tmp_path_factory):
   return seeded_weights.save(tmp_path_factory.mktemp("weights"))
 
 
+MICROAST_FIXTURES = Path(__file__).parent / "fixtures" / "microast"
+
+
+@pytest.fixture(scope="session")
+def microast_weights(tmp_path_factory):
+  """A folder of MicroAST's four files in the published layout, seeded (tools/make_microast_fixtures.py)."""
+  return shutil.copytree(MICROAST_FIXTURES / "weights", tmp_path_factory.mktemp("microast") / "weights")
+
+
+def weight_flags(weights) -> list[str]:
+  """The CLI's flags for ``weights``: AdaIN's (vgg, decoder) pair, or MicroAST's folder."""
+  if isinstance(weights, (tuple, list)):
+    return ["--vgg", str(weights[0]), "--decoder", str(weights[1])]
+  return ["--model", "microast", "--weights", str(weights)]
+
+
 @pytest.fixture(scope="module")
 def stylizer(weights):
   """A Stylizer on the seeded weights, one per test module."""
@@ -47,11 +65,12 @@ def files(tmp_path_factory):
 
 
 def cli(weights, out, content, styles, *extra) -> np.ndarray:
-  """The one PNG that python -m adain.stylize writes for these inputs into ``out``, as uint8."""
+  """The one PNG that python -m adain.stylize writes for these inputs into ``out``, as uint8
+  (``weights``: see weight_flags)."""
   from adain.commands import stylize
 
   rc = stylize.main(["--content", content, "--style", ",".join(styles), "--ext", "png",
-                     "--output", str(out), "--vgg", str(weights[0]), "--decoder", str(weights[1]), *extra])
+                     "--output", str(out), *weight_flags(weights), *extra])
   assert rc == 0
   (png,) = out.glob("*.png")
   return np.asarray(Image.open(png))

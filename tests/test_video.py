@@ -14,7 +14,7 @@ from adain.errors import AdainError, VideoError
 from adain.media import images, video_io as video
 from adain.commands.stylize import main
 from adain.models.adain.codes import StyleCode
-from adain.inference.stylizer import Stylizer, code_mask
+from adain.inference.stylizer import Stylizer
 from clips import frame_images, read_clip, write_clip
 from conftest import write_image
 
@@ -140,7 +140,7 @@ def test_frames_with_mask_and_colour_preservation(stylizer, style_png):
   mask = np.zeros((100, 100), np.float32)
   mask[:, :50] = 0.9  # any resolution, values in [0, 1]
   out = list(clip_api.stylize_frames(stylizer, frames, codes, mask=mask, stabilize=0, batch=2))
-  mask_code = code_mask(mask, (H, W))
+  mask_code = stylizer.code_mask(mask, (H, W))
   np.testing.assert_allclose(out[1], stylizer.generate(frames[1], codes, mask_hw=mask_code), atol=1e-5)
   out = list(clip_api.stylize_frames(stylizer, frames, style, preserve_color="luminance", stabilize=0))
   np.testing.assert_allclose(out[1], stylizer.stylize(frames[1], style, preserve_color="luminance"),

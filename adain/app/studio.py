@@ -27,7 +27,7 @@ from adain.inference import color
 from adain.errors import AdainError
 from adain.media import images
 from adain.models.adain.codes import StyleCode
-from adain.inference.stylizer import PRESERVE_COLOR, ContentCode, StyleFeatures, Stylizer, code_mask
+from adain.inference.stylizer import PRESERVE_COLOR, ContentCode, StyleFeatures, Stylizer
 
 CLI_SIZE = 512  # adain.stylize's default --content-size and --style-size
 KEEP_RESULTS = 16  # result files kept on disk; Gradio serves its own copies
@@ -279,7 +279,7 @@ class Studio:
           self.stylizer.encode_content(img, preserve_color))
       style = _combined([self.style_code(s, style_size, preserve_color, (key, img)) for s in styles],
                         weights, mask_grey is not None)
-      mask = None if mask_grey is None else code_mask(mask_grey, img.shape[:2])
+      mask = None if mask_grey is None else self.stylizer.code_mask(mask_grey, img.shape[:2])
       out = self.stylizer.generate(code, style, alpha, mask)  # the content's colours kept (code)
       path = self._result_path(content, styles, mask is not None, ".png")
       images.save_image(path, out)

@@ -28,11 +28,18 @@ class Parser(argparse.ArgumentParser):
     return files
 
   def add_weights(self, decoder: bool = True) -> None:
-    """--vgg and (unless decoder is False) --decoder, as every command resolves them."""
-    self.add_argument("--vgg", metavar="FILE", help="encoder weights (.pth, .t7 or .npz)")
+    """--model, its weights (--vgg and, unless decoder is False, --decoder for adain; --weights
+    for microast), as every command resolves them."""
+    from adain.models import NETWORKS
+
+    self.add_argument("--model", choices=NETWORKS, default="adain",
+                      help="the network: adain (the paper's) or microast (real time on a CPU)")
+    self.add_argument("--vgg", metavar="FILE", help="adain's encoder weights (.pth, .t7 or .npz)")
     if decoder:
       self.add_argument("--decoder", metavar="FILE_OR_DIR",
-                        help="decoder weights (.pth, .t7, .npz) or a training workdir")
+                        help="adain's decoder weights (.pth, .t7, .npz) or a training workdir")
+    self.add_argument("--weights", metavar="DIR",
+                      help="microast's weights: a folder holding its four published files")
 
   def main(self, run, argv: list[str] | None = None) -> int:
     """Parses argv and returns ``run(args, parser)``'s exit status (130 on Ctrl-C)."""
@@ -45,19 +52,19 @@ class Parser(argparse.ArgumentParser):
 
 
 def load_stylizer(args, encoder_only: bool = False):
-  """The Stylizer that the weight flags name (--vgg, --decoder, --dtype where the command has
-  them): how every command builds one. ``encoder_only`` reads --vgg alone (style codes need no
-  decoder). The weights are read and checked (numpy) in a thread while JAX is imported, with
-  the garbage collector paused (adain.runtime.start_up). Raises AdainError naming the file."""
+  """The Stylizer that the weight flags name (--model, --vgg, --decoder, --weights, --dtype where
+  the command has them): how every command builds one. ``encoder_only``: adain's --vgg alone
+  (style codes need no decoder). The weights are read and checked (numpy) in a thread while JAX
+  is imported, with the garbage collector paused (adain.runtime.start_up). Raises AdainError
+  naming the file."""
   from concurrent.futures import ThreadPoolExecutor
 
   from adain import runtime
-  from adain.models.adain.weights import model_arrays, resolve_weights, state_dicts
+  from adain.models import read_weights
 
   def read():
-    if encoder_only:
-      return model_arrays(resolve_weights("vgg", args.vgg))
-    return model_arrays(*state_dicts(args.vgg, args.decoder))
+    return read_weights(getattr(args, "model", "adain"), args.vgg, getattr(args, "decoder", None),
+                        getattr(args, "weights", None), encoder_only=encoder_only)
 
   with runtime.start_up(), ThreadPoolExecutor(1) as pool:
     arrays = pool.submit(read)

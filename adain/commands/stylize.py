@@ -98,10 +98,8 @@ def run(args, parser) -> int:
     return 1
   from tqdm import tqdm
 
-  from adain.inference.stylizer import code_mask
   from adain.media import images, video_io
-  from adain.models.adain.codes import StyleCode
-  if stylizer.variant.fusion == "concat" and (args.style_weights or args.mask or args.alpha != 1):
+  if stylizer.concat and (args.style_weights or args.mask or args.alpha != 1):
     parser.error("an Enc-Concat-Dec (concat) decoder takes one style at a time at alpha 1: "
                  "no --style-weights, --mask or --alpha")
   out_dir = Path(args.output)
@@ -144,9 +142,9 @@ def run(args, parser) -> int:
     print(f"error: {failed} input(s) could not be read; nothing written", file=sys.stderr)
     return 1
   if args.style_weights is not None:
-    jobs = [("interpolation", StyleCode.concat(list(style_inputs.values())).mix(args.style_weights))]
+    jobs = [("interpolation", stylizer.concat_codes(list(style_inputs.values())).mix(args.style_weights))]
   elif args.mask:
-    jobs = [("stylized_" + "_".join(s.stem for s in styles), StyleCode.concat(list(style_inputs.values())))]
+    jobs = [("stylized_" + "_".join(s.stem for s in styles), stylizer.concat_codes(list(style_inputs.values())))]
   else:
     jobs = [(f"stylized_{s.stem}", style) for s, style in style_inputs.items()]
 
@@ -166,7 +164,7 @@ def run(args, parser) -> int:
         continue
       try:
         content = images.load_image(c, args.content_size, args.crop)
-        content_mask = code_mask(mask, content.shape[:2]) if args.mask else None
+        content_mask = stylizer.code_mask(mask, content.shape[:2]) if args.mask else None
       except AdainError as e:
         fail(e, c)
         bar.update(len(jobs))

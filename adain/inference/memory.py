@@ -7,14 +7,15 @@ Host memory is what XLA's CPU runtime uses; on an accelerator the same estimate 
 from __future__ import annotations
 
 import os
+from types import ModuleType
 
 import jax
 
-from adain.inference.tiling import MARGIN
+from adain.models import network
 
-# Host memory one untiled stylization needs per image pixel: XLA's temporaries for encode and
-# decode (963 bytes, compiled memory_analysis at 256² to 1024²) plus convolution scratch.
-BYTES_PER_PIXEL = 1200
+# Host memory one untiled stylization needs per image pixel is the network's BYTES_PER_PIXEL
+# (AdaIN: XLA's temporaries for encode and decode, 963 bytes by compiled memory_analysis at 256²
+# to 1024², plus convolution scratch).
 TILE_SIZES = (2048, 1024, 512, 256)  # auto tiling's choices, largest first: fewer margins
 MAX_BATCH = 8  # images per call on an accelerator unless asked for more
 
@@ -36,23 +37,29 @@ def default_budget() -> int:
   return available_memory() // 4
 
 
-def choose_tile(h: int, w: int, budget: int | None = None) -> int:
-  """0 (untiled) when an h x w stylization fits the budget (``default_budget`` if None), else the
-  largest tile whose window does."""
+def _net(net: ModuleType | str) -> ModuleType:
+  return network(net) if isinstance(net, str) else net
+
+
+def choose_tile(h: int, w: int, net: ModuleType | str = "adain", budget: int | None = None) -> int:
+  """0 (untiled) when an h x w stylization by network ``net`` (adain.models.network) fits the
+  budget (``default_budget`` if None), else the largest tile whose window does."""
+  net = _net(net)
   budget = default_budget() if budget is None else budget
-  if h * w * BYTES_PER_PIXEL <= budget:
+  if h * w * net.BYTES_PER_PIXEL <= budget:
     return 0
   for t in TILE_SIZES:
-    if (t + 16 * MARGIN) ** 2 * BYTES_PER_PIXEL <= budget:
+    if (t + 2 * net.DOWNSAMPLE * net.TILE_MARGIN) ** 2 * net.BYTES_PER_PIXEL <= budget:
       return t
   return TILE_SIZES[-1]
 
 
-def batch_that_fits(h: int, w: int, cap: int, budget: int | None = None) -> int:
-  """How many h x w stylizations, 1 to ``cap``, one call may take within the budget
+def batch_that_fits(h: int, w: int, cap: int, net: ModuleType | str = "adain",
+                    budget: int | None = None) -> int:
+  """How many h x w stylizations by ``net``, 1 to ``cap``, one call may take within the budget
   (``default_budget`` if None)."""
   budget = default_budget() if budget is None else budget
-  return int(max(1, min(cap, budget // (h * w * BYTES_PER_PIXEL))))
+  return int(max(1, min(cap, budget // (h * w * _net(net).BYTES_PER_PIXEL))))
 
 
 def batch_cap(requested: int | None = None) -> int:

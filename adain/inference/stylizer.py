@@ -5,24 +5,25 @@ from __future__ import annotations
 import copy
 import dataclasses
 import os
+from collections.abc import Hashable
 from typing import TYPE_CHECKING
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-from adain.inference import color, memory, tiling
-from adain.models.adain.architecture import MIN_SIDE, Variant
-from adain.models.adain.codes import StyleCode
 from adain.errors import AdainError
-from adain.media import images
+from adain.inference import color, memory, tiling
 from adain.inference.programs import Program
-from adain.models.adain import code_size
-from adain.models.adain.weights import model_arrays, state_dicts
+from adain.media import images
+from adain.models import load_code, network, read_weights
+from adain.models.adain.codes import StyleCode
 from adain.models.interface import Params, arrays_of
 
 if TYPE_CHECKING:
   from adain.models.adain.network import AdaIN
+  from adain.models.microast.codes import MicroASTCode
+  from adain.models.microast.network import MicroAST
 
 PRESERVE_COLOR = ("coral", "luminance")
 
@@ -64,8 +65,8 @@ class StyleFeatures:
 # The network's programs, on its spec (static) and arrays by name (adain.models.interface.Params).
 @Program
 def _encode_style(spec, arrays, images_bhwc, valid_hw):
-  code = Params(spec, arrays).bind().encode_style(images_bhwc, valid_hw=valid_hw)
-  return code.mean, code.std
+  """The style code's arrays (a Program returns arrays): its fields in order."""
+  return tuple(jax.tree.leaves(Params(spec, arrays).bind().encode_style(images_bhwc, valid_hw=valid_hw)))
 
 
 @Program
@@ -74,10 +75,14 @@ def _encode_content(spec, arrays, content_bhwc, valid_hw):
 
 
 @Program
-def _decode(spec, arrays, code_bhwc, style: StyleCode, alpha, mask_bhw, valid_hw):
-  """AdaIN and decode the valid_hw part of a bucket's code (the caller crops the output)."""
+def _decode(spec, arrays, code_bhwc, style, alpha, mask_bhw, valid_hw, own_code):
+  """Generate from the valid_hw part of a bucket's code (the caller crops the output). ``alpha``
+  None: 1, for a network whose alpha needs the content's own code (``own_code``) and has none."""
   model = Params(spec, arrays).bind()
-  return model.generate(code_bhwc, style, alpha, mask_bhw, valid_hw=code_size(valid_hw)).astype(jnp.float32)
+  code_hw = network(spec.network).code_size(valid_hw)
+  own = {} if own_code is None else {"own_code": own_code}
+  return model.generate(code_bhwc, style, 1.0 if alpha is None else alpha, mask_bhw,
+                        valid_hw=code_hw, **own).astype(jnp.float32)
 
 
 @Program
@@ -85,37 +90,22 @@ def _decode_concat(spec, arrays, code_bhwc, style: StyleFeatures, valid_hw):
   """_decode for an Enc-Concat-Dec decoder: the style's features resized to each content code."""
   model = Params(spec, arrays).bind()
   style_bhwc = jnp.broadcast_to(style.features, (code_bhwc.shape[0],) + style.features.shape[1:])
-  code_hw = code_size(valid_hw)
+  code_hw = network(spec.network).code_size(valid_hw)
   return model.generate_concat(code_bhwc, style_bhwc, code_hw, style.valid_hw).astype(jnp.float32)
-
-
-def _check_size(img_hw3: np.ndarray, what: str) -> None:
-  if min(img_hw3.shape[:2]) < MIN_SIDE:
-    raise AdainError(None, f"{what} is {img_hw3.shape[1]}x{img_hw3.shape[0]} pixels; "
-                     f"both sides must be at least {MIN_SIDE}")
-
-
-def feature_hw(image_hw: tuple[int, int]) -> tuple[int, int]:
-  """The content code's spatial size for an image: three ceil-mode poolings."""
-  return code_size(image_hw[0]), code_size(image_hw[1])
-
-
-def code_mask(mask_hw: np.ndarray, image_hw: tuple[int, int]) -> np.ndarray:
-  """A foreground mask of any resolution as ``generate``'s ``mask_hw`` for an image of
-  ``image_hw``: at its content code's size (nearest), thresholded at 0.5, as ``--mask`` is."""
-  return images.resize_mask(mask_hw, feature_hw(image_hw))
 
 
 @dataclasses.dataclass(frozen=True)
 class ContentCode:
   """B same-size content images encoded once (``Stylizer.encode_content``), to be stylized with
-  any number of styles, alphas and masks at the cost of the decoder alone.
+  any number of styles, alphas and masks at the cost of the generator alone.
 
-  ``code``: their relu4_1 features in the images' size bucket (see ``bucket``), ``images`` None.
+  ``code``: their content code in the images' size bucket (see ``bucket``), ``images`` None.
   Images that need tiling keep ``images`` instead (tiles are encoded as they are decoded, see
   adain.inference.tiling) and ``code`` None. ``hw`` is the images' own size; ``single``: made
   from one (H, W, 3) image, so stylizing it gives one image. With ``preserve_color``, ``source``
-  holds the content images themselves, whose colours the outputs keep.
+  holds the content images themselves, whose colours the outputs keep. ``bucketed`` keeps the
+  bucket's images for a network whose alpha needs the content's own code (MicroAST), which is
+  computed from them only when an alpha below 1 asks for it.
   """
 
   hw: tuple[int, int]
@@ -125,49 +115,67 @@ class ContentCode:
   single: bool = False
   preserve_color: str | None = None
   source: np.ndarray | None = None
+  bucketed: tuple[jax.Array, np.ndarray] | None = None
 
 
 class Stylizer:
-  """Loads weights once and stylizes many images.
+  """Loads weights once and stylizes many images, with either network (``network``: adain, the
+  paper's, or microast; adain.models).
 
   Images are float32 HWC RGB in [0, 1] (see adain.media.images). Each size bucket (see ``bucket``)
   compiles once; style codes can be computed once (``encode_style``) and reused for any number
   of contents. ``tile`` arguments: None chooses tiling from the available memory
-  (adain.inference.tiling), 0 never tiles, N uses tiles of N pixels (rounded up to a multiple of 8).
-  ``dtype`` bfloat16 runs the network in bfloat16 (AdaIN statistics stay float32): meant for
-  accelerators; on a CPU it is slower and off parity.
+  (adain.inference.tiling), 0 never tiles, N uses tiles of N pixels (rounded up to the
+  network's code grid). ``dtype`` bfloat16 runs the network in bfloat16 (statistics stay
+  float32): meant for accelerators; on a CPU it is slower and off parity.
 
-  Every model variant stylizes (``variant``, see adain.models.adain.architecture.Variant). An Enc-Concat-Dec
-  (concat) decoder's styles are StyleFeatures rather than StyleCodes: no style codes, mixing,
-  masks or alpha. Concat and instance-norm decoders see the whole image (never tiled), since
-  their results depend on all of it.
+  Every AdaIN variant stylizes (``variant``, see adain.models.adain.architecture.Variant). An
+  Enc-Concat-Dec (concat) decoder's styles are StyleFeatures rather than StyleCodes: no style
+  codes, mixing, masks or alpha. Concat and instance-norm decoders see the whole image (never
+  tiled), since their results depend on all of it.
   """
 
-  def __init__(self, model: AdaIN, dtype=jnp.float32):
+  def __init__(self, model: AdaIN | MicroAST, dtype=jnp.float32):
     """A Stylizer with a copy of the model's weights."""
-    self._hold(model.variant, arrays_of(model), dtype)
+    self._hold(model.spec, arrays_of(model), dtype)
 
   @classmethod
-  def from_arrays(cls, variant: Variant, arrays: dict, dtype=jnp.float32) -> "Stylizer":
-    """From the model's variables by name (adain.weights.model_arrays), without the Flax model:
-    that is built only inside a program's trace, so a run whose programs are saved
-    (adain.inference.programs) never imports Flax."""
+  def from_arrays(cls, spec: Hashable, arrays: dict, dtype=jnp.float32) -> "Stylizer":
+    """From the model's spec (AdaIN's Variant, MicroAST's Spec) and variables by name (its
+    weights module's ``model_arrays``), without the Flax model: that is built only inside a
+    program's trace, so a run whose programs are saved (adain.inference.programs) never imports
+    Flax."""
     self = cls.__new__(cls)
-    self._hold(variant, arrays, dtype)
+    self._hold(spec, arrays, dtype)
     return self
 
-  def _hold(self, variant: Variant, arrays: dict, dtype) -> None:
+  def _hold(self, spec: Hashable, arrays: dict, dtype) -> None:
     self.dtype = jnp.dtype(dtype)
     # Cast in numpy: a jnp cast compiles a program for each shape.
-    self.params = Params(variant, {k: jax.device_put(np.asarray(v).astype(self.dtype, copy=False))
-                                   for k, v in arrays.items()})
+    self.params = Params(spec, {k: jax.device_put(np.asarray(v).astype(self.dtype, copy=False))
+                                for k, v in arrays.items()})
+    self.net = network(spec.network)
 
   @property
-  def variant(self) -> Variant:
-    """The network's variant (adain.models.adain.architecture.Variant)."""
+  def network(self) -> str:
+    """The network's name: adain or microast (``--model``)."""
+    return self.net.NAME
+
+  @property
+  def variant(self) -> Hashable:
+    """The network's spec: AdaIN's variant (adain.models.adain.architecture.Variant), MicroAST's Spec."""
     return self.params.spec
 
-  def model(self) -> AdaIN:
+  @property
+  def concat(self) -> bool:
+    """An Enc-Concat-Dec decoder (an AdaIN ablation): styles are images, not codes."""
+    return self.network == "adain" and self.variant.fusion == "concat"
+
+  def concat_codes(self, codes: list):
+    """Style codes of this network as one batch of codes (to mix, or for a mask)."""
+    return self.net.code_type().concat(codes)
+
+  def model(self) -> AdaIN | MicroAST:
     """The Flax model of these weights (adain.export builds its graphs from it)."""
     return self.params.bind()
 
@@ -180,47 +188,67 @@ class Stylizer:
     twin.params = jax.device_put(self.params, device)
     return twin
 
+  def _check_size(self, img_hw3: np.ndarray, what: str) -> None:
+    if min(img_hw3.shape[:2]) < self.net.MIN_SIDE:
+      raise AdainError(None, f"{what} is {img_hw3.shape[1]}x{img_hw3.shape[0]} pixels; "
+                       f"both sides must be at least {self.net.MIN_SIDE}")
+
   def _tile(self, img_hw3: np.ndarray, tile: int | None) -> int:
     h, w = img_hw3.shape[:2]
-    if self.variant.fusion == "concat" or self.variant.decoder_norm == "instance":
+    if self.network == "adain" and (self.concat or self.variant.decoder_norm == "instance"):
       if tile:
         raise AdainError(None, f"a {self.variant.name} decoder stylizes whole images: no tiles")
       return 0
-    return memory.choose_tile(h, w) if tile is None else 8 * code_size(tile)
+    if tile is None:
+      return memory.choose_tile(h, w, self.net)
+    return self.net.DOWNSAMPLE * self.net.code_size(tile)
 
-  def load_style_code(self, path: str | os.PathLike) -> StyleCode:
-    """A style code from .npz (see StyleCode.save), if this decoder can use one."""
-    if self.variant.fusion == "concat":
+  def code_hw(self, image_hw: tuple[int, int]) -> tuple[int, int]:
+    """The content code's spatial size for an image (masks are given at it, see ``code_mask``)."""
+    return self.net.code_size(image_hw[0]), self.net.code_size(image_hw[1])
+
+  def code_mask(self, mask_hw: np.ndarray, image_hw: tuple[int, int]) -> np.ndarray:
+    """A foreground mask of any resolution as ``generate``'s ``mask_hw`` for an image of
+    ``image_hw``: at its content code's size (nearest), thresholded at 0.5, as ``--mask`` is."""
+    return images.resize_mask(mask_hw, self.code_hw(image_hw))
+
+  def load_style_code(self, path: str | os.PathLike) -> StyleCode | MicroASTCode:
+    """A style code from .npz (see StyleCode.save, MicroASTCode.save), if this network can use
+    it: another network's code is refused naming the file."""
+    if self.concat:
       raise AdainError(path, "a style code cannot drive an Enc-Concat-Dec (concat) decoder: "
                        "it needs the style image")
-    return StyleCode.load(path)
+    return load_code(path, self.network)
 
   @classmethod
   def from_files(cls, vgg: str | os.PathLike | None = None,
-                 decoder: str | os.PathLike | None = None, *, download: bool = True,
+                 decoder: str | os.PathLike | None = None, *, model: str = "adain",
+                 weights: str | os.PathLike | None = None, download: bool = True,
                  progress: bool = True, dtype=jnp.float32) -> "Stylizer":
-    """Weights from the given files, else checkpoints/ or the cache, else the published URLs."""
-    return cls.from_arrays(*model_arrays(*state_dicts(vgg, decoder, download=download, progress=progress)),
-                           dtype)
+    """Weights from the given files (AdaIN: ``vgg``, ``decoder``; MicroAST: ``weights``, the
+    folder of its four files), else checkpoints/ or the cache, else the published URLs."""
+    return cls.from_arrays(*read_weights(model, vgg, decoder, weights, download=download,
+                                         progress=progress), dtype)
 
-  def encode_style(self, style_hw3: np.ndarray, tile: int | None = None) -> StyleCode | StyleFeatures:
-    """The style code (relu4_1 mean and std) of one image: a batch of one (StyleFeatures for a
-    concat decoder)."""
-    _check_size(style_hw3, "style image")
+  def encode_style(self, style_hw3: np.ndarray, tile: int | None = None):
+    """The style code of one image, a batch of one (StyleFeatures for a concat decoder)."""
+    self._check_size(style_hw3, "style image")
     tile = self._tile(style_hw3, tile)
-    if self.variant.fusion == "concat":
+    if self.concat:
       images, valid_hw = _in_bucket(style_hw3[None], self.dtype)
       return StyleFeatures(_encode_content(self.params.spec, self.params.arrays, images, valid_hw),
-                           code_size(valid_hw))
-    if tiling.is_tiled(*style_hw3.shape[:2], tile):
-      return tiling.encode(self.params, np.asarray(style_hw3, self.dtype), tile,
-                           keep_code=False)[1]
-    return StyleCode(*_encode_style(self.params.spec, self.params.arrays, *_in_bucket(style_hw3[None], self.dtype)))
+                           self.net.code_size(valid_hw))
+    if tiling.is_tiled(*style_hw3.shape[:2], tile, self.net):
+      return tiling.encode_style(self.params, np.asarray(style_hw3, self.dtype), tile)
+    return self._style_code(*_in_bucket(style_hw3[None], self.dtype))
+
+  def _style_code(self, images_bhwc: jax.Array, valid_hw: np.ndarray):
+    return self.net.code_type()(*_encode_style(self.params.spec, self.params.arrays, images_bhwc, valid_hw))
 
   def encode_content(self, content: np.ndarray, preserve_color: str | None = None,
                      tile: int | None = None) -> ContentCode:
     """A content image (H, W, 3), or B of one size (B, H, W, 3), encoded once, to stylize with
-    many styles (``generate``, ``stylize``), each of which then costs the decoder alone.
+    many styles (``generate``, ``stylize``), each of which then costs the generator alone.
 
     ``preserve_color`` (coral or luminance, see ``stylize``) encodes what colour preservation
     needs and keeps the images, whose colours the outputs then keep.
@@ -232,15 +260,16 @@ class Stylizer:
     source = content[None] if single else content
     inputs = source if preserve_color is None else np.stack([color.content_input(c, preserve_color)
                                                              for c in source])
-    _check_size(inputs[0], "content image")
+    self._check_size(inputs[0], "content image")
     h, w = inputs.shape[1:3]
     tile = self._tile(inputs[0], tile)
     kept = {"single": single, "preserve_color": preserve_color,
             "source": source if preserve_color else None}
-    if tiling.is_tiled(h, w, tile):
+    if tiling.is_tiled(h, w, tile, self.net):
       return ContentCode((h, w), images=inputs, tile=tile, **kept)
-    return ContentCode((h, w), code=_encode_content(self.params.spec, self.params.arrays,
-                                                    *_in_bucket(inputs, self.dtype)), **kept)
+    bucketed = _in_bucket(inputs, self.dtype)
+    return ContentCode((h, w), code=_encode_content(self.params.spec, self.params.arrays, *bucketed),
+                       bucketed=bucketed if self.net.OWN_CODE else None, **kept)
 
   def generate(self, content: np.ndarray | ContentCode, style: StyleCode | StyleFeatures,
                alpha: float = 1.0, mask_hw: np.ndarray | None = None,
@@ -250,8 +279,9 @@ class Stylizer:
 
     ``style``: one code, two with a foreground ``mask_hw`` (at the content code's size, see
     ``code_mask``), or without a mask one per image. Each output equals that of its image
-    alone (per-image AdaIN statistics): video frames and same-size dataset images are batched
-    to keep an accelerator busy. A code made with ``preserve_color`` takes a style code made
+    alone (per-image statistics): video frames and same-size dataset images are batched to keep
+    an accelerator busy. ``alpha`` blends the style's code with the content's own (adain.models.
+    interface), 1 being the style alone. A code made with ``preserve_color`` takes a style code made
     from the style image as ``stylize`` makes it; the outputs keep the content's colours.
     """
     code = content if isinstance(content, ContentCode) else self.encode_content(content, tile=tile)
@@ -286,13 +316,14 @@ class Stylizer:
       raise AdainError(None, "colour preservation needs the style image, not a style code")
     return self.generate(code, style, alpha, mask_hw)
 
-  def _decode(self, content: ContentCode, style: StyleCode | StyleFeatures, alpha: float,
-              mask_hw: np.ndarray | None) -> np.ndarray:
+  def _decode(self, content: ContentCode, style, alpha: float, mask_hw: np.ndarray | None) -> np.ndarray:
     """(B, H, W, 3) images from a content code, as the network gives them."""
-    if (self.variant.fusion == "concat") != isinstance(style, StyleFeatures):
+    if self.concat != isinstance(style, StyleFeatures):
       raise AdainError(None, "an Enc-Concat-Dec (concat) decoder needs the style image, not a "
-                       "style code" if isinstance(style, StyleCode) else
+                       "style code" if not isinstance(style, StyleFeatures) else
                        "StyleFeatures are for Enc-Concat-Dec (concat) decoders only")
+    if not isinstance(style, (StyleFeatures, self.net.code_type())):
+      raise AdainError(None, f"a {type(style).__name__} is not a style code of the {self.network} model")
     (h, w), code = content.hw, content.code
     valid_hw = np.array([h, w], np.int32)
     if isinstance(style, StyleFeatures):  # never tiled (see _tile)
@@ -315,5 +346,10 @@ class Stylizer:
       hc, wc = mask_hw.shape
       mask_hw = np.pad(np.asarray(mask_hw, np.float32),
                        ((0, code.shape[1] - hc), (0, code.shape[2] - wc)))[None]
-    out = _decode(self.params.spec, self.params.arrays, code, style, alpha, mask_hw, valid_hw)
+    own = None
+    if self.net.OWN_CODE:  # alpha blends with the content's own code, computed when it matters
+      own = self._style_code(*content.bucketed) if alpha != 1 else None
+      alpha = alpha if alpha != 1 else None
+    out = _decode(self.params.spec, self.params.arrays, code, style, alpha, mask_hw, valid_hw, own)
     return np.asarray(out)[:, :h, :w]
+

@@ -1,55 +1,57 @@
 """Tiled stylization: images larger than memory, with no seams between tiles.
 
-Each tile's window is its core plus a margin on every side, so that the encoder and decoder see
-the same neighbourhood in a tile as in the whole image; only the cores are kept. AdaIN needs the
-content code's mean and std over the WHOLE image, so the encoder pass keeps the code's cores (32
-bytes per image pixel, against about 1 KB for the network untiled) and merges their statistics; the
-decoder pass then normalises every tile with them. Working memory is bounded by the window size.
+Each tile's window is its core plus a margin on every side, so that the network sees the same
+neighbourhood in a tile as in the whole image; only the cores are kept. A network's generate is
+a chain of stages (adain.models.interface), each normalising its input with statistics over the
+WHOLE image (AdaIN: one stage, the content code's mean and std; MicroAST: two, one per
+modulated level). So the encoder pass keeps the content code's cores (32 bytes per image pixel
+for AdaIN, 16 for MicroAST, against about 1 KB for AdaIN untiled) and merges their statistics;
+each stage then runs tile by tile with them, keeping its output's cores and merging their
+statistics for the next. Style codes of large images (and MicroAST's content's own code, for
+alpha) merge the statistics of the network's style maps alike. Working memory is bounded by the
+window size.
 
-Geometry is in content-code pixels (8 image pixels): windows start on the 8-pixel grid, so the
-encoder's poolings see the same grid as in the whole image. A window near the image's edge is
-shifted inwards rather than cut, so each axis has at most two window lengths and a whole image
-compiles at most four window shapes.
+Geometry is in code pixels (``DOWNSAMPLE`` image pixels: 8 for AdaIN, 4 for MicroAST): windows
+start on that grid, so the encoder's downsampling sees the same grid as in the whole image. A
+window near the image's edge is shifted inwards rather than cut, so each axis has at most two
+window lengths and a whole image compiles at most four window shapes.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from types import ModuleType
 
 import jax.numpy as jnp
 import numpy as np
 
 from adain.inference.programs import Program
-from adain.models import ops
-from adain.models.adain import code_size
+from adain.models import network, ops
 from adain.models.adain.codes import StyleCode
 from adain.models.interface import Params
 
-# Window margin in code pixels. A relu4_1 feature depends on the image 30 pixels beyond its own
-# 8x8 cell, and a decoded pixel on the code 3.75 code pixels around its own, so 4 is the
-# least margin with which cores match the untiled result to float rounding (tests/test_tiling.py).
-MARGIN = 4
-def windows(n: int, tile: int) -> list[tuple[int, int, int, int]]:
+
+def windows(n: int, tile: int, net: ModuleType) -> list[tuple[int, int, int, int]]:
   """(core start, core end, window start, window end) in code pixels along an axis of n pixels.
 
-  Cores of tile/8 code pixels partition the axis; each window reaches MARGIN beyond its core
-  except at the image's edges, and has the same length (MARGIN on both sides of a full core)
+  Cores of tile / DOWNSAMPLE code pixels partition the axis; each window reaches the network's
+  TILE_MARGIN (the least with which cores match the untiled result to float rounding,
+  tests/test_tiling.py) beyond its core except at the image's edges, and has the same length
   unless the axis is shorter, in which case the window is the whole axis.
   """
-  nc, core = code_size(n), max(tile // 8, 1)
-  length = core + 2 * MARGIN
+  nc, core = net.code_size(n), max(tile // net.DOWNSAMPLE, 1)
+  length = core + 2 * net.TILE_MARGIN
   if length >= nc:
     return [(a, min(a + core, nc), 0, nc) for a in range(0, nc, core)]
   out = []
   for a in range(0, nc, core):
-    s = min(max(a - MARGIN, 0), nc - length)
+    s = min(max(a - net.TILE_MARGIN, 0), nc - length)
     out.append((a, min(a + core, nc), s, s + length))
   return out
 
 
-def is_tiled(h: int, w: int, tile: int) -> bool:
+def is_tiled(h: int, w: int, tile: int, net: ModuleType) -> bool:
   """Whether tiles of this size split the image at all (else it is stylized whole)."""
-  return tile > 0 and (len(windows(h, tile)) > 1 or len(windows(w, tile)) > 1)
+  return tile > 0 and (len(windows(h, tile, net)) > 1 or len(windows(w, tile, net)) > 1)
 
 
 # The programs of a tile (a network's spec and arrays: see adain.inference.stylizer's).
@@ -59,27 +61,25 @@ def _encode(spec, arrays, window_bhwc):
 
 
 @Program
-def _decode(spec, arrays, code_bhwc, style: StyleCode, alpha, mask_bhw, content_stats: StyleCode):
-  return Params(spec, arrays).bind().generate(code_bhwc, style, alpha, mask_bhw, content_stats)
+def _style_maps(spec, arrays, window_bhwc):
+  return tuple(Params(spec, arrays).bind().style_maps(window_bhwc))
 
 
-def _pixels(n: int, s: int, e: int) -> slice:
-  return slice(8 * s, min(8 * e, n))
+@Program
+def _stage(spec_k, arrays, x_bhwc, style, alpha, mask_bhw, stats: StyleCode):
+  spec, k = spec_k
+  model = Params(spec, arrays).bind()
+  return model.stage(k, x_bhwc, style, 1.0 if alpha is None else alpha, mask_bhw, stats)
 
 
-def _tiles(h: int, w: int, tile: int):
-  for ys in windows(h, tile):
-    for xs in windows(w, tile):
+def _pixels(n: int, s: int, e: int, down: int) -> slice:
+  return slice(down * s, min(down * e, n))
+
+
+def _tiles(h: int, w: int, tile: int, net: ModuleType):
+  for ys in windows(h, tile, net):
+    for xs in windows(w, tile, net):
       yield ys, xs
-
-
-def _core_codes(params: Params, image_hw3: np.ndarray, tile: int) -> Iterator[tuple]:
-  """(row core, column core, that core of the content code as (h, w, C) numpy) per tile."""
-  h, w = image_hw3.shape[:2]
-  for (ya, yb, ys, ye), (xa, xb, xs, xe) in _tiles(h, w, tile):
-    window = jnp.asarray(image_hw3[_pixels(h, ys, ye), _pixels(w, xs, xe)])[None]
-    code = _encode(params.spec, params.arrays, window)[0, ya - ys:yb - ys, xa - xs:xb - xs]
-    yield slice(ya, yb), slice(xa, xb), np.asarray(code)
 
 
 def _moments(x_nc: np.ndarray, w_n: np.ndarray) -> tuple[float, np.ndarray, np.ndarray]:
@@ -91,6 +91,8 @@ def _moments(x_nc: np.ndarray, w_n: np.ndarray) -> tuple[float, np.ndarray, np.n
 
 def _merge(a, b):
   """Chan et al.'s pairwise update: the moments of the union of two sets from each one's."""
+  if a is None:
+    return b
   (na, ma, sa), (nb, mb, sb) = a, b
   n = na + nb
   if n == 0:
@@ -105,42 +107,87 @@ def _stats(moments) -> tuple[np.ndarray, np.ndarray]:
   return mean.astype(np.float32), np.sqrt(m2 / max(n - 1.0, 1.0) + ops.EPS).astype(np.float32)
 
 
-def encode(params: Params, image_hw3: np.ndarray, tile: int, mask_hw: np.ndarray | None = None,
-           keep_code: bool = True) -> tuple[np.ndarray | None, StyleCode]:
-  """The content code (h/8, w/8, C) and its statistics, computed tile by tile.
+class _Regions:
+  """The statistics of an array assembled core by core: of all of it, or with a mask (at code
+  resolution) of the foreground then the background, as ops.mean_std computes them."""
 
-  The statistics are a StyleCode: of the whole code, or with a mask (at code resolution) of
-  the foreground then the background, as ops.mean_std computes them. ``keep_code=False``
-  returns only the statistics (a style image's code).
-  """
-  h, w = image_hw3.shape[:2]
-  code, moments = None, None
-  for ys, xs, core in _core_codes(params, image_hw3, tile):
-    if code is None and keep_code:
-      code = np.empty((code_size(h), code_size(w), core.shape[-1]), core.dtype)
-    if keep_code:
-      code[ys, xs] = core
-    x = core.reshape(-1, core.shape[-1]).astype(np.float64)
-    regions = [np.ones(len(x))] if mask_hw is None else [mask_hw[ys, xs].ravel().astype(np.float64)]
-    if mask_hw is not None:
+  def __init__(self, mask_hw: np.ndarray | None):
+    self.mask_hw, self.moments = mask_hw, None
+
+  def add(self, ys: slice, xs: slice, core_hwc: np.ndarray) -> None:
+    x = core_hwc.reshape(-1, core_hwc.shape[-1]).astype(np.float64)
+    regions = [np.ones(len(x))]
+    if self.mask_hw is not None:
+      regions = [self.mask_hw[ys, xs].ravel().astype(np.float64)]
       regions.append(1.0 - regions[0])
-    tile_moments = [_moments(x, r) for r in regions]
-    moments = tile_moments if moments is None else [_merge(a, b) for a, b in zip(moments, tile_moments)]
-  means, stds = zip(*(_stats(m) for m in moments))
-  return code, StyleCode(jnp.asarray(np.stack(means)), jnp.asarray(np.stack(stds)))
+    tile = [_moments(x, r) for r in regions]
+    self.moments = tile if self.moments is None else [_merge(a, b) for a, b in zip(self.moments, tile)]
+
+  def stats(self) -> StyleCode:
+    """Mean and std, one row per region."""
+    means, stds = zip(*(_stats(m) for m in self.moments))
+    return StyleCode(jnp.asarray(np.stack(means)), jnp.asarray(np.stack(stds)))
 
 
-def generate(params: Params, content_hw3: np.ndarray, style: StyleCode, alpha, tile: int,
+def encode(params: Params, image_hw3: np.ndarray, tile: int,
+           mask_hw: np.ndarray | None = None) -> tuple[np.ndarray, StyleCode]:
+  """The content code (h, w, C at code resolution) and its statistics (see _Regions), computed
+  tile by tile."""
+  net = network(params.spec.network)
+  h, w = image_hw3.shape[:2]
+  code, regions = None, _Regions(mask_hw)
+  for (ya, yb, ys, ye), (xa, xb, xs, xe) in _tiles(h, w, tile, net):
+    window = jnp.asarray(image_hw3[_pixels(h, ys, ye, net.DOWNSAMPLE), _pixels(w, xs, xe, net.DOWNSAMPLE)])
+    core = np.asarray(_encode(params.spec, params.arrays, window[None])[0, ya - ys:yb - ys, xa - xs:xb - xs])
+    if code is None:
+      code = np.empty((net.code_size(h), net.code_size(w), core.shape[-1]), core.dtype)
+    code[ya:yb, xa:xb] = core
+    regions.add(slice(ya, yb), slice(xa, xb), core)
+  return code, regions.stats()
+
+
+def encode_style(params: Params, image_hw3: np.ndarray, tile: int):
+  """The style code of one image (a batch of one), from its style maps' statistics merged tile
+  by tile: equal to the untiled code to float rounding."""
+  net = network(params.spec.network)
+  h, w = image_hw3.shape[:2]
+  maps: list[_Regions] | None = None
+  for (ya, yb, ys, ye), (xa, xb, xs, xe) in _tiles(h, w, tile, net):
+    window = jnp.asarray(image_hw3[_pixels(h, ys, ye, net.DOWNSAMPLE), _pixels(w, xs, xe, net.DOWNSAMPLE)])
+    cores = _style_maps(params.spec, params.arrays, window[None])
+    maps = maps or [_Regions(None) for _ in cores]
+    for regions, m in zip(maps, cores):
+      regions.add(slice(ya, yb), slice(xa, xb), np.asarray(m[0, ya - ys:yb - ys, xa - xs:xb - xs]))
+  return params.bind().code_of([(s.mean, s.std) for s in (r.stats() for r in maps)])
+
+
+def generate(params: Params, content_hw3: np.ndarray, style, alpha, tile: int,
              mask_hw: np.ndarray | None = None) -> np.ndarray:
   """Stylizes a content image tile by tile; the same result as untiled, to float rounding."""
+  net = network(params.spec.network)
   h, w = content_hw3.shape[:2]
-  code, content_stats = encode(params, content_hw3, tile, mask_hw)
-  out = np.empty((h, w, 3), np.float32)
-  for (ya, yb, ys, ye), (xa, xb, xs, xe) in _tiles(h, w, tile):
-    mask = None if mask_hw is None else jnp.asarray(mask_hw[ys:ye, xs:xe], jnp.float32)[None]
-    pixels = _decode(params.spec, params.arrays, jnp.asarray(code[ys:ye, xs:xe])[None], style, alpha, mask,
-                     content_stats)[0]
-    rows, cols = _pixels(h, ya, yb), _pixels(w, xa, xb)
-    out[rows, cols] = np.asarray(pixels[rows.start - 8 * ys:rows.stop - 8 * ys,
-                                        cols.start - 8 * xs:cols.stop - 8 * xs])
+  if net.OWN_CODE:  # alpha is the code's: blended here with the whole image's own code
+    if alpha != 1:
+      style = style.interpolate(encode_style(params, content_hw3, tile), alpha)
+    alpha = None
+  x, stats = encode(params, content_hw3, tile, mask_hw)
+  down = net.DOWNSAMPLE
+  for k in range(net.STAGES):
+    last = k == net.STAGES - 1
+    out, regions = (np.empty((h, w, 3), np.float32), None) if last else (None, _Regions(mask_hw))
+    for (ya, yb, ys, ye), (xa, xb, xs, xe) in _tiles(h, w, tile, net):
+      mask = None if mask_hw is None else jnp.asarray(mask_hw[ys:ye, xs:xe], jnp.float32)[None]
+      y = _stage((params.spec, k), params.arrays, jnp.asarray(x[ys:ye, xs:xe])[None], style, alpha,
+                 mask, stats)[0]
+      if last:
+        rows, cols = _pixels(h, ya, yb, down), _pixels(w, xa, xb, down)
+        out[rows, cols] = np.asarray(y[rows.start - down * ys:rows.stop - down * ys,
+                                       cols.start - down * xs:cols.stop - down * xs])
+      else:
+        core = np.asarray(y[ya - ys:yb - ys, xa - xs:xb - xs])
+        out = np.empty(x.shape[:2] + core.shape[-1:], core.dtype) if out is None else out
+        out[ya:yb, xa:xb] = core
+        regions.add(slice(ya, yb), slice(xa, xb), core)
+    if not last:
+      x, stats = out, regions.stats()
   return out

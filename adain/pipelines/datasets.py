@@ -49,8 +49,10 @@ class Options:
   workers: int = 4
   tile: int | None = None
   dtype: str = "float32"
+  model: str = "adain"
   vgg: str | None = None
   decoder: str | None = None
+  weights: str | None = None  # MicroAST's folder
   ray: str | None = None  # None: one host; "": a local Ray; else the cluster's address
   ray_actors: int | None = None
 
@@ -181,9 +183,10 @@ def _prefetch(pool: ThreadPoolExecutor, fn, items, depth: int):
     yield x, f.result()
 
 
-def check_decoder(variant, decoder: str | None) -> None:
-  """Refuses an Enc-Concat-Dec decoder: its styles are feature maps, no codes to reuse or batch."""
-  if variant.fusion == "concat":
+def check_decoder(spec, decoder: str | None) -> None:
+  """Refuses an Enc-Concat-Dec decoder (``spec``: a network's, see adain.models.interface): its
+  styles are feature maps, no codes to reuse or batch."""
+  if spec.network == "adain" and spec.fusion == "concat":
     raise AdainError(decoder, "an Enc-Concat-Dec (concat) decoder needs each style image, not "
                      "a style code; stylize with python -m adain.stylize")
 
@@ -204,8 +207,10 @@ def read_style(path: Path, shown: Path, size: int):
 
 
 def style_code(stylizer, img, shown: Path, tile: int | None):
-  """read_style's image as (mean, std) in numpy, which any device's stylizer takes, or the error
+  """read_style's image's code as one numpy array (its fields stacked, (F, C): AdaIN's mean and
+  std, MicroAST's eight), which any device's stylizer takes (``stacked_codes``), or the error
   line (read_style's, or the encoder's)."""
+  import jax
   import numpy as np
 
   if isinstance(img, str):
@@ -214,7 +219,15 @@ def style_code(stylizer, img, shown: Path, tile: int | None):
     code = stylizer.encode_style(img, tile)
   except AdainError as e:
     return f"style {shown}: {e.problem}"
-  return np.asarray(code.mean[0]), np.asarray(code.std[0])
+  return np.stack([np.asarray(f[0]) for f in jax.tree.leaves(code)])
+
+
+def stacked_codes(stylizer, codes: list):
+  """style_code's arrays as one batch of the stylizer's codes."""
+  import numpy as np
+
+  fields = np.stack(codes)  # (B, F, C)
+  return stylizer.net.code_type()(*(fields[:, i] for i in range(fields.shape[1])))
 
 
 def read_content(path: Path, shown: Path, size: int, crop: int):
@@ -259,10 +272,10 @@ class Batcher:
   """Groups (job, image, code) items of one image size into batches: as many as fit a quarter of
   the memory, at most ``batch_size``; with more than 4 * batch_size waiting, the fullest goes."""
 
-  def __init__(self, batch_size: int):
+  def __init__(self, batch_size: int, net: str = "adain"):
     from adain.inference import memory
 
-    self.batch_size, self.budget = batch_size, memory.default_budget()
+    self.batch_size, self.net, self.budget = batch_size, net, memory.default_budget()
     self.groups: dict[tuple, list] = collections.defaultdict(list)
     self.waiting = 0
 
@@ -275,7 +288,7 @@ class Batcher:
       shape = item[1].shape
       self.groups[shape].append(item)
       self.waiting += 1
-      if len(self.groups[shape]) >= memory.batch_that_fits(*shape[:2], self.batch_size, self.budget):
+      if len(self.groups[shape]) >= memory.batch_that_fits(*shape[:2], self.batch_size, self.net, self.budget):
         due.append(self._pop(shape))
     if self.waiting > 4 * self.batch_size:  # memory: flush the fullest size
       due.append(self._pop(max(self.groups, key=lambda k: len(self.groups[k]))))
@@ -318,10 +331,8 @@ def stylize_group(stylizer, batch: list[tuple], alpha: float, tile: int | None,
   small, out of memory), each content's jobs with the line saying why, and no pairs."""
   import numpy as np
 
-  from adain.models.adain.codes import StyleCode
-
   jobs, imgs, codes = zip(*batch)
-  style = StyleCode(np.stack([c[0] for c in codes]), np.stack([c[1] for c in codes]))
+  style = stacked_codes(stylizer, list(codes))
   try:
     out = stylize_batch(stylizer, np.stack(imgs), style, alpha, tile)
   except Exception as e:  # One bad batch (too small, out of memory) must not stop the run.
@@ -406,7 +417,7 @@ class Run:
 
 
 def collect_codes(codes, total: int) -> dict:
-  """{style index: (mean, std) or the error line} from (index, code) pairs as they come, with a
+  """{style index: its code (style_code) or the error line} from (index, code) pairs as they come, with a
   progress bar and each error printed."""
   from tqdm import tqdm
 
@@ -437,10 +448,11 @@ def stylize_all(work: Run, todo: list[Job], style_root: Path) -> None:
   from adain.inference.stylizer import Stylizer
 
   options, content_root = work.options, work.content_root
-  stylizer = Stylizer.from_files(options.vgg, options.decoder, dtype=options.dtype)
+  stylizer = Stylizer.from_files(options.vgg, options.decoder, model=options.model,
+                                 weights=options.weights, dtype=options.dtype)
   check_decoder(stylizer.variant, options.decoder)
   devices = jax.local_devices()
-  batcher = Batcher(memory.batch_cap(options.batch_size))
+  batcher = Batcher(memory.batch_cap(options.batch_size), stylizer.network)
   with ThreadPoolExecutor(options.workers, thread_name_prefix="read") as pool:
     codes = encode_styles(stylizer, style_root, work.styles, sorted({j.style for j in todo}), options, pool)
     batches = queue.Queue(maxsize=2 * len(devices))

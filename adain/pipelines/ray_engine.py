@@ -34,7 +34,7 @@ from adain.pipelines import datasets as sd
 from adain.pipelines.datasets import Job, Options
 
 NO_IMAGE = np.zeros((0, 0, 3), np.float32)  # the image column's value in a row that has an error
-NO_CODE = np.zeros(0, np.float32)
+NO_CODE = np.zeros((0, 0), np.float32)
 
 
 def connect(address: str) -> None:
@@ -57,10 +57,10 @@ def connect(address: str) -> None:
 
 
 def _stylizer(weights, dtype: str):
+  """A Stylizer on the driver's (spec, arrays) (adain.models.read_weights), from the object store."""
   from adain.inference.stylizer import Stylizer
-  from adain.models.adain.weights import model_arrays
 
-  return Stylizer.from_arrays(*model_arrays(*ray.get(weights)), dtype)
+  return Stylizer.from_arrays(*ray.get(weights), dtype)
 
 
 class _EncodeStyles:
@@ -75,8 +75,7 @@ class _EncodeStyles:
                            self.options.tile) for p, s in zip(batch["path"], batch["shown"])]
     failed = [isinstance(c, str) for c in codes]
     return {"style": batch["style"],
-            "mean": [NO_CODE if bad else c[0] for c, bad in zip(codes, failed)],
-            "std": [NO_CODE if bad else c[1] for c, bad in zip(codes, failed)],
+            "code": [NO_CODE if bad else c for c, bad in zip(codes, failed)],
             "error": [c if bad else "" for c, bad in zip(codes, failed)]}
 
 
@@ -118,7 +117,7 @@ class _Stylize:
         if outputs:
           add([j for j, _ in outputs], [img for _, img in outputs])
 
-    batcher = sd.Batcher(self.batch_size)
+    batcher = sd.Batcher(self.batch_size, self.stylizer.network)
     for content, styles, outputs, img, error in zip(batch["content"], batch["style"], batch["output"],
                                                      batch["image"], batch["error"]):
       jobs = [Job(Path(content), int(s), Path(o)) for s, o in zip(styles, outputs)]
@@ -151,14 +150,14 @@ def _absolute(folder: Path) -> Path:
 def stylize_all(work: sd.Run, todo: list[Job], style_root: Path) -> None:
   """adain.stylize_dataset._stylize_all on Ray: the same outputs, rows and progress."""
   from adain.inference import memory
-  from adain.models.adain.weights import state_dicts, variant_of
+  from adain.models import read_weights
 
   options, content_root, out_root = work.options, work.content_root, work.out_root
-  vgg, decoder = state_dicts(options.vgg, options.decoder)
-  sd.check_decoder(variant_of(decoder), options.decoder)
+  spec, arrays = read_weights(options.model, options.vgg, options.decoder, options.weights)
+  sd.check_decoder(spec, options.decoder)
   connect(options.ray)
   try:
-    weights = ray.put((vgg, decoder))
+    weights = ray.put((spec, arrays))
     gpus = int(ray.cluster_resources().get("GPU", 0))
     actors = options.ray_actors or gpus or sum(n["Alive"] for n in ray.nodes())
     # One GPU each where there are GPUs; on CPUs an actor's XLA uses all of its node's cores.
@@ -171,7 +170,7 @@ def stylize_all(work: sd.Run, todo: list[Job], style_root: Path) -> None:
     styles = styles.map_batches(_EncodeStyles, batch_size=1, compute=ray.data.ActorPoolStrategy(
         size=min(actors, len(needed))), fn_constructor_kwargs={"weights": weights, "options": options},
         **resources)
-    codes = sd.collect_codes(((int(r["style"]), r["error"] or (r["mean"], r["std"]))
+    codes = sd.collect_codes(((int(r["style"]), r["error"] or r["code"])
                               for r in styles.iter_rows()), len(needed))
 
     items = [{"content": rel.as_posix(), "style": [j.style for j in jobs],

@@ -25,7 +25,7 @@ import numpy as np
 from adain.inference import memory
 from adain.errors import AdainError, VideoError
 from adain.media import images
-from adain.inference.stylizer import Stylizer, bucket, code_mask
+from adain.inference.stylizer import Stylizer, bucket
 
 # Chosen from tools/video_flicker.py's measurements (README, "Video").
 STABILIZE = 0.8
@@ -75,10 +75,10 @@ def _box_mean(x_hw: np.ndarray, r: int) -> np.ndarray:
   return s[:x_hw.shape[0], :x_hw.shape[1]] / (k * k)
 
 
-def default_batch(h: int, w: int) -> int:
-  """Frames per step: as many as fit the default budget in the frames' size bucket, at most
-  ``memory.batch_cap()`` (1 on a CPU)."""
-  return memory.batch_that_fits(bucket(h), bucket(w), memory.batch_cap())
+def default_batch(h: int, w: int, net: str = "adain") -> int:
+  """Frames per step: as many as fit the default budget in the frames' size bucket for network
+  ``net``, at most ``memory.batch_cap()`` (1 on a CPU)."""
+  return memory.batch_that_fits(bucket(h), bucket(w), memory.batch_cap(), net)
 
 
 def stylize_frames(stylizer: Stylizer, frames: Iterable[np.ndarray], style, *, alpha: float = 1.0,
@@ -87,7 +87,7 @@ def stylize_frames(stylizer: Stylizer, frames: Iterable[np.ndarray], style, *, a
                    tile: int | None = None, total: int | None = None) -> Iterator[np.ndarray]:
   """Stylized frames, in order, for frames of one size (HWC float32 RGB in [0, 1]).
 
-  ``style``: a StyleCode (two with ``mask``, an (H, W) array in [0, 1] at any resolution, white
+  ``style``: a style code (two with ``mask``, an (H, W) array in [0, 1] at any resolution, white
   taking the first), or with ``preserve_color`` ("coral", "luminance") a style image. Each
   frame's result with ``stabilize=0`` is exactly ``Stylizer.generate`` (or ``stylize``) of it;
   ``stabilize`` in (0, 1) is the strength of ``steady``. Colour preservation stylizes frame by
@@ -127,8 +127,8 @@ def _stylized(stylizer, frames, style, alpha, mask, preserve_color, batch, tile,
 
   for frame in frames:
     if mask is not None and mask_code is None:
-      mask_code = code_mask(mask, frame.shape[:2])
-    batch = batch or min(default_batch(*frame.shape[:2]), total or memory.MAX_BATCH)
+      mask_code = stylizer.code_mask(mask, frame.shape[:2])
+    batch = batch or min(default_batch(*frame.shape[:2], stylizer.network), total or memory.MAX_BATCH)
     pending.append(frame)
     if len(pending) == batch:
       yield from flush()

@@ -12,6 +12,7 @@ from adain.models.adain.architecture import MIN_SIDE, Variant  # noqa: F401  (th
 NAME = "adain"
 DOWNSAMPLE = 8  # image pixels per code pixel: three 2x2 poolings
 OWN_CODE = False  # alpha blends with the content code inside generate
+STAGES = 1  # generate's stages, each normalising its input over the whole image
 TILE_MARGIN = 4  # code pixels around a tile's core (adain.inference.tiling)
 BYTES_PER_PIXEL = 1200  # host memory per image pixel, untiled (adain.inference.memory)
 

@@ -155,8 +155,6 @@ class AdaIN(nnx.Module):
   """Encoder + AdaIN + decoder, with the content-code / style-code split as its API
   (adain.models.interface)."""
 
-  STAGES = 1  # generate is one stage: AdaIN of the content code, then the decoder
-
   def __init__(self, variant: Variant = Variant(), *, rngs: nnx.Rngs | None = None, init: bool = True):
     """Weights drawn as torch initialises them (``rngs`` default Rngs(0)); ``init`` False leaves
     placeholders (shapes and dtypes) for a loader to fill, as adain.models.adain.weights does: no random
@@ -168,6 +166,11 @@ class AdaIN(nnx.Module):
     self.variant = variant
     self.encoder = Encoder(rngs=rngs)
     self.decoder = Decoder(variant, rngs=rngs)
+
+  @property
+  def spec(self) -> Variant:
+    """Its static spec (adain.models.interface.Params): the variant."""
+    return self.variant
 
   def encode_content(self, images_bhwc: jax.Array, valid_hw: jax.Array | None = None) -> jax.Array:
     """Content code: relu4_1 features, (B, ceil(H/8), ceil(W/8), 512).

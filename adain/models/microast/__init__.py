@@ -11,7 +11,8 @@ from adain.models.microast.architecture import DOWNSAMPLE, MIN_SIDE, Spec, featu
 
 NAME = "microast"
 OWN_CODE = True  # alpha blends the style's code with the content's own (generate's own_code)
-TILE_MARGIN = 8  # code pixels around a tile's core (adain.inference.tiling)
+STAGES = 2  # generate's stages, each normalising its input over the whole image
+TILE_MARGIN = 7  # code pixels around a tile's core: the least for float rounding (tests/test_tiling.py)
 BYTES_PER_PIXEL = 400  # host memory per image pixel, untiled (adain.inference.memory)
 
 

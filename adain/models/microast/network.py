@@ -157,7 +157,7 @@ def upsample_bilinear2x(x_bhwc: jax.Array, valid_hw: jax.Array | None = None) ->
 
 class Decoder(nnx.Module):
   """Level-2 content features and a code to RGB at 4x their size (not clamped), in two stages
-  (MicroAST.STAGES): AdaIN needs the statistics of each stage's input over the whole image."""
+  (adain.models.microast.STAGES): AdaIN needs the statistics of each stage's input over the whole image."""
 
   def __init__(self, *, rngs: nnx.Rngs | None):
     self.res1 = Residual(arch.DECODER_RES1, rngs=rngs)
@@ -165,31 +165,38 @@ class Decoder(nnx.Module):
     self.up = nnx.List([Conv(c, rngs=rngs) for c, _ in arch.DECODER_UP])
     self.out = Conv(arch.DECODER_OUT, rngs=rngs)
 
-  def restyle(self, x_bhwc: jax.Array, code: MicroASTCode, level: int, mask_bhw=None, stats=None,
-              valid_hw=None) -> jax.Array:
+  def restyle(self, x_bhwc: jax.Array, codes: tuple[MicroASTCode, ...], level: int, mask_bhw=None,
+              stats=None, valid_hw=None) -> jax.Array:
     """AdaIN to the code's level-``level`` statistics (dec1 takes level 2, dec2 level 1), then
-    that level's modulated residual block. With a mask (1 = foreground, at this resolution) the
-    code holds two styles: each region is normalised with its own statistics and the filter
-    scales are blended per pixel by the mask. ``stats`` replaces x's own statistics (one row per
-    region): a tile is normalised with the whole image's (adain.inference.tiling)."""
-    mean, std, w, b = (getattr(code, f"{f}{level}") for f in ("mean", "std", "w", "b"))
-    block = self.res1 if level == 2 else self.res2
+    that level's modulated residual block. ``codes``: one code, or with a mask (1 = foreground,
+    at this resolution) the foreground's and the background's: each region is normalised with
+    its own statistics, and the filter scales are blended per pixel by the mask. ``stats``
+    replaces x's own statistics (one row per region): a tile is normalised with the whole
+    image's (adain.inference.tiling)."""
     valid = None if valid_hw is None else ops.valid_mask(x_bhwc.shape[:3], valid_hw)
 
-    def normalised(region, i):
+    def field(code, name):
+      return getattr(code, f"{name}{level}")
+
+    def normalised(code, region, i):
       if valid is not None:
         region = valid if region is None else region * valid
-      rows = slice(None) if i is None else slice(i, i + 1)
-      own = None if stats is None else (stats.mean[rows], stats.std[rows])
-      return ops.adain(x_bhwc, mean[rows], std[rows], region, own)
+      own = None if stats is None else (stats.mean[i:i + 1], stats.std[i:i + 1])
+      return ops.adain(x_bhwc, field(code, "mean"), field(code, "std"), region, own)
 
     if mask_bhw is None:
-      y = normalised(None, None)
+      (code,) = codes
+      y, w, b = normalised(code, None, 0), field(code, "w"), field(code, "b")
     else:
+      fg, bg = codes
       m = mask_bhw[..., None].astype(jnp.float32)
-      y = m * normalised(mask_bhw, 0) + (1.0 - m) * normalised(1.0 - mask_bhw, 1)
-      w = m * w[0][None, None, None] + (1.0 - m) * w[1][None, None, None]
-      b = m * b[0][None, None, None] + (1.0 - m) * b[1][None, None, None]
+
+      def blend(a, b):
+        return m * a + (1.0 - m) * b
+
+      y = blend(normalised(fg, mask_bhw, 0), normalised(bg, 1.0 - mask_bhw, 1))
+      w, b = (blend(field(fg, f)[:, None, None], field(bg, f)[:, None, None]) for f in ("w", "b"))
+    block = self.res1 if level == 2 else self.res2
     return block(y.astype(x_bhwc.dtype), w, b, valid_hw)
 
   def render(self, x_bhwc: jax.Array, valid_hw: jax.Array | None = None) -> jax.Array:
@@ -210,8 +217,6 @@ class MicroAST(nnx.Module):
   (ops.reflect_pad); codes are then valid on their top-left ``feature_size`` of it.
   """
 
-  STAGES = 2  # generate's stages, each normalising its input with whole-image statistics
-
   def __init__(self, *, rngs: nnx.Rngs | None = None, init: bool = True):
     """Weights drawn as torch initialises them (``rngs`` default Rngs(0)); ``init`` False leaves
     placeholders (shapes and dtypes) for a loader to fill (adain.models.microast.weights)."""
@@ -223,6 +228,11 @@ class MicroAST(nnx.Module):
     self.style_encoder = Encoder(rngs=rngs)
     self.modulator = Modulator(rngs=rngs)
     self.decoder = Decoder(rngs=rngs)
+
+  @property
+  def spec(self) -> arch.Spec:
+    """Its static spec (adain.models.interface.Params)."""
+    return arch.Spec()
 
   def encode_content(self, images_bhwc: jax.Array, valid_hw: jax.Array | None = None) -> jax.Array:
     """The content code: the content encoder's level-2 features (B, h, w, 64)."""
@@ -253,11 +263,17 @@ class MicroAST(nnx.Module):
 
   def stage(self, k: int, x_bhwc: jax.Array, style: MicroASTCode, alpha=1.0, mask_bhw=None,
             stats=None, valid_hw=None) -> jax.Array:
-    """Stage k of generate: 0 restyles the content code at level 2 (dec1), 1 at level 1 (dec2)
-    and renders. ``alpha`` must be 1: alpha is the code's (generate's own_code)."""
+    """Stage k of generate, as tiling runs it: 0 restyles the content code at level 2 (dec1),
+    1 at level 1 (dec2) and renders. ``alpha`` must be 1: alpha is folded into the code
+    (tiling blends it with the whole image's own code first)."""
+    if not (isinstance(alpha, (int, float)) and alpha == 1):
+      raise AdainError(None, "MicroAST's stages take alpha 1: blend the code with the content's own code first")
+    return self._stage(k, x_bhwc, _regions(style, mask_bhw), mask_bhw, stats, valid_hw)
+
+  def _stage(self, k, x_bhwc, codes, mask_bhw, stats, valid_hw):
     if k == 0:
-      return self.decoder.restyle(x_bhwc, style, 2, mask_bhw, stats, valid_hw)
-    y = self.decoder.restyle(x_bhwc, style, 1, mask_bhw, stats, valid_hw)
+      return self.decoder.restyle(x_bhwc, codes, 2, mask_bhw, stats, valid_hw)
+    y = self.decoder.restyle(x_bhwc, codes, 1, mask_bhw, stats, valid_hw)
     return self.decoder.render(y, valid_hw)
 
   def generate(self, content_code: jax.Array, style: MicroASTCode, alpha: float | jax.Array = 1.0,
@@ -267,15 +283,21 @@ class MicroAST(nnx.Module):
     mask), at 4x the code's size: crop to the input's size from the top-left
     (architecture.output_size). Not clamped.
 
-    alpha blends ``style`` with the content's ``own_code`` (encode_style of the content image;
-    MicroASTCode.interpolate): any alpha but the number 1 needs it. With a mask, both styles
-    blend with the whole image's own code. ``content_stats`` (stage 0's) is for tiles, which
-    tiling runs stage by stage (``stage``) instead.
+    alpha blends ``style`` with the content's ``own_code`` (encode_style of the content image,
+    one per image or one for all; MicroASTCode.interpolate): any alpha but the number 1 needs
+    it. With a mask, both styles blend with the image's own code. ``content_stats`` replaces
+    the content code's statistics (stage 0's, see ``stage``).
     """
+    codes = _regions(style, mask_bhw)
     if not (isinstance(alpha, (int, float)) and alpha == 1):
       if own_code is None:
         raise AdainError(None, "alpha below 1 needs the content's own code (own_code: encode_style "
                          "of the content image)")
-      style = style.interpolate(own_code, alpha)
-    x = self.stage(0, content_code, style, 1.0, mask_bhw, content_stats, valid_hw)
-    return self.stage(1, x, style, 1.0, mask_bhw, None, valid_hw)
+      codes = tuple(c.interpolate(own_code, alpha) for c in codes)
+    x = self._stage(0, content_code, codes, mask_bhw, content_stats, valid_hw)
+    return self._stage(1, x, codes, mask_bhw, None, valid_hw)
+
+
+def _regions(style: MicroASTCode, mask_bhw) -> tuple[MicroASTCode, ...]:
+  """The codes of generate's regions: the style, or with a mask its two (foreground, background)."""
+  return (style,) if mask_bhw is None else (style[:1], style[1:2])

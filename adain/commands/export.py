@@ -1,7 +1,8 @@
 """python -m adain.export: the model as ONNX (encoder.onnx, generator.onnx), and optionally a
 static web page that runs it in the browser (--web).
 
-Weights are found as every command finds them (--vgg, --decoder, checkpoints/, the cache).
+Weights are found as every command finds them (--vgg, --decoder, checkpoints/, the cache);
+--model microast exports MicroAST (its four files: --weights DIR, checkpoints/microast/, the cache).
 """
 
 from __future__ import annotations
@@ -18,6 +19,9 @@ def build_parser() -> argparse.ArgumentParser:
   p = flags.Parser(prog="python -m adain.export", description=__doc__.split("\n")[0],
                  formatter_class=argparse.ArgumentDefaultsHelpFormatter)
   p.add_weights()
+  p.add_argument("--model", choices=("adain", "microast"), default="adain",
+                 help="the network: the paper's AdaIN, or MicroAST")
+  p.add_argument("--weights", metavar="DIR", help="with --model microast: the folder of its four files")
   p.add_argument("--output", required=True, metavar="DIR",
                  help="folder for encoder.onnx, generator.onnx, README.txt and models.json")
   p.add_argument("--web", action="store_true",
@@ -36,7 +40,7 @@ def run(args, parser) -> int:
   if out.exists() and not out.is_dir():
     parser.error(f"{out}: output path exists and is not a folder")
   try:
-    from adain.export import onnx_graph
+    from adain.export import onnx_graph, onnx_microast
   except ImportError as e:
     if e.name not in ("onnx", "google.protobuf", "google"):
       raise
@@ -48,9 +52,12 @@ def run(args, parser) -> int:
       from adain.export.web import find_ort_web, write_page
 
       ort_web = find_ort_web(args.ort_web)
-    stylizer = flags.load_stylizer(args)
-    onnx_graph.check_exportable(stylizer.variant, args.decoder)
-    written = onnx_graph.write(stylizer.model(), out)
+    if args.model == "microast":
+      name, written = "microast", onnx_microast.write(_microast(args), out)
+    else:
+      stylizer = flags.load_stylizer(args)
+      onnx_graph.check_exportable(stylizer.variant, args.decoder)
+      name, written = stylizer.variant.name, onnx_graph.write(stylizer.model(), out)
     for path in written:
       print(path)
     if args.web:
@@ -62,9 +69,16 @@ def run(args, parser) -> int:
   except OSError as e:
     print(f"error: {out}: cannot write ({e.strerror or e})", file=sys.stderr)
     return 1
-  print(f"exported the {stylizer.variant.name} model to {out}" + (" with its web page" if args.web else ""),
+  print(f"exported the {name} model to {out}" + (" with its web page" if args.web else ""),
         file=sys.stderr)
   return 0
+
+
+def _microast(args):
+  """The MicroAST model that --weights (or checkpoints/microast/, the cache) holds."""
+  from adain.models.microast import weights
+
+  return weights.model_from_state_dicts(weights.state_dicts(args.weights))
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -7,7 +7,9 @@ seeded_variants, dataset_tree, clips, static_site), never from another test modu
 from __future__ import annotations
 
 import os
+import shutil
 import tempfile
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -27,6 +29,14 @@ os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 def weights(tmp_path_factory):
   """(vgg.npz, decoder.npz) made from a seed: outputs that vary with content and style."""
   return seeded_weights.save(tmp_path_factory.mktemp("weights"))
+
+
+@pytest.fixture(scope="session")
+def microast_weights(tmp_path_factory) -> Path:
+  """A copy of tests/fixtures/microast/weights (seeded, in the published layout), a --weights
+  folder: loading converts each file to .npz beside it, so never the fixtures' own."""
+  src = Path(__file__).parent / "fixtures" / "microast" / "weights"
+  return Path(shutil.copytree(src, tmp_path_factory.mktemp("microast") / "weights"))
 
 
 @pytest.fixture(scope="module")

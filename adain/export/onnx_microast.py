@@ -79,6 +79,13 @@ def _encoder(g: ob.Graph, x: str, sd, part: str) -> tuple[str, str]:
   return level1, _residual(g, level1, sd, part, arch.ENCODER_RES2)
 
 
+def upsample_bilinear2x(g: ob.Graph, x: str) -> str:
+  """network.upsample_bilinear2x, torch's bilinear with align_corners False: output i samples
+  input (i + 0.5) / 2 - 0.5, clamped to the edge, as Resize's half_pixel coordinates."""
+  return g.op("Resize", x, "", g.const("scales2x", np.array([1, 1, 2, 2], np.float32)),
+              mode="linear", coordinate_transformation_mode="half_pixel")
+
+
 def encoder_model(model: MicroAST) -> onnx.ModelProto:
   """image (N, H, W, 3) in [0, 1] -> content (N, h, w, 64) and the 8 code fields (N, 64)."""
   sds = state_dicts_of(model)
@@ -112,9 +119,8 @@ def generator_model(model: MicroAST) -> onnx.ModelProto:
   x = ob.adain(g, x, code["mean1"], code["std1"])
   x = _residual(g, x, sd, "decoder", arch.DECODER_RES2, code["w1"], code["b1"])
   for conv, upsample in arch.DECODER_UP:
-    if upsample:  # torch's bilinear, align_corners False: source (i + 0.5) / 2 - 0.5, edge-clamped
-      x = g.op("Resize", x, "", g.const("scales2x", np.array([1, 1, 2, 2], np.float32)),
-               mode="linear", coordinate_transformation_mode="half_pixel")
+    if upsample:
+      x = upsample_bilinear2x(g, x)
     x = g.op("Relu", _conv(g, x, sd, "decoder", conv))
   x = _conv(g, x, sd, "decoder", arch.DECODER_OUT)
   ob.nchw_to_nhwc(g, ob.clip01(g, x), "image")

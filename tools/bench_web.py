@@ -126,13 +126,13 @@ def main() -> int:
   args = p.parse_args()
 
   from playwright.sync_api import sync_playwright
+  from static_site import chromium_args, serve, serve_isolated
 
   from adain.export import onnx_graph, onnx_microast
   from adain.export.web import find_ort_web, write_page
   from adain.models.adain.network import AdaIN
   from adain.models.microast import weights as microast_weights
   from adain.models.microast.network import MicroAST
-  from static_site import chromium_args, serve, serve_isolated
 
   chromium = shutil.which("chromium") or shutil.which("chromium-browser")
   if chromium is None:

@@ -29,7 +29,12 @@ from adain.errors import AdainError
 from adain.export import onnx_builder as ob
 from adain.export.onnx_builder import OPSET
 from adain.models import ops
-from adain.models.adain.architecture import DECODER_LAYERS, ENCODER_LAYERS, MIN_SIDE, Variant
+from adain.models.adain.architecture import (
+  DECODER_LAYERS,
+  ENCODER_LAYERS,
+  MIN_SIDE,
+  Variant,
+)
 from adain.models.adain.network import AdaIN
 from adain.models.adain.weights import decoder_state_dict, encoder_state_dict
 

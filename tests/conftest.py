@@ -35,9 +35,10 @@ MICROAST_FIXTURES = Path(__file__).parent / "fixtures" / "microast"
 
 
 @pytest.fixture(scope="session")
-def microast_weights(tmp_path_factory):
-  """A folder of MicroAST's four files in the published layout, seeded (tools/make_microast_fixtures.py)."""
-  return shutil.copytree(MICROAST_FIXTURES / "weights", tmp_path_factory.mktemp("microast") / "weights")
+def microast_weights(tmp_path_factory) -> Path:
+  """A copy of tests/fixtures/microast/weights (seeded, in the published layout), a --weights
+  folder: loading converts each file to .npz beside it, so never the fixtures' own."""
+  return Path(shutil.copytree(MICROAST_FIXTURES / "weights", tmp_path_factory.mktemp("microast") / "weights"))
 
 
 def weight_flags(weights) -> list[str]:

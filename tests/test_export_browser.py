@@ -1,11 +1,13 @@
 """The page of python -m adain.export --web in Debian's Chromium (Playwright), served on a loopback
 port, on WebAssembly: the CLI's pixels, a fake webcam, errors in #status, Pillow's resize, and
 no request to any other address; on WebGPU (Chromium's software adapter): the CLI's pixels, and
-the fallback to WebAssembly when WebGPU fails to load or to run."""
+the fallback to WebAssembly when WebGPU fails to load or to run. The MicroAST pair's page: ONNX
+Runtime's pixels and live frames, on WebAssembly."""
 
 from __future__ import annotations
 
 import base64
+import json
 import shutil
 
 import numpy as np
@@ -55,9 +57,25 @@ def exported(weights, tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
+def exported_microast(microast_weights, tmp_path_factory):
+  """The MicroAST pair (seeded weights) with its page: the folder."""
+  out = tmp_path_factory.mktemp("site-microast")
+  rc = export_main.main(["--model", "microast", "--weights", str(microast_weights), "--output", str(out),
+                         "--web", "--ort-web", str(ORT_WEB)])
+  assert rc == 0
+  return out
+
+
+@pytest.fixture(scope="module")
 def site(exported):
   """The page served on a free loopback port with no COOP/COEP headers: its URL."""
   with serve(exported) as url:
+    yield url
+
+
+@pytest.fixture(scope="module")
+def microast_site(exported_microast):
+  with serve(exported_microast) as url:
     yield url
 
 
@@ -247,9 +265,37 @@ def test_served_by_adain_export_serve_webassembly_runs_threads(open_page, export
     page.context.close()  # before the server stops
 
 
-def test_webcam_frames_are_live(page, files, tmp_path):
+def test_microast_pair_gives_onnx_runtimes_pixels(open_page, microast_site, exported_microast, files,
+                                                  tmp_path):
+  """The MicroAST page (models.json says so) at alpha 0.6: ONNX Runtime's (CPU) pixels of the
+  same pair within 1 level, on WebAssembly; its own smallest side (5) in the error line."""
+  import onnxruntime as ort
+
+  from adain.media import images
+
+  page = open_page("?backend=wasm", root=microast_site)
+  page.locator("#style").set_input_files(files["small"])  # 40x12: too small for AdaIN, not MicroAST
+  wait_for_status(page, "Now choose a content photo")
+  stylize(page, files["content"], files["style"], "0.6")
+  encoder, generator = (ort.InferenceSession(str(exported_microast / f"{n}.onnx"),
+                                             providers=["CPUExecutionProvider"]) for n in ("encoder", "generator"))
+  spec = json.loads((exported_microast / "models.json").read_text())
+  codes = {side: dict(zip([o.name for o in encoder.get_outputs()],
+                          encoder.run(None, {"image": images.load_image(str(files[side]))[None]})))
+           for side in ("content", "style")}
+  feeds = {name: codes[side][out] for name, (side, out) in spec["generator"]["feeds"].items()}
+  image = generator.run(None, {**feeds, "alpha": np.array(0.6, np.float32)})[0][0, :96, :128]
+  diff = np.abs(result_pixels(page, tmp_path).astype(int) - images.to_uint8(image))
+  assert diff.max() <= 1, (diff.max(), diff.mean())
+  page.screenshot(path=tmp_path / "microast.png")
+  assert page.outside == []
+
+
+@pytest.mark.parametrize("network", ["adain", "microast"])
+def test_webcam_frames_are_live(open_page, site, microast_site, files, tmp_path, network):
   """#live with Chromium's fake camera: frames at a size the page shows, #fps above 0, and a
   canvas that changes as the clip plays."""
+  page = open_page("?backend=wasm", root=site if network == "adain" else microast_site)
   page.locator("#style").set_input_files(files["style"])
   wait_for_status(page, "Now choose a content photo")
   page.click("#live")

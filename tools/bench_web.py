@@ -1,5 +1,5 @@
-"""The exported page's speed in headless Chromium, side by side in one run: milliseconds per
-SIZE x SIZE frame (encoder, then generator, then the canvas, as the page's own #status reports
+"""The exported page's speed in headless Chromium, side by side in one run, for both networks
+(AdaIN and MicroAST, each its own exported pair and page): milliseconds per SIZE x SIZE frame (encoder, then generator, then the canvas, as the page's own #status reports
 it) on WebAssembly with 1 thread and with threads, beside ONNX Runtime's native CPU provider on
 the same pair; and WebGPU on Chromium's software adapter at the browser test's small size.
 
@@ -13,13 +13,15 @@ Runtime runs on 1 thread and on as many as the page's WebAssembly. WebGPU here i
 CPU emulation of a GPU: it shows that the path works, not how fast a GPU is; it takes turns with
 WebAssembly on 1 thread at the same size.
 
-The model has random weights (speed does not depend on them). Prints one JSON line per backend,
-then the table as Markdown. Needs Debian's chromium and onnxruntime-web (make bench fetches it).
+The models have random weights (speed does not depend on them), or MicroAST's from --weights DIR.
+A MicroAST frame's encoder run gives the content's own code too (alpha's blend needs it), as a
+still's does. Prints one JSON line per network and backend, then the table as Markdown. Needs Debian's chromium and onnxruntime-web (make bench fetches it).
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime
 import json
 import os
@@ -66,7 +68,8 @@ class Page:
 
 
 class NativeOrt:
-  """The same frame (encoder, then generator) in ONNX Runtime's CPU provider on ``threads``."""
+  """The same frame (encoder, then generator fed as models.json says) in ONNX Runtime's CPU
+  provider on ``threads``."""
 
   def __init__(self, site: Path, size: int, threads: int):
     import numpy as np
@@ -77,19 +80,25 @@ class NativeOrt:
     self.encoder, self.generator = (
         ort.InferenceSession(str(site / name), opts, providers=["CPUExecutionProvider"])
         for name in ("encoder.onnx", "generator.onnx"))
+    self.feeds = json.loads((site / "models.json").read_text())["generator"]["feeds"]
     self.image = np.random.default_rng(0).random((1, size, size, 3), dtype=np.float32)
-    _, self.mean, self.std = self.encoder.run(None, {"image": self.image})
+    self.style = self._feeds(self._encode(), "style")
     self.alpha = np.array(1.0, np.float32)
     self.label = f"ONNX Runtime CPU · {threads} thread{'s' if threads > 1 else ''}"
     self.frames(1)
+
+  def _encode(self) -> dict:
+    return dict(zip((o.name for o in self.encoder.get_outputs()), self.encoder.run(None, {"image": self.image})))
+
+  def _feeds(self, outputs: dict, side: str) -> dict:
+    return {name: outputs[out] for name, (frm, out) in self.feeds.items() if frm == side}
 
   def frames(self, n: int) -> list[float]:
     times = []
     for _ in range(n):
       t0 = time.perf_counter()
-      (content,) = self.encoder.run(["content"], {"image": self.image})
-      self.generator.run(None, {"content": content, "style_mean": self.mean, "style_std": self.std,
-                                "alpha": self.alpha})
+      content = self._feeds(self._encode(), "content")
+      self.generator.run(None, {**content, **self.style, "alpha": self.alpha})
       times.append((time.perf_counter() - t0) * 1000)
     return times
 
@@ -112,14 +121,18 @@ def main() -> int:
   p.add_argument("--frames", type=int, default=2, help="frames timed per backend per round")
   p.add_argument("--rounds", type=int, default=3, help="rounds of turns")
   p.add_argument("--ort-web", default="node_modules/onnxruntime-web", help="onnxruntime-web package folder")
+  p.add_argument("--weights", metavar="DIR",
+                 help="MicroAST's four published files (e.g. ../shared/models/microast); default: random")
   args = p.parse_args()
 
   from playwright.sync_api import sync_playwright
+  from static_site import chromium_args, serve, serve_isolated
 
-  from adain.export import onnx_graph
+  from adain.export import onnx_graph, onnx_microast
   from adain.export.web import find_ort_web, write_page
   from adain.models.adain.network import AdaIN
-  from static_site import chromium_args, serve, serve_isolated
+  from adain.models.microast import weights as microast_weights
+  from adain.models.microast.network import MicroAST
 
   chromium = shutil.which("chromium") or shutil.which("chromium-browser")
   if chromium is None:
@@ -128,24 +141,34 @@ def main() -> int:
   load_before = _load()
   with tempfile.TemporaryDirectory(prefix="adain-bench-web-") as tmp:
     tmp = Path(tmp)
-    site = tmp / "site"
-    onnx_graph.write(AdaIN(), site)
-    write_page(site, find_ort_web(args.ort_web))
+    microast = (MicroAST() if args.weights is None else
+                microast_weights.model_from_state_dicts(microast_weights.state_dicts(args.weights)))
+    sites = {"adain": tmp / "adain", "microast": tmp / "microast"}
+    onnx_graph.write(AdaIN(), sites["adain"])
+    onnx_microast.write(microast, sites["microast"])
+    for site in sites.values():
+      write_page(site, find_ort_web(args.ort_web))
     big = _noise_png(tmp / "big.png", args.size, args.size)
     small, style = _noise_png(tmp / "small.png", *SMALL), _noise_png(tmp / "style.png", 32, 32)
-    with serve(site) as plain, serve_isolated(site) as isolated, sync_playwright() as pw:
+    with contextlib.ExitStack() as stack:
+      roots = {net: (stack.enter_context(serve(site)), stack.enter_context(serve_isolated(site)))
+               for net, site in sites.items()}
+      pw = stack.enter_context(sync_playwright())
       browser = pw.chromium.launch(executable_path=chromium, args=chromium_args())
-      wasm_1, wasm_n = (Page(browser, root + "?backend=wasm", big, style) for root in (plain, isolated))
-      threads = int(wasm_n.label.split(" · ")[1].split()[0])  # 'WebAssembly · 2 threads'
-      groups = [(f"{args.size}×{args.size}", [wasm_1, wasm_n, NativeOrt(site, args.size, 1),
-                                              NativeOrt(site, args.size, threads)]),
-                (f"{SMALL[0]}×{SMALL[1]}", [Page(browser, plain + f"?backend={b}", small, style)
-                                            for b in ("webgpu", "wasm")])]
-      times = {(size, r.label): [] for size, runners in groups for r in runners}
-      for size, runners in groups:
+      groups = []
+      for net, (plain, isolated) in roots.items():
+        wasm_1, wasm_n = (Page(browser, root + "?backend=wasm", big, style) for root in (plain, isolated))
+        threads = int(wasm_n.label.split(" · ")[1].split()[0])  # 'WebAssembly · 2 threads'
+        groups.append((net, f"{args.size}×{args.size}", [
+            wasm_1, wasm_n, NativeOrt(sites[net], args.size, 1), NativeOrt(sites[net], args.size, threads)]))
+      plain = roots["adain"][0]
+      groups.append(("adain", f"{SMALL[0]}×{SMALL[1]}", [Page(browser, plain + f"?backend={b}", small, style)
+                                                        for b in ("webgpu", "wasm")]))
+      times = {(net, size, r.label): [] for net, size, runners in groups for r in runners}
+      for net, size, runners in groups:
         for _ in range(args.rounds):
           for r in runners:
-            times[size, r.label] += r.frames(args.frames)
+            times[net, size, r.label] += r.frames(args.frames)
       version = browser.version
       browser.close()
   load_after = _load()
@@ -153,15 +176,15 @@ def main() -> int:
   print(f"{datetime.date.today()} · {platform.machine()}, {os.cpu_count()} cores · Chromium {version} · "
         f"load average (1, 5, 15 min) {load_before} before, {load_after} after · "
         f"tools/bench_web.py --size {args.size} --frames {args.frames} --rounds {args.rounds}")
-  for (size, label), ms in times.items():
-    print(json.dumps({"bench": "web_page", "backend": label, "frame": size,
+  for (net, size, label), ms in times.items():
+    print(json.dumps({"bench": "web_page", "network": net, "backend": label, "frame": size,
                       "ms_per_frame": round(statistics.median(ms), 1), "frames_ms": [round(t, 1) for t in ms]}))
-  print("\n| backend | frame | ms/frame, median | frames | speed vs WebAssembly, 1 thread, same size |")
-  print("| --- | --- | --- | --- | --- |")
-  for (size, label), ms in times.items():
-    base = statistics.median(times[size, "WebAssembly · 1 thread"])
+  print("\n| network | backend | frame | ms/frame, median | frames | speed vs WebAssembly, 1 thread, same size |")
+  print("| --- | --- | --- | --- | --- | --- |")
+  for (net, size, label), ms in times.items():
+    base = statistics.median(times[net, size, "WebAssembly · 1 thread"])
     note = " (SwiftShader: a correctness path, not a speed figure)" if label == "WebGPU" else ""
-    print(f"| {label}{note} | {size} | {statistics.median(ms):,.0f} | {len(ms)} | "
+    print(f"| {net} | {label}{note} | {size} | {statistics.median(ms):,.0f} | {len(ms)} | "
           f"{base / statistics.median(ms):.2f}× |")
   return 0
 

@@ -1,7 +1,8 @@
 """python -m adain.export: the model as ONNX (encoder.onnx, generator.onnx), and optionally a
 static web page that runs it in the browser (--web).
 
-Weights are found as every command finds them (--vgg, --decoder, checkpoints/, the cache).
+Weights are found as every command finds them (--vgg, --decoder, checkpoints/, the cache);
+--model microast exports MicroAST (its four files: --weights DIR, checkpoints/microast/, the cache).
 """
 
 from __future__ import annotations
@@ -36,7 +37,7 @@ def run(args, parser) -> int:
   if out.exists() and not out.is_dir():
     parser.error(f"{out}: output path exists and is not a folder")
   try:
-    from adain.export import onnx_graph
+    from adain.export import onnx_graph, onnx_microast
   except ImportError as e:
     if e.name not in ("onnx", "google.protobuf", "google"):
       raise
@@ -49,8 +50,11 @@ def run(args, parser) -> int:
 
       ort_web = find_ort_web(args.ort_web)
     stylizer = flags.load_stylizer(args)
-    onnx_graph.check_exportable(stylizer.variant, args.decoder)
-    written = onnx_graph.write(stylizer.model(), out)
+    if stylizer.network == "microast":
+      written = onnx_microast.write(stylizer.model(), out)
+    else:
+      onnx_graph.check_exportable(stylizer.variant, args.decoder)
+      written = onnx_graph.write(stylizer.model(), out)
     for path in written:
       print(path)
     if args.web:

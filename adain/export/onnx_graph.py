@@ -24,16 +24,20 @@ from pathlib import Path
 
 import numpy as np
 import onnx
-from onnx import TensorProto, helper, numpy_helper
 
-from adain.models import ops
 from adain.errors import AdainError
-from adain.files import atomic_write
-from adain.models.adain.architecture import DECODER_LAYERS, ENCODER_LAYERS, MIN_SIDE, Variant
+from adain.export import onnx_builder as ob
+from adain.export.onnx_builder import OPSET
+from adain.models import ops
+from adain.models.adain.architecture import (
+  DECODER_LAYERS,
+  ENCODER_LAYERS,
+  MIN_SIDE,
+  Variant,
+)
 from adain.models.adain.network import AdaIN
 from adain.models.adain.weights import decoder_state_dict, encoder_state_dict
 
-OPSET = 18  # the first where ReduceMean, like ReduceSum, takes its axes as an input
 FORMAT = "adain-onnx/1"
 CHANNELS = ENCODER_LAYERS[-1].cout
 
@@ -51,6 +55,11 @@ GENERATOR_IO = {
 }
 CROP_RULE = ("h = ceil(H/8), w = ceil(W/8) (three ceil-mode 2x2 poolings); the generator's "
              "image is 8h x 8w: crop its top-left H x W to get the picture of an H x W input")
+PROPS = {"format": FORMAT, "crop": CROP_RULE}
+# Where each generator input comes from: [the content or the style image, its encoder.onnx
+# output] (alpha is the user's). The page feeds both networks' generators by this table.
+FEEDS = {"content": ["content", "content"], "style_mean": ["style", "style_mean"],
+         "style_std": ["style", "style_std"]}
 
 
 def check_exportable(variant: Variant, path: str | os.PathLike | None = None) -> None:
@@ -61,49 +70,12 @@ def check_exportable(variant: Variant, path: str | os.PathLike | None = None) ->
                      "or in_decoder")
 
 
-class _Graph:
-  """Nodes and weights being collected; each op's output gets a fresh name unless given one."""
-
-  def __init__(self):
-    self.nodes, self.weights = [], {}
-
-  def op(self, op_type: str, *inputs: str, out: str | None = None, **attrs) -> str:
-    out = out or f"{op_type.lower()}_{len(self.nodes)}"
-    self.nodes.append(helper.make_node(op_type, list(inputs), [out], **attrs))
-    return out
-
-  def const(self, name: str, value) -> str:
-    """A named constant (a weight, a shared shape or scalar), stored once."""
-    if name not in self.weights:
-      self.weights[name] = numpy_helper.from_array(np.asarray(value), name)
-    return name
-
-  def model(self, name: str, io: dict, doc: str) -> onnx.ModelProto:
-    def infos(specs):
-      return [helper.make_tensor_value_info(n, TensorProto.FLOAT, shape) for n, shape in specs.items()]
-
-    graph = helper.make_graph(self.nodes, name, infos(io["inputs"]), infos(io["outputs"]),
-                              list(self.weights.values()), doc_string=doc)
-    opset = [helper.make_opsetid("", OPSET)]
-    model = helper.make_model(graph, opset_imports=opset, producer_name="adain",
-                              ir_version=helper.find_min_ir_version_for(opset), doc_string=doc)
-    helper.set_model_props(model, {"format": FORMAT, "crop": CROP_RULE})
-    onnx.checker.check_model(model, full_check=True)
-    return model
+def _conv(g: ob.Graph, x: str, sd: dict[str, np.ndarray], torch_index: int) -> str:
+  """One of the model's ReflectConv layers, from its OIHW state dict arrays."""
+  return ob.conv(g, x, f"conv{torch_index}", sd[f"{torch_index}.weight"], sd[f"{torch_index}.bias"])
 
 
-def _conv(g: _Graph, x: str, sd: dict[str, np.ndarray], torch_index: int) -> str:
-  """A reflection-padded VALID convolution (models.ReflectConv) from OIHW state dict arrays."""
-  w = g.const(f"conv{torch_index}.weight", sd[f"{torch_index}.weight"])
-  b = g.const(f"conv{torch_index}.bias", sd[f"{torch_index}.bias"])
-  ksize = sd[f"{torch_index}.weight"].shape[-1]
-  if ksize > 1:
-    p = ksize // 2
-    x = g.op("Pad", x, g.const(f"pads{p}", np.array([0, 0, p, p, 0, 0, p, p], np.int64)), mode="reflect")
-  return g.op("Conv", x, w, b, kernel_shape=[ksize, ksize])
-
-
-def _upsample_conv(g: _Graph, x: str, sd: dict[str, np.ndarray], torch_index: int) -> str:
+def _upsample_conv(g: ob.Graph, x: str, sd: dict[str, np.ndarray], torch_index: int) -> str:
   """Nearest 2x upsampling, reflection padding and a 3x3 convolution as the model computes them
   (ops.upsample_conv): one 2x2 convolution of the edge-padded input gives the four output phases
   as channel blocks, interleaved (DepthToSpace) and cropped by 1. 4/9 of the multiply-adds."""
@@ -113,35 +85,14 @@ def _upsample_conv(g: _Graph, x: str, sd: dict[str, np.ndarray], torch_index: in
   # in ops.interleave_phases' layout.
   k = k.reshape(2, 2, cin, 2, 2, cout)[:, :, :, ::-1, ::-1].reshape(2, 2, cin, 4 * cout)
   w = g.const(f"conv{torch_index}.weight", np.ascontiguousarray(np.transpose(k, (3, 2, 0, 1))))
-  b = g.const(f"conv{torch_index}.bias", np.tile(sd[f"{torch_index}.bias"], 4))
-  x = g.op("Pad", x, g.const("pads1", np.array([0, 0, 1, 1, 0, 0, 1, 1], np.int64)), mode="edge")
-  x = g.op("DepthToSpace", g.op("Conv", x, w, b, kernel_shape=[2, 2]), blocksize=2, mode="DCR")
+  bias = g.const(f"conv{torch_index}.bias", np.tile(sd[f"{torch_index}.bias"], 4))
+  x = g.op("Pad", x, g.const("edge_pads1", np.array([0, 0, 1, 1, 0, 0, 1, 1], np.int64)), mode="edge")
+  x = g.op("DepthToSpace", g.op("Conv", x, w, bias, kernel_shape=[2, 2]), blocksize=2, mode="DCR")
   return g.op("Slice", x, g.const("crop_starts", np.array([1, 1], np.int64)),
-              g.const("crop_ends", np.array([-1, -1], np.int64)), _axes_hw(g))
+              g.const("crop_ends", np.array([-1, -1], np.int64)), ob.axes_hw(g))
 
 
-def _axes_hw(g: _Graph) -> str:
-  return g.const("axes_hw", np.array([2, 3], np.int64))
-
-
-def _one(g: _Graph) -> str:
-  return g.const("one", np.float32(1))
-
-
-def _mean_std(g: _Graph, x_nchw: str) -> tuple[str, str]:
-  """ops.mean_std over H and W, kept as (N, C, 1, 1): unbiased variance, eps under the root."""
-  axes = _axes_hw(g)
-  hw = g.op("Shape", x_nchw, start=2, end=4)
-  n = g.op("Cast", g.op("ReduceProd", hw, keepdims=0), to=TensorProto.FLOAT)
-  mean = g.op("ReduceMean", x_nchw, axes, keepdims=1)
-  d = g.op("Sub", x_nchw, mean)
-  one = _one(g)
-  var = g.op("Div", g.op("ReduceSum", g.op("Mul", d, d), axes, keepdims=1),
-             g.op("Max", g.op("Sub", n, one), one))
-  return mean, g.op("Sqrt", g.op("Add", var, g.const("eps", np.float32(ops.EPS))))
-
-
-def _max_pool_ceil(g: _Graph, x: str) -> str:
+def _max_pool_ceil(g: ob.Graph, x: str) -> str:
   """ops.max_pool_ceil (2x2, stride 2, ceil mode: an odd last row/column is pooled alone) as a
   floor-mode MaxPool padded by one at the bottom and right: MaxPool's pads never win a max (as
   the model's -inf), and an even size's pad row/column falls outside every window. Not
@@ -152,72 +103,62 @@ def _max_pool_ceil(g: _Graph, x: str) -> str:
 def encoder_model(model: AdaIN) -> onnx.ModelProto:
   """image (N, H, W, 3) in [0, 1] -> content (N, h, w, 512), style_mean, style_std (N, 512)."""
   sd = encoder_state_dict(model)
-  g = _Graph()
-  x = g.op("Transpose", "image", perm=[0, 3, 1, 2])
+  g = ob.Graph()
+  x = ob.nhwc_to_nchw(g, "image")
   for layer in ENCODER_LAYERS:
     if layer.pool_before:
       x = _max_pool_ceil(g, x)
     x = _conv(g, x, sd, layer.torch_index)
     if layer.torch_index:  # every layer but the 1x1 colour conv has a ReLU
       x = g.op("Relu", x)
-  g.op("Transpose", x, out="content", perm=[0, 2, 3, 1])
-  mean, std = _mean_std(g, x)
-  g.op("Squeeze", mean, _axes_hw(g), out="style_mean")
-  g.op("Squeeze", std, _axes_hw(g), out="style_std")
+  ob.nchw_to_nhwc(g, x, "content")
+  mean, std = ob.mean_std(g, x)
+  g.op("Squeeze", mean, ob.axes_hw(g), out="style_mean")
+  g.op("Squeeze", std, ob.axes_hw(g), out="style_std")
   return g.model("adain_encoder", ENCODER_IO, "adain encoder: normalised VGG-19 to relu4_1 and "
-                 "the style code (per-channel mean, std) of each image")
+                 "the style code (per-channel mean, std) of each image", PROPS)
 
 
 def generator_model(model: AdaIN) -> onnx.ModelProto:
   """content, style_mean, style_std, alpha -> image (N, 8h, 8w, 3) in [0, 1], before the crop."""
   check_exportable(model.variant)
   sd = decoder_state_dict(model)
-  g = _Graph()
-  c = g.op("Transpose", "content", perm=[0, 3, 1, 2])
-  c_mean, c_std = _mean_std(g, c)
-  s_mean, s_std = (g.op("Unsqueeze", s, _axes_hw(g)) for s in ("style_mean", "style_std"))
-  normalized = g.op("Div", g.op("Sub", c, c_mean), c_std)  # ops.adain, in its order
-  target = g.op("Add", g.op("Mul", normalized, s_std), s_mean)
-  x = g.op("Add", g.op("Mul", "alpha", target), g.op("Mul", g.op("Sub", _one(g), "alpha"), c))
+  g = ob.Graph()
+  c = ob.nhwc_to_nchw(g, "content")
+  s_mean, s_std = (g.op("Unsqueeze", s, ob.axes_hw(g)) for s in ("style_mean", "style_std"))
+  target = ob.adain(g, c, s_mean, s_std)
+  x = g.op("Add", g.op("Mul", "alpha", target), g.op("Mul", g.op("Sub", ob.one(g), "alpha"), c))
   for layer in DECODER_LAYERS:
     x = (_upsample_conv if layer.upsample_before else _conv)(g, x, sd, layer.torch_index)
     if layer.relu:
       x = g.op("Relu", x)
-  x = g.op("Clip", x, g.const("zero", np.float32(0)), _one(g))
-  g.op("Transpose", x, out="image", perm=[0, 2, 3, 1])
+  ob.nchw_to_nhwc(g, ob.clip01(g, x), "image")
   return g.model("adain_generator", GENERATOR_IO, "adain generator: AdaIN of the content code to "
-                 "the style code, blended with the content code by alpha, decoded to RGB")
+                 "the style code, blended with the content code by alpha, decoded to RGB", PROPS)
 
 
 def spec(variant: Variant) -> dict:
   """models.json: what each file takes and gives, and the crop rule."""
   return {
-      "format": FORMAT, "opset": OPSET, "variant": variant.name, "layout": "NHWC, float32",
-      "min_side": MIN_SIDE, "crop": CROP_RULE,
+      "format": FORMAT, "network": "adain", "opset": OPSET, "variant": variant.name,
+      "layout": "NHWC, float32", "min_side": MIN_SIDE, "crop": CROP_RULE,
       "encoder": {"file": "encoder.onnx", **ENCODER_IO},
-      "generator": {"file": "generator.onnx", **GENERATOR_IO},
+      "generator": {"file": "generator.onnx", **GENERATOR_IO, "feeds": FEEDS},
       "style_code_npz": "adain's .npz style codes (python -m adain.encode_style) hold arrays "
                         "'mean' and 'std' of shape (1, 512): feed them as style_mean, style_std",
   }
 
 
 def readme(variant: Variant) -> str:
-  def dims(shape):
-    return "scalar (a 0-d tensor)" if not shape else "[" + ", ".join(map(str, shape)) + "]"
-
-  def lines(io):
-    return "\n".join(f"    {kind[:-1]} {name}: float32 {dims(shape)}" for kind in ("inputs", "outputs")
-                     for name, shape in io[kind].items())
-
   return f"""\
 adain (arbitrary style transfer with AdaIN), exported to ONNX (opset {OPSET}); decoder: {variant.name}.
 All tensors are float32, NHWC. N, H, W are symbolic: any batch, any size of {MIN_SIDE} px a side and up.
 
 encoder.onnx: an RGB image in [0, 1] to its content code (relu4_1) and its style code
-{lines(ENCODER_IO)}
+{ob.io_lines(ENCODER_IO)}
 generator.onnx: AdaIN of the content code to the style code, mixed with the content code by alpha
 (0 = content, 1 = full style), then decoded; the image is in [0, 1]
-{lines(GENERATOR_IO)}
+{ob.io_lines(GENERATOR_IO)}
     style_mean/style_std hold one code for the whole batch (S = 1) or one per image (S = N).
 
 Crop: {CROP_RULE}.
@@ -231,24 +172,12 @@ models.json says the same for programs.
 """
 
 
-def _write_atomic(path: Path, data: bytes) -> None:
-  with atomic_write(path) as f:
-    f.write(data)
-
-
 def write(model: AdaIN, out_dir: str | os.PathLike) -> list[Path]:
-  """Writes encoder.onnx, generator.onnx, README.txt and models.json into out_dir; returns them.
-
-  Each file goes to a temporary name first, renamed once complete.
-  """
-  files = {
+  """Writes encoder.onnx, generator.onnx, README.txt and models.json into out_dir (each under a
+  temporary name, renamed once complete); returns their paths."""
+  return ob.write_files(out_dir, {
       "encoder.onnx": encoder_model(model).SerializeToString(),
       "generator.onnx": generator_model(model).SerializeToString(),
       "README.txt": readme(model.variant).encode(),
       "models.json": (json.dumps(spec(model.variant), indent=2) + "\n").encode(),
-  }
-  out_dir = Path(out_dir)
-  out_dir.mkdir(parents=True, exist_ok=True)
-  for name, data in files.items():
-    _write_atomic(out_dir / name, data)
-  return [out_dir / name for name in files]
+  })

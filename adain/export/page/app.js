@@ -2,13 +2,14 @@
 // on WebGPU where the browser offers it, else WebAssembly; WebGPU that fails to load or on its
 // first picture hands over to WebAssembly. Stills go image -> encoder (once per image) ->
 // generator (again on every alpha move); live frames go camera -> encoder -> generator with the
-// style encoded once. Nothing is fetched from anywhere but this page's own folder.
+// style encoded once. models.json says which network the pair is (AdaIN or MicroAST): its
+// smallest input, and where each generator input comes from (the content's or the style's
+// encoder outputs). Nothing is fetched from anywhere but this page's own folder.
 
 import * as ort from './ort/ort.bundle.min.mjs';
 import { fitSize, resize } from './resize.js';
 
 const STILL_LIMIT = 512;       // the CLI's default --content-size / --style-size
-const MIN_SIDE = 16;           // the model's smallest input
 const MAX_PIXELS = 89478485;   // Pillow's MAX_IMAGE_PIXELS, the CLI's limit
 const LIVE_SIDES = [64, 96, 128, 160, 192, 256, 320, 384, 448, 512];  // shorter side of live frames
 const LIVE_FRAME_MS = 100;     // live frames aim at 10 per second
@@ -25,11 +26,12 @@ const ui = {
 class PageError extends Error {}  // a message for #status as it is
 
 const state = {
+  spec: null,      // models.json
   encoder: null, generator: null, backend: '', loadError: null,
   spare: null,     // the model's bytes while WebGPU has not painted a picture: WebAssembly's, if it fails
   fallback: '',    // why WebGPU was left, for the next status lines
-  content: null,  // {code: Tensor, w, h, name}
-  style: null,    // {mean: Tensor, std: Tensor, name}
+  content: null,  // {feeds: {generator input: Tensor}, w, h, name}
+  style: null,    // {feeds: {generator input: Tensor}, name}
   live: null,     // {stream, side, ema, frames, last}
   resultName: '',
 };
@@ -74,7 +76,7 @@ function enqueue(task) {
 
 // ---- the model ----
 
-async function fetchModel(name) {
+async function fetchFile(name) {
   let response;
   try {
     response = await fetch(name);
@@ -82,8 +84,21 @@ async function fetchModel(name) {
     throw new PageError(`${name}: failed to load (${oneLine(e)})`);
   }
   if (!response.ok) throw new PageError(`${name}: failed to load (HTTP ${response.status})`);
-  return new Uint8Array(await response.arrayBuffer());
+  return response;
 }
+
+const fetchModel = async (name) => new Uint8Array(await (await fetchFile(name)).arrayBuffer());
+
+async function fetchSpec() {
+  try {
+    return await (await fetchFile('models.json')).json();
+  } catch (e) {
+    throw e instanceof PageError ? e : new PageError(`models.json: not JSON (${oneLine(e)})`);
+  }
+}
+
+// The smallest image side the model takes (before models.json has loaded: any).
+const minSide = () => state.spec?.min_side ?? 1;
 
 async function session(name, bytes, backend) {
   try {
@@ -105,10 +120,10 @@ async function backends() {
 
 // Both sessions on one backend, in state; the badge names it (its tooltip, a fallback's reason).
 async function useBackend(backend, [encoderBytes, generatorBytes]) {
-  const encoder = await session('encoder.onnx', encoderBytes, backend);
+  const encoder = await session(state.spec.encoder.file, encoderBytes, backend);
   let generator;
   try {
-    generator = await session('generator.onnx', generatorBytes, backend);
+    generator = await session(state.spec.generator.file, generatorBytes, backend);
   } catch (e) {
     await encoder.release();
     throw e;
@@ -132,7 +147,8 @@ async function loadModel() {
   // Threads need a cross-origin isolated page (COOP/COEP headers), which plain file servers do not send.
   ort.env.wasm.numThreads = self.crossOriginIsolated ? Math.min(4, navigator.hardwareConcurrency || 1) : 1;
   try {
-    const bytes = await Promise.all(['encoder.onnx', 'generator.onnx'].map(fetchModel));
+    state.spec = await fetchSpec();
+    const bytes = await Promise.all([state.spec.encoder.file, state.spec.generator.file].map(fetchModel));
     const order = await backends();
     // WebAssembly first: in a worker, so that the page stays responsive while a frame computes.
     ort.env.wasm.proxy = order[0] === 'wasm';
@@ -233,8 +249,8 @@ async function readImage(file) {
   }
   const { width: w, height: h } = bitmap;
   try {
-    if (w < MIN_SIDE || h < MIN_SIDE) {
-      throw new PageError(`${file.name}: too small (${w}×${h}); images need at least ${MIN_SIDE} pixels a side`);
+    if (w < minSide() || h < minSide()) {
+      throw new PageError(`${file.name}: too small (${w}×${h}); images need at least ${minSide()} pixels a side`);
     }
     if (w * h > MAX_PIXELS) throw new PageError(`${file.name}: image too large (${w}×${h}, limit ${MAX_PIXELS} pixels)`);
     return modelInput(rgbaOf(bitmap, w, h), w, h);
@@ -243,16 +259,17 @@ async function readImage(file) {
   }
 }
 
-// The generator's [1, 8h, 8w, 3] output, cropped to w x h from the top-left, rounded to bytes as
+// The generator's [1, kh, kw, 3] output (k = 8 for AdaIN, 4 for MicroAST), cropped to w x h from
+// the top-left, rounded to bytes as
 // torchvision's save_image rounds (float32 x * 255 + 0.5, clamped, truncated).
 function paint(image, w, h) {
-  const [, , w8] = image.dims;
+  const [, , wk] = image.dims;
   const src = image.data;
   const out = new ImageData(w, h);
   const px = out.data;
   for (let y = 0; y < h; y++) {
     for (let x = 0; x < w; x++) {
-      const i = (y * w8 + x) * 3, o = (y * w + x) * 4;
+      const i = (y * wk + x) * 3, o = (y * w + x) * 4;
       for (let c = 0; c < 3; c++) px[o + c] = Math.floor(Math.fround(Math.fround(src[i + c] * 255) + 0.5));
       px[o + 3] = 255;
     }
@@ -266,10 +283,20 @@ function paint(image, w, h) {
 // A tensor to feed again later: the WebAssembly worker takes (transfers) the buffers it is given.
 const fresh = (t) => new ort.Tensor(t.type, t.data.slice(), t.dims);
 
-async function generate(content, w, h) {
-  const alpha = new ort.Tensor('float32', new Float32Array([Number(ui.alpha.value)]), []);
-  const { image } = await run('generator', {
-    content: fresh(content), style_mean: fresh(state.style.mean), style_std: fresh(state.style.std), alpha });
+// The generator inputs that come from an image's encoder outputs: `side` 'content' or 'style'.
+function feedsOf(outputs, side) {
+  const feeds = {};
+  for (const [input, [from, output]] of Object.entries(state.spec.generator.feeds)) {
+    if (from === side) feeds[input] = outputs[output];
+  }
+  return feeds;
+}
+
+async function generate(contentFeeds, w, h) {
+  const feeds = { ...contentFeeds, ...state.style.feeds };
+  for (const name of Object.keys(feeds)) feeds[name] = fresh(feeds[name]);
+  feeds.alpha = new ort.Tensor('float32', new Float32Array([Number(ui.alpha.value)]), []);
+  const { image } = await run('generator', feeds);
   paint(image, w, h);
   state.spare = null;  // the backend works: its failures from now on are errors, not a fallback
 }
@@ -281,7 +308,7 @@ async function renderStill(start = performance.now()) {
     return;
   }
   show(`Stylizing ${content.w}×${content.h}…`, 'busy');
-  await generate(content.code, content.w, content.h);
+  await generate(content.feeds, content.w, content.h);
   state.resultName = `${content.name}_stylized_${style.name}.png`;
   showFrame(performance.now() - start, content.w, content.h);
 }
@@ -313,14 +340,14 @@ async function encodeUpload(file, img) {
 async function setContent(file) {
   const start = performance.now();
   const { input, codes } = await encodeUpload(file, ui.contentPreview);
-  state.content = { code: codes.content, w: input.w, h: input.h, name: stem(file.name) };
+  state.content = { feeds: feedsOf(codes, 'content'), w: input.w, h: input.h, name: stem(file.name) };
   if (!state.live) await renderStill(start);
 }
 
 async function setStyle(file) {
   const start = performance.now();
   const { codes } = await encodeUpload(file, ui.stylePreview);
-  state.style = { mean: codes.style_mean, std: codes.style_std, name: stem(file.name) };
+  state.style = { feeds: feedsOf(codes, 'style'), name: stem(file.name) };
   if (!state.live) await renderStill(start);
 }
 
@@ -328,7 +355,7 @@ async function setStyle(file) {
 
 function liveSize(vw, vh, side) {
   const scale = Math.min(side, vw, vh) / Math.min(vw, vh);
-  return [Math.max(MIN_SIDE, Math.round(vw * scale)), Math.max(MIN_SIDE, Math.round(vh * scale))];
+  return [Math.max(minSide(), Math.round(vw * scale)), Math.max(minSide(), Math.round(vh * scale))];
 }
 
 // Frame time (smoothed) against the aim: a smaller size when well over it, a larger one (up to the
@@ -355,9 +382,9 @@ async function liveFrame(live) {
   const rgba = rgbaOf(ui.camera, w, h);  // the browser's scaling: frames need speed, not the CLI's pixels
   const data = new Float32Array(w * h * 3);
   for (let i = 0; i < w * h; i++) for (let c = 0; c < 3; c++) data[3 * i + c] = rgba[4 * i + c] / 255;
-  const { content } = await run('encoder', { image: imageTensor({ data, w, h }) });
+  const codes = await run('encoder', { image: imageTensor({ data, w, h }) });
   if (state.live !== live) return;
-  await generate(content, w, h);
+  await generate(feedsOf(codes, 'content'), w, h);
   const now = performance.now();
   const ms = now - start;
   if (live.last !== null) live.fps = live.fps === null ? 1000 / (now - live.last) : 0.8 * live.fps + 200 / (now - live.last);
@@ -381,8 +408,8 @@ async function liveLoop(live) {
 function liveSide() {
   if (!params.has('live')) return { side: state.backend === 'webgpu' ? 256 : 128, fixed: false };
   const side = Number(params.get('live'));
-  if (!Number.isInteger(side) || side < MIN_SIDE) {
-    throw new PageError(`?live=${params.get('live')}: give a whole number of pixels, at least ${MIN_SIDE}`);
+  if (!Number.isInteger(side) || side < minSide()) {
+    throw new PageError(`?live=${params.get('live')}: give a whole number of pixels, at least ${minSide()}`);
   }
   return { side, fixed: true };
 }

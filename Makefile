@@ -40,8 +40,10 @@ test-system-python:
 	.venv-system/bin/python -c 'import sys; print("tests under", sys.executable, sys.version.split()[0])'
 	.venv-system/bin/python -m pytest -n 2 $(SYSTEM_TESTS)
 
+# The bundled demo pair; MODEL=microast for the real-time network (its four files, fetched on first use).
+stylize: MODEL ?= adain
 stylize: $(STAMP)
-	$(PY) -m adain.stylize --alpha 0.8
+	$(PY) -m adain.stylize --alpha 0.8 --model $(MODEL)
 
 # A stylized copy of a dataset (python -m adain.stylize_dataset, stylize-datasets' flags): killed
 # or stopped, the same command resumes. ARGS adds flags, e.g. ARGS="--num-styles 2 --shard 0/4".

@@ -8,7 +8,7 @@ import json
 import numpy as np
 from PIL import Image
 
-from conftest import write_image
+from conftest import weight_flags, write_image
 
 STYLES = ["more/s3.PNG", "s1.png", "s2.jpg"]  # sorted by relative path, as the tool lists them
 
@@ -36,9 +36,10 @@ def make_tree(root):
 
 
 def flags(tree, out, weights, *more):
+  """The command's flags for this tree (``weights``: see conftest.weight_flags)."""
   c, s = tree
   return ["--content-dir", str(c), "--style-dir", str(s), "--output-dir", str(out), "--style-size", "32",
-          "--vgg", str(weights[0]), "--decoder", str(weights[1]), *more]
+          *weight_flags(weights), *more]
 
 
 def files(root):

@@ -200,3 +200,16 @@ def test_without_ray_one_line_says_what_to_install(tree, weights, tmp_path):
                         cwd=ROOT, env=ENV, capture_output=True, text=True, timeout=TIMEOUT)
   assert done.returncode == 1
   assert done.stderr == "error: --ray needs Ray Data: pip install 'adain[ray]'\n"
+
+
+def test_ray_run_of_microast_writes_the_one_host_files(cluster, tree, microast_weights, tmp_path):
+  """--model microast: the same files on Ray as on one host (its codes travel as stacked fields)."""
+  runs = {}
+  for name, more in (("one-host", ()), ("ray", ("--ray", cluster[0]))):
+    out = tmp_path / name
+    done = subprocess.run(_cli(tree, microast_weights, out, *more), cwd=ROOT, env=ENV, capture_output=True,
+                          text=True, timeout=TIMEOUT)
+    assert done.returncode == 1, done.stderr  # the broken content and style, as with AdaIN
+    runs[name] = out, _report(done.stderr)
+  assert runs["ray"][1] == runs["one-host"][1]
+  assert_same_run(runs["ray"][0], runs["one-host"][0])

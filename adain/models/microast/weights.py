@@ -220,10 +220,12 @@ def find_files(weights_dir: str | os.PathLike | None = None, *, download: bool =
       found[part] = path
   if failed:
     checkpoints, home = hub.search_dirs(SUBDIR)
-    places = "; ".join(f"{s.filename} from {s.url} ({why})" for s, why in failed)
+    why = "; ".join(dict.fromkeys(reason.rpartition(" (")[2].rstrip(")") if " (" in reason else reason
+                                  for _, reason in failed))
+    files = ", ".join(f"{s.url} as {checkpoints / s.filename}" for s, _ in failed)
     raise WeightsError(None, (
-        f"MicroAST's weights not found and not fetched: {places}. Place them in {checkpoints} or "
-        f"{home}, or pass --weights DIR for a folder holding all four."))
+        f"MicroAST's weights were not found and not fetched ({why}): download {files} (or into "
+        f"{home}/), or pass --weights DIR for a folder holding all four"))
   return found
 
 

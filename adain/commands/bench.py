@@ -1,6 +1,7 @@
 """python -m adain.bench: stylization speed and memory on this machine, as JSON lines.
 
-For each size, a fresh process (so that its memory high-water mark is its own) times the
+For each network (``--models``: adain, the paper's, and microast) and size (N for N x N, or
+WxH), a fresh process (so that its memory high-water mark is its own) times the
 Stylizer on random images with random weights (speed does not depend on either): images per
 second with a cached style code (``generate``) and with a style image encoded for each content
 (``stylize``, as pytorch-AdaIN's test.py does), the one-off compile time of each, and the peak
@@ -46,23 +47,38 @@ def _timed(fn, repeats: int) -> tuple[float, float]:
   return first, statistics.median(times)
 
 
-def _stylizer(dtype: str):
+def _stylizer(dtype: str, model: str = "adain"):
+  """A Stylizer of network ``model`` with weights drawn as torch draws them."""
   import numpy as np
 
-  from adain.models.adain.network import AdaIN
   from adain.inference.stylizer import Stylizer
 
-  return Stylizer(AdaIN(), dtype), np.random.default_rng(0)
+  if model == "microast":
+    from adain.models.microast.network import MicroAST as Network
+  else:
+    from adain.models.adain.network import AdaIN as Network
+  return Stylizer(Network(), dtype), np.random.default_rng(0)
 
 
-def bench_size(size: int, repeats: int, dtype: str) -> list[dict]:
-  stylizer, rng = _stylizer(dtype)
-  content, style = (rng.random((size, size, 3), dtype="float32") for _ in range(2))
-  enc_first, enc_s = _timed(lambda: stylizer.encode_style(style).mean.block_until_ready(), repeats)
+def _hw(size: str) -> tuple[int, int]:
+  """N (square) or WxH as (H, W)."""
+  w, _, h = size.partition("x")
+  return int(h or w), int(w)
+
+
+def bench_size(size: str, repeats: int, dtype: str, model: str) -> list[dict]:
+  import jax
+
+  stylizer, rng = _stylizer(dtype, model)
+  h, w = _hw(size)
+  content, style = (rng.random((h, w, 3), dtype="float32") for _ in range(2))
+  repeats = repeats if h * w <= 1024 * 1024 else 1  # a 4K image takes seconds
+  enc_first, enc_s = _timed(lambda: jax.block_until_ready(stylizer.encode_style(style)), repeats)
   code = stylizer.encode_style(style)
   gen_first, gen_s = _timed(lambda: stylizer.generate(content, code), repeats)
   _, sty_s = _timed(lambda: stylizer.stylize(content, style), repeats)
-  common = {"bench": "stylize", "size": size, "dtype": dtype, "peak_rss_mb": round(peak_rss_mb())}
+  common = {"bench": "stylize", "model": model, "size": size, "dtype": dtype,
+            "peak_rss_mb": round(peak_rss_mb())}
   return [
       {**common, "cached_style": True, "images_per_s": round(1 / gen_s, 4), "s_per_image": round(gen_s, 3),
        "compile_s": round(gen_first - gen_s, 2)},
@@ -71,23 +87,25 @@ def bench_size(size: int, repeats: int, dtype: str) -> list[dict]:
   ]
 
 
-def bench_tiled(size: int, tile: int | None, dtype: str) -> list[dict]:
+def bench_tiled(size: str, tile: int | None, dtype: str, model: str) -> list[dict]:
   """One tiled stylization (tile None: chosen from available memory), compile included."""
   from adain.inference import memory, tiling
 
-  stylizer, rng = _stylizer(dtype)
-  content = rng.random((size, size, 3), dtype="float32")
+  stylizer, rng = _stylizer(dtype, model)
+  h, w = _hw(size)
+  content = rng.random((h, w, 3), dtype="float32")
   code = stylizer.encode_style(rng.random((256, 256, 3), dtype="float32"))
-  tile = memory.choose_tile(size, size) if tile is None else tile
+  tile = memory.choose_tile(h, w, stylizer.net) if tile is None else tile
   t0 = time.perf_counter()
   stylizer.generate(content, code, tile=tile)
   s = time.perf_counter() - t0
-  return [{"bench": "tiled", "size": size, "dtype": dtype, "tile": tile, "s": round(s, 1),
-           "tiles": len(tiling.windows(size, tile)) ** 2 if tile else 1,
+  return [{"bench": "tiled", "model": model, "size": size, "dtype": dtype, "tile": tile, "s": round(s, 1),
+           "tiles": len(tiling.windows(h, tile, stylizer.net)) * len(tiling.windows(w, tile, stylizer.net))
+           if tile else 1,
            "peak_rss_mb": round(peak_rss_mb())}]
 
 
-def bench_video(size: str, frames: int, dtype: str) -> list[dict]:
+def bench_video(size: str, frames: int, dtype: str, model: str) -> list[dict]:
   """stylize_clip's frames/s on a W x H clip (batches of 1 and 4) beside the still-image rate
   of one of its frames; compiling is done before timing."""
   import fractions
@@ -99,8 +117,8 @@ def bench_video(size: str, frames: int, dtype: str) -> list[dict]:
   from adain.pipelines import video
   from adain.media import video_io as media
 
-  w, h = (int(v) for v in size.split("x"))
-  stylizer, rng = _stylizer(dtype)
+  h, w = _hw(size)
+  stylizer, rng = _stylizer(dtype, model)
   code = stylizer.encode_style(rng.random((256, 256, 3), dtype="float32"))
   frame = rng.random((h, w, 3), dtype="float32")
   _, still_s = _timed(lambda: stylizer.generate(frame, code), 2)
@@ -114,7 +132,7 @@ def bench_video(size: str, frames: int, dtype: str) -> list[dict]:
                                        content_size=0, batch=batch)
       run()  # compiles this batch size
       summary = run()
-      lines.append({"bench": "video", "size": size, "dtype": dtype, "frames": frames, "batch": batch,
+      lines.append({"bench": "video", "model": model, "size": size, "dtype": dtype, "frames": frames, "batch": batch,
                     "frames_per_s": round(summary.fps, 4), "still_images_per_s": round(1 / still_s, 4),
                     "ratio_to_still": round(summary.fps * still_s, 3),
                     "peak_rss_mb": round(peak_rss_mb())})
@@ -188,7 +206,8 @@ def _children_cpu_s() -> float:
 
 def main(argv: list[str] | None = None) -> int:
   p = argparse.ArgumentParser(prog="python -m adain.bench", description=__doc__.split("\n")[0])
-  p.add_argument("--sizes", default="256,512,1024", help="comma-separated square image sizes")
+  p.add_argument("--models", default="adain,microast", help="comma-separated networks")
+  p.add_argument("--sizes", default="256,512,1024,3840x2160", help="comma-separated image sizes: N or WxH")
   p.add_argument("--repeats", type=int, default=3, help="timed calls per measurement (median)")
   p.add_argument("--tiled", type=int, metavar="N", help="also time one tiled N x N stylization")
   p.add_argument("--tile", type=int, metavar="N", help="tile size for --tiled (default: automatic)")
@@ -199,22 +218,22 @@ def main(argv: list[str] | None = None) -> int:
   p.add_argument("--rounds", type=int, default=5, help="alternated rounds of --process (median)")
   p.add_argument("--dtype", choices=("float32", "bfloat16"), default="float32",
                  help="network precision (bfloat16 is for accelerators)")
-  p.add_argument("--child", nargs=2, help=argparse.SUPPRESS)  # (kind, size): one measurement
+  p.add_argument("--child", nargs=3, help=argparse.SUPPRESS)  # (kind, size, model): one measurement
   args = p.parse_args(argv)
   if args.child:
     import tempfile
 
-    kind, size = args.child
+    kind, size, model = args.child
     with tempfile.TemporaryDirectory(prefix="adain-bench-") as home:
       os.environ["ADAIN_HOME"] = home  # no saved programs (adain.inference.programs): compile times are real
       if kind == "video":
-        lines = bench_video(size, args.frames, args.dtype)
+        lines = bench_video(size, args.frames, args.dtype, model)
       elif kind == "process":
         lines = bench_process(int(size), args.rounds)
       elif kind == "size":
-        lines = bench_size(int(size), args.repeats, args.dtype)
+        lines = bench_size(size, args.repeats, args.dtype, model)
       else:
-        lines = bench_tiled(int(size), args.tile, args.dtype)
+        lines = bench_tiled(size, args.tile, args.dtype, model)
     for line in lines:
       print(json.dumps(line), flush=True)
     return 0
@@ -225,20 +244,22 @@ def main(argv: list[str] | None = None) -> int:
                     "cpus": os.cpu_count(), "processor": platform.processor() or platform.machine(),
                     "xla_flags": os.environ.get("XLA_FLAGS", ""),
                     "glibc_tunables": os.environ.get("GLIBC_TUNABLES", "")}), flush=True)
-  jobs = [("process", args.process)] if args.process else []
-  jobs += [("size", int(s)) for s in args.sizes.split(",") if s]
+  models = [m for m in args.models.split(",") if m]
+  jobs = [("process", args.process, "adain")] if args.process else []
+  jobs += [("size", s, m) for s in args.sizes.split(",") if s for m in models]  # side by side
   if args.tiled:
-    jobs.append(("tiled", args.tiled))
-  jobs += [("video", s) for s in args.videos.split(",") if s]
-  for kind, size in jobs:
-    cmd = [sys.executable, "-m", "adain.bench", "--child", kind, str(size), "--repeats", str(args.repeats),
+    jobs += [("tiled", args.tiled, m) for m in models]
+  jobs += [("video", s, m) for s in args.videos.split(",") if s for m in models]
+  for kind, size, model in jobs:
+    cmd = [sys.executable, "-m", "adain.bench", "--child", kind, str(size), model, "--repeats", str(args.repeats),
            "--frames", str(args.frames), "--rounds", str(args.rounds), "--dtype", args.dtype]
     if args.tile is not None:
       cmd += ["--tile", str(args.tile)]
     done = subprocess.run(cmd, stdout=subprocess.PIPE, text=True)
     sys.stdout.write(done.stdout)
     if done.returncode:
-      print(json.dumps({"bench": kind, "size": size, "error": f"exit status {done.returncode}"}), flush=True)
+      print(json.dumps({"bench": kind, "model": model, "size": size, "error": f"exit status {done.returncode}"}),
+            flush=True)
   print(json.dumps({"bench": "train", "see": "python -m train.bench"}), flush=True)
   return 0
 

@@ -14,7 +14,8 @@
 # --no-index --no-deps --target), which is put on PYTHONPATH with the repo root. Then it prints
 # JSON lines: the device, train steps/s at the paper's setting (batch 8, 256 px) in fp32 and bf16
 # (python -m train.bench), stylization images/s at 512 px and video frames/s at 1280x720 and
-# 1920x1080 in fp32 and bf16 (python -m adain.bench), and train.evaluate's seconds per image at
+# 1920x1080 in fp32 and bf16 for both networks (python -m adain.bench), MicroAST and AdaIN at
+# 3840x2160, and train.evaluate's seconds per image at
 # 512 px on seeded weights and the demo images (speed does not depend on them); and, where ray[data]
 # is installed, python -m adain.stylize_dataset on one host and with --ray (DATASET_BATCH images per
 # call, one GPU per actor).
@@ -64,8 +65,10 @@ print(json.dumps({'device': d.device_kind, 'platform': d.platform, 'count': jax.
 
 for dtype in float32 bfloat16; do
   "$PY" -m adain.bench --dtype "$dtype" --sizes "${SIZES:-512}" --videos "${VIDEOS:-1280x720,1920x1080}" \
-    --frames "${FRAMES:-16}"
+    --frames "${FRAMES:-16}" --process 0
 done
+# MicroAST at 4K beside AdaIN (the paper: about 0.5 s a 4K image on an RTX 2080).
+"$PY" -m adain.bench --sizes "${SIZES_4K:-3840x2160}" --videos "" --process 0
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 # The app's Live tab: a 640x480 webcam frame through Studio.live_frame and live_file (the model and

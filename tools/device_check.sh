@@ -65,7 +65,7 @@ print(json.dumps({'device': d.device_kind, 'platform': d.platform, 'count': jax.
 
 for dtype in float32 bfloat16; do
   "$PY" -m adain.bench --dtype "$dtype" --sizes "${SIZES:-512}" --videos "${VIDEOS:-1280x720,1920x1080}" \
-    --frames "${FRAMES:-16}" --process 0
+    --frames "${FRAMES:-16}"
 done
 # MicroAST at 4K beside AdaIN (the paper: about 0.5 s a 4K image on an RTX 2080).
 "$PY" -m adain.bench --sizes "${SIZES_4K:-3840x2160}" --videos "" --process 0

@@ -50,48 +50,58 @@ class Conv(nnx.Module):
     return y + self.bias[...].astype(y.dtype)
 
 
-# The 9x9 convs' block side (blocked_conv). At 1024 px on 2 cores, the 16->3 conv took 0.57 s
-# as one conv and 0.25 s blocked by 2 (0.22-0.32 s by 4), the 3->16 conv 0.25-0.28 s and 0.15 s:
-# with 3 channels on one side, the conv's matmul is 3 columns wide.
-BLOCK = 2
+# The 9x9 convs' blocks (blocked_conv), rows x columns. At 1024 px on 2 cores, in CPU seconds: the
+# 16->3 conv took 0.57 as one conv, 0.25 blocked 2 x 2, 0.22 by 4 x 4 and 0.20 by 2 x 4; the
+# 3->16 conv 0.25-0.28, and 0.15 blocked 2 x 2 or 2 x 4. With 3 channels on one side, the
+# conv's matmul is 3 columns wide; blocked, 24 or 48.
+BLOCK = (2, 4)
 
 
-def blocked_conv(xp_bhwc: jax.Array, kernel_hwio: jax.Array, block: int) -> jax.Array:
-  """A VALID stride-1 conv computed on ``block`` x ``block`` tiles of pixels as channels (space to
-  depth): a conv of ceil((block + k - 1) / block) taps a side from block² cin to block² cout
-  channels (blocked_kernel), its output tiles put back as pixels. More multiply-adds (the
+def blocked_conv(xp_bhwc: jax.Array, kernel_hwio: jax.Array, block: tuple[int, int]) -> jax.Array:
+  """A VALID stride-1 conv computed on tiles of ``block`` pixels as channels (space to depth): a
+  conv of ceil((s + k - 1) / s) taps along an axis of tile side s, from s_h s_w cin channels to
+  s_h s_w cout (blocked_kernel), its output tiles put back as pixels. More multiply-adds (the
   blocked kernel's zeros), but wider matmuls. Equal to the conv to float rounding.
   """
   b, hp, wp, cin = xp_bhwc.shape
   ks, _, _, cout = kernel_hwio.shape
-  taps = (block + ks - 2) // block + 1
+  (sh, sw), (th, tw) = block, (_taps(ks, block[0]), _taps(ks, block[1]))
   ho, wo = hp - ks + 1, wp - ks + 1
-  nh, nw = -(-ho // block), -(-wo // block)  # output tiles; the input's end is zero-filled to fit
-  hb, wb = nh + taps - 1, nw + taps - 1
-  xp = jnp.pad(xp_bhwc, ((0, 0), (0, block * hb - hp), (0, block * wb - wp), (0, 0)))
-  xb = xp.reshape(b, hb, block, wb, block, cin).transpose(0, 1, 3, 2, 4, 5)
+  nh, nw = -(-ho // sh), -(-wo // sw)  # output tiles; the input's end is zero-filled to fit
+  hb, wb = nh + th - 1, nw + tw - 1
+  xp = jnp.pad(xp_bhwc, ((0, 0), (0, sh * hb - hp), (0, sw * wb - wp), (0, 0)))
+  xb = xp.reshape(b, hb, sh, wb, sw, cin).transpose(0, 1, 3, 2, 4, 5)
   y = jax.lax.conv_general_dilated(
-      xb.reshape(b, hb, wb, block * block * cin), blocked_kernel(kernel_hwio, block),
+      xb.reshape(b, hb, wb, sh * sw * cin), blocked_kernel(kernel_hwio, block),
       window_strides=(1, 1), padding="VALID", dimension_numbers=("NHWC", "HWIO", "NHWC"),
       precision=jax.lax.Precision.HIGHEST)
-  y = y.reshape(b, nh, nw, block, block, cout).transpose(0, 1, 3, 2, 4, 5)
-  return y.reshape(b, nh * block, nw * block, cout)[:, :ho, :wo]
+  y = y.reshape(b, nh, nw, sh, sw, cout).transpose(0, 1, 3, 2, 4, 5)
+  return y.reshape(b, nh * sh, nw * sw, cout)[:, :ho, :wo]
 
 
-def blocked_kernel(kernel_hwio: jax.Array, block: int) -> jax.Array:
-  """blocked_conv's kernel: tap (a, b) takes input pixel (ry, rx) of a tile to output pixel
-  (py, px) with the kernel's (block a + ry - py, block b + rx - px), zero outside it; shape
-  (taps, taps, (ry, rx, cin), (py, px, cout))."""
+def _taps(ksize: int, side: int) -> int:
+  """The tiles a tile of ``side`` pixels needs, from its own on: ceil((side + ksize - 1) / side)."""
+  return (side + ksize - 2) // side + 1
+
+
+def blocked_kernel(kernel_hwio: jax.Array, block: tuple[int, int]) -> jax.Array:
+  """blocked_conv's kernel: tap (a, b) takes a tile's input pixel (ry, rx) to output pixel
+  (py, px) with the kernel's (s_h a + ry - py, s_w b + rx - px), zero outside it; shape
+  (taps_h, taps_w, (ry, rx, cin), (py, px, cout))."""
   ks, _, cin, cout = kernel_hwio.shape
-  taps = (block + ks - 2) // block + 1
-  r = np.arange(block)
-  index = block * np.arange(taps)[:, None, None] + r[:, None] - r  # (a, r, p)
-  inside = (index >= 0) & (index < ks)
-  index = np.clip(index, 0, ks - 1)
-  rows, cols = index[:, None, :, None, :, None], index[None, :, None, :, None, :]
-  k = kernel_hwio[rows, cols]  # (a, b, ry, rx, py, px, cin, cout)
-  k = jnp.where((inside[:, None, :, None, :, None] & inside[None, :, None, :, None, :])[..., None, None], k, 0)
-  return k.transpose(0, 1, 2, 3, 6, 4, 5, 7).reshape(taps, taps, block * block * cin, block * block * cout)
+
+  def index(side):  # (tap, r, p) -> kernel row, and whether it is one
+    r = np.arange(side)
+    i = side * np.arange(_taps(ks, side))[:, None, None] + r[:, None] - r
+    return np.clip(i, 0, ks - 1), (i >= 0) & (i < ks)
+
+  (rows, row_in), (cols, col_in) = index(block[0]), index(block[1])
+  at = np.s_[:, None, :, None, :, None], np.s_[None, :, None, :, None, :]
+  k = kernel_hwio[rows[at[0]], cols[at[1]]]  # (a, b, ry, rx, py, px, cin, cout)
+  k = jnp.where((row_in[at[0]] & col_in[at[1]])[..., None, None], k, 0)
+  th, tw = k.shape[:2]
+  return k.transpose(0, 1, 2, 3, 6, 4, 5, 7).reshape(th, tw, block[0] * block[1] * cin,
+                                                     block[0] * block[1] * cout)
 
 
 def grouped_conv(xp_bhwc: jax.Array, kernel_hwio: jax.Array, stride: int, groups: int) -> jax.Array:

@@ -23,7 +23,8 @@ class Conv(nnx.Module):
   """Reflection pad of ksize // 2, then a VALID conv (strided, grouped as the table says).
 
   The kernel is HWIO with cin / groups input channels (PyTorch's OIHW transposed), the layout
-  of lax's feature_group_count; grouped convs run as grouped_conv. ``rngs`` None: placeholders.
+  of lax's feature_group_count; grouped convs run as grouped_conv, the 9x9 ones as blocked_conv.
+  ``rngs`` None: placeholders.
   """
 
   def __init__(self, conv: arch.Conv, *, rngs: nnx.Rngs | None):
@@ -53,7 +54,7 @@ class Conv(nnx.Module):
 # The 9x9 convs' blocks (blocked_conv), rows x columns. At 1024 px on 2 cores, in CPU seconds: the
 # 16->3 conv took 0.57 as one conv, 0.25 blocked 2 x 2, 0.22 by 4 x 4 and 0.20 by 2 x 4; the
 # 3->16 conv 0.25-0.28, and 0.15 blocked 2 x 2 or 2 x 4. With 3 channels on one side, the
-# conv's matmul is 3 columns wide; blocked, 24 or 48.
+# conv's matmul is 3 columns wide (16->3) or 16 (3->16); blocked 2 x 4, 24 or 128.
 BLOCK = (2, 4)
 
 

@@ -10,6 +10,7 @@ import shutil
 import threading
 from pathlib import Path
 
+import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
@@ -19,7 +20,7 @@ from adain.errors import AdainError, WeightsError
 from adain.models.microast import architecture as arch
 from adain.models.microast import weights as mw
 from adain.models.microast.codes import FIELDS, MicroASTCode
-from adain.models.microast.network import MicroAST, upsample_bilinear2x
+from adain.models.microast.network import MicroAST, blocked_conv, upsample_bilinear2x
 from adain.models.interface import arrays_of
 from adain.weights import write_native
 
@@ -156,6 +157,17 @@ def test_upsampling_is_torch_bilinear_align_corners_false():
 
   want = torch_1d(torch_1d(x, 1), 2)
   np.testing.assert_allclose(np.asarray(upsample_bilinear2x(jnp.asarray(x))), want, atol=1e-6)
+
+
+@pytest.mark.parametrize("block", [(2, 2), (2, 4), (3, 1)])
+def test_blocked_conv_is_the_conv(block):
+  """Tiles of pixels as channels, odd sizes (the input's end zero-filled to whole tiles)."""
+  rng = np.random.default_rng(2)
+  x = jnp.asarray(rng.standard_normal((2, 17, 14, 3)).astype(np.float32))
+  k = jnp.asarray(rng.standard_normal((9, 9, 3, 5)).astype(np.float32))
+  want = jax.lax.conv_general_dilated(x, k, (1, 1), "VALID", dimension_numbers=("NHWC", "HWIO", "NHWC"),
+                                      precision=jax.lax.Precision.HIGHEST)
+  np.testing.assert_allclose(np.asarray(blocked_conv(x, k, block)), np.asarray(want), rtol=1e-5, atol=1e-5)
 
 
 def test_alpha_one_is_the_network_and_alpha_needs_the_own_code(model, expected):

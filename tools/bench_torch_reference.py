@@ -22,7 +22,17 @@ reported apart (``cold``). A folder of one image gives one image's whole process
 
 Weights are the seeded stand-ins of tests/seeded_weights.py, saved with torch.save as .pth, which
 both sides read: speed does not depend on their values. ``--prepare SRC DST`` writes square
-centre crops of SRC's images at --size pixels into DST, to get a folder of equal-size images.
+centre crops of SRC's images at --size pixels into DST (``--width``: centre crops of that
+aspect, --size high), to get a folder of equal-size images.
+
+``--model microast --weights DIR`` (the four published ``*_iter_160000.pth.tar``) alternates
+MicroAST's own PyTorch inference (its test_microAST.py loop: per pair, load both images, the
+style encoder and modulator, the content encoder, the decoder, save; the modules of
+tools/make_microast_fixtures.py, torch.no_grad, --threads threads) with our network's jitted
+compute in a warm process on the same pairs: each JSON line gives a process's seconds per
+image for the style encoded with each pair (``per_pair_s``; torch's also with its loading and
+saving, ``loop_s``) and for the content alone with the style's code computed once
+(``cached_code_s``); the summary their medians and torch/ours (above 1: we are faster).
 """
 
 from __future__ import annotations
@@ -49,15 +59,18 @@ MAIN_PYTHON = ROOT / ".venv" / "bin" / "python"
 from adain.runtime import HUGE_PAGES  # noqa: E402  (stdlib only: the torch venv imports it too)
 
 
-def prepare(src: Path, dst: Path, size: int) -> None:
-  """Centre crops of every image in src, scaled to size x size, as PNG in dst."""
+def prepare(src: Path, dst: Path, size: int, width: int | None = None) -> None:
+  """Centre crops of every image in src of aspect width / size (default square), scaled to
+  size high and width wide, as PNG in dst."""
   dst.mkdir(parents=True, exist_ok=True)
+  width = width or size
   for f in sorted(src.iterdir()):
     with Image.open(f) as im:
       im = im.convert("RGB")
-      side = min(im.size)
-      left, top = (im.width - side) // 2, (im.height - side) // 2
-      im = im.crop((left, top, left + side, top + side)).resize((size, size), Image.BICUBIC)
+      scale = min(im.width / width, im.height / size)
+      w, h = round(width * scale), round(size * scale)
+      left, top = (im.width - w) // 2, (im.height - h) // 2
+      im = im.crop((left, top, left + w, top + h)).resize((width, size), Image.BICUBIC)
       im.save(dst / f"{f.stem}.png")
 
 
@@ -117,6 +130,107 @@ def compute_run(content_dir: Path, style: Path, vgg: Path, decoder: Path) -> Non
     stylizer.stylize(c, style_hw3)
     times.append(time.perf_counter() - t0)
   print(json.dumps({"per_image_s": times}))
+
+
+def microast_torch_run(content_dir: Path, style: Path, weights: Path, threads: int) -> None:
+  """MicroAST's test_microAST.py loop for a folder and one style, as one JSON line of seconds
+  per image: the whole loop body, its network calls, and the content's with a cached code."""
+  import torch
+
+  import make_microast_fixtures as ref
+  from make_parity_fixtures import saved_uint8  # torchvision's save_image, as its test loop saves
+
+  torch.set_num_threads(threads)
+  net = ref.Net()
+  for part, module in net.parts.items():
+    module.load_state_dict(torch.load(weights / ref.FILENAMES[part], weights_only=True))
+
+  def load(path):
+    with Image.open(path) as im:
+      return ref.to_nchw(np.asarray(im.convert("RGB")))
+
+  output = Path(tempfile.mkdtemp())
+  loop, pair, cached = [], [], []
+  contents = sorted(content_dir.iterdir())
+  with torch.no_grad():
+    code = net.style_code(load(style))
+    net.stylize(load(contents[0]), code)  # warm-up: oneDNN sets up its kernels on first use
+    for c in contents:
+      t0 = time.perf_counter()
+      content, style_image = load(c), load(style)
+      t1 = time.perf_counter()
+      out = net.stylize(content, net.style_code(style_image))
+      t2 = time.perf_counter()
+      Image.fromarray(saved_uint8(out)).save(output / f"{c.stem}_stylized_{style.stem}.jpg")
+      loop.append(time.perf_counter() - t0)
+      pair.append(t2 - t1)
+      t0 = time.perf_counter()
+      net.stylize(content, code)
+      cached.append(time.perf_counter() - t0)
+  print(json.dumps({"loop_s": loop, "per_pair_s": pair, "cached_code_s": cached,
+                    "threads": torch.get_num_threads()}))
+
+
+def microast_compute_run(content_dir: Path, style: Path, weights: Path) -> None:
+  """Our MicroAST's jitted compute for each pair in a warm process (after a warm-up call per
+  size), as one JSON line of seconds per image, as microast_torch_run's."""
+  from adain.runtime import use_xla_flag
+
+  use_xla_flag()  # as the commands set it, before JAX starts
+  import jax
+  from flax import nnx
+
+  from adain.media import images
+  from adain.models.microast import weights as microast_weights
+
+  model = microast_weights.model_from_state_dicts(microast_weights.state_dicts(weights, download=False))
+  encode_style = nnx.jit(lambda m, s: m.encode_style(s))
+  stylize = nnx.jit(lambda m, c, code: m.generate(m.encode_content(c), code)[:, :c.shape[1], :c.shape[2]])
+  style_image = images.load_image(style, 0)[None]
+  contents = [images.load_image(c, 0)[None] for c in sorted(content_dir.iterdir())]
+
+  def pair(c):
+    return jax.block_until_ready(stylize(model, c, encode_style(model, style_image)))
+
+  code = encode_style(model, style_image)
+  for c in contents:  # compiles each size
+    pair(c)
+  pairs, cached = [], []
+  for c in contents:
+    t0 = time.perf_counter()
+    pair(c)
+    pairs.append(time.perf_counter() - t0)
+    t0 = time.perf_counter()
+    jax.block_until_ready(stylize(model, c, code))
+    cached.append(time.perf_counter() - t0)
+  print(json.dumps({"per_pair_s": pairs, "cached_code_s": cached}))
+
+
+def microast_side_by_side(args) -> None:
+  """Alternates MicroAST's torch loop and our compute (a process each, round by round) on the
+  same pairs; prints each run and the summary of per-image medians."""
+  paths = [str(args.content_dir), str(args.style), str(args.weights)]
+  runs = {
+      "torch": [sys.executable, __file__, "--microast-torch-only", *paths, f"--threads={args.threads}"],
+      "compute": [str(MAIN_PYTHON), __file__, "--microast-compute-only", *paths],
+  }
+  env = {**os.environ, "GLIBC_TUNABLES": HUGE_PAGES}
+  per_image: dict[str, dict[str, list[float]]] = {k: {} for k in runs}
+  for r in range(args.rounds):
+    for name, cmd in runs.items():
+      s, out = timed(cmd, env)
+      line = json.loads(out.strip().splitlines()[-1])
+      for key in ("loop_s", "per_pair_s", "cached_code_s"):
+        if key in line:
+          per_image[name].setdefault(key, []).extend(line[key])
+      print(json.dumps({"run": name, "round": r, "process_s": round(s, 2),
+                        **{k: [round(t, 3) for t in v] for k, v in line.items() if k.endswith("_s")}}),
+            flush=True)
+  med = {name: {k: round(statistics.median(v), 4) for k, v in keys.items()}
+         for name, keys in per_image.items()}
+  print(json.dumps({"summary": med, "threads": args.threads, **{
+      f"torch_over_ours_{k}": round(med["torch"][k] / med["compute"][k], 3)
+      for k in ("per_pair_s", "cached_code_s")}}))
 
 
 def torch_train_run(batch_size: int, crop_size: int, steps: int) -> None:
@@ -192,14 +306,28 @@ def main() -> None:
   p.add_argument("--batch-size", type=int, default=8)
   p.add_argument("--crop-size", type=int, default=256)
   p.add_argument("--steps", type=int, default=5, help="timed training steps per run")
+  p.add_argument("--width", type=int, help="--prepare's width (default --size: square)")
+  p.add_argument("--model", choices=("adain", "microast"), default="adain")
+  p.add_argument("--weights", type=Path, help="--model microast: the published weights' folder")
+  p.add_argument("--threads", type=int, default=os.cpu_count(), help="torch's threads")
   p.add_argument("--train-torch-only", action="store_true", help=argparse.SUPPRESS)
+  p.add_argument("--microast-torch-only", nargs=3, type=Path, metavar=("CONTENT_DIR", "STYLE", "WEIGHTS"),
+                 help=argparse.SUPPRESS)
+  p.add_argument("--microast-compute-only", nargs=3, type=Path, metavar=("CONTENT_DIR", "STYLE", "WEIGHTS"),
+                 help=argparse.SUPPRESS)
   p.add_argument("--torch-only", nargs=4, type=Path, metavar=("CONTENT_DIR", "STYLE", "VGG", "DECODER"),
                  help=argparse.SUPPRESS)
   p.add_argument("--compute-only", nargs=4, type=Path, metavar=("CONTENT_DIR", "STYLE", "VGG", "DECODER"),
                  help=argparse.SUPPRESS)
   args = p.parse_args()
   if args.prepare:
-    prepare(*args.prepare, args.size)
+    prepare(*args.prepare, args.size, args.width)
+    return
+  if args.microast_torch_only:
+    microast_torch_run(*args.microast_torch_only, args.threads)
+    return
+  if args.microast_compute_only:
+    microast_compute_run(*args.microast_compute_only)
     return
   if args.train_torch_only:
     torch_train_run(args.batch_size, args.crop_size, args.steps)
@@ -215,6 +343,11 @@ def main() -> None:
     return
   if not (args.content_dir and args.style):
     p.error("--content-dir and --style are needed")
+  if args.model == "microast":
+    if not args.weights:
+      p.error("--model microast needs --weights")
+    microast_side_by_side(args)
+    return
 
   with tempfile.TemporaryDirectory() as tmp:
     tmp = Path(tmp)

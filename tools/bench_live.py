@@ -1,10 +1,12 @@
 """Frames per second of the app's Live tab at each frame size, as a viewer sees them.
 
-  .venv/bin/python tools/bench_live.py [--seconds 20] [--rounds 1] [--sizes 128,192,256,384,512]
+  .venv/bin/python tools/bench_live.py [--model adain|microast] [--weights DIR] [--seconds 20]
+      [--rounds 1] [--sizes 128,192,256,384,512]
 
-Starts python -m adain.app with the seeded stand-in weights of tests/ (speed does not depend on
-their values) and Debian's chromium with a fake 640x480 camera playing a clip made here; streams
-the Live tab with the demo style and, size after size (rounds alternate them, so that a busy
+Starts python -m adain.app --model MODEL with the seeded stand-in weights of tests/ (speed does
+not depend on their values; MicroAST's are tests/fixtures/microast/weights, or its real files
+with --weights DIR, copied since loading writes a converted .npz beside each) and Debian's
+chromium with a fake 640x480 camera playing a clip made here; streams the Live tab with the demo style and, size after size (rounds alternate them, so that a busy
 machine slows all alike), reads the tab's line once a second from the second frame at that size
 on (the first may include compiling for it); a size without two frames in --wait seconds is
 left out. JSON lines give each reading; the summary the medians of frames/s and of a frame's
@@ -29,6 +31,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests"))
 
+MICROAST_WEIGHTS = ROOT / "tests/fixtures/microast/weights"
 LINE = re.compile(r"([0-9.]+) frames/s · ([0-9]+) ms a frame · ([0-9]+)×([0-9]+) px")
 
 
@@ -38,6 +41,9 @@ def main() -> None:
   p.add_argument("--rounds", type=int, default=1)
   p.add_argument("--wait", type=float, default=300, help="seconds to wait for a size's first two frames")
   p.add_argument("--sizes", default="128,192,256,384,512")
+  p.add_argument("--model", choices=("adain", "microast"), default="adain")
+  p.add_argument("--weights", metavar="DIR", type=Path, default=MICROAST_WEIGHTS,
+                 help="microast's weights folder")
   args = p.parse_args()
 
   import seeded_weights
@@ -46,15 +52,19 @@ def main() -> None:
   from playwright.sync_api import sync_playwright
 
   tmp = Path(tempfile.mkdtemp(prefix="bench-live-"))
-  vgg, decoder = seeded_weights.save(tmp)
+  if args.model == "adain":
+    vgg, decoder = seeded_weights.save(tmp)
+    weights = ["--vgg", vgg, "--decoder", decoder]
+  else:
+    weights = ["--model", "microast", "--weights", shutil.copytree(args.weights, tmp / "microast")]
   cam = write_y4m(tmp / "camera.y4m", frame_images(30, 480, 640))
   with socket.socket() as s:
     s.bind(("127.0.0.1", 0))
     port = s.getsockname()[1]
   url = f"http://127.0.0.1:{port}/"
   log = open(tmp / "server.log", "wb")
-  server = subprocess.Popen([sys.executable, "-m", "adain.app", "--port", str(port), "--vgg", str(vgg),
-                             "--decoder", str(decoder)], stdout=log, stderr=log, cwd=ROOT)
+  server = subprocess.Popen([sys.executable, "-m", "adain.app", "--port", str(port), *map(str, weights)],
+                            stdout=log, stderr=log, cwd=ROOT)
   sizes = args.sizes.split(",")
   readings: dict[str, list[tuple[float, float]]] = {s: [] for s in sizes}
   try:

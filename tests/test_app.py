@@ -434,7 +434,7 @@ def test_switching_the_model_switches_stills_frames_and_codes(studio, stylizers,
   frame, weights = live_frames(1)[0], (1.0, 1.0, 1.0, 1.0)
   stream = None
   for model in ("adain", "microast"):  # mid-stream
-    path, line, stream = live(model, frame, stream, [files["a"]], 1.0, 0, "none", "auto", *weights)
+    path, _, stream = live(model, frame, stream, [files["a"]], 1.0, 0, "none", "auto", *weights)
     style = stylizers[model].encode_style(images.load_image(files["a"]))
     want = jpeg(images.to_uint8(stylizers[model].generate(images.from_pil(frame), style)))
     assert np.abs(pixels(path).astype(int) - want).max() <= 4  # the JPEG of generate on the frame

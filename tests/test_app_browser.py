@@ -146,8 +146,8 @@ def test_model_choice_in_chromium(server, files, weights, microast_weights, tmp_
         src = page.locator("#result img").get_attribute("src")
     finally:
       browser.close()
-  for model in want:
-    np.testing.assert_array_equal(shown[model], want[model])
+  for model, pixels in want.items():
+    np.testing.assert_array_equal(shown[model], pixels)
   client = Client(server, verbose=False)
   got = client.predict(handle_file(files["content"]), handle_file(files["a"]), 1.0, "microast",
                        api_name="/stylize")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import socket
 import sys
 import threading
@@ -19,6 +20,7 @@ from adain.app import ui
 from adain.app.studio import LiveStream, Studio
 from adain.errors import AdainError
 from adain.media import images
+from adain.models import NETWORKS
 from adain.models.adain.codes import StyleCode
 from adain.inference.stylizer import Stylizer
 from clips import frame_images, read_clip, write_clip
@@ -28,34 +30,52 @@ SIZES = dict(content_size=0, style_size=0)  # tiny images at their own size: fas
 CLI_SIZES = ("--content-size", "0", "--style-size", "0")
 
 
+@pytest.fixture(scope="module")
+def stylizers(stylizer, microast_weights):
+  """Both networks on their seeded weights, by name: a Studio's load."""
+  return {"adain": stylizer, "microast": Stylizer.from_files(model="microast", weights=microast_weights)}
+
+
 @pytest.fixture
-def studio(stylizer, tmp_path):
-  return Studio(stylizer, tmp_path / "results")
+def studio(stylizers, tmp_path):
+  """A Studio whose initial model is adain."""
+  return Studio(stylizers.__getitem__, tmp_path / "results")
+
+
+@pytest.fixture(params=NETWORKS)
+def model(request) -> str:
+  return request.param
+
+
+@pytest.fixture
+def model_weights(model, weights, microast_weights):
+  """``model``'s weights as conftest.cli takes them."""
+  return weights if model == "adain" else microast_weights
 
 
 def pixels(path) -> np.ndarray:
   return np.asarray(Image.open(path))
 
 
-def test_one_style_is_the_cli_png(studio, weights, files, tmp_path):
-  got = studio.stylize(files["content"], [files["a"]], alpha=0.6, **SIZES)
+def test_one_style_is_the_cli_png(studio, model, model_weights, files, tmp_path):
+  got = studio.stylize(files["content"], [files["a"]], alpha=0.6, model=model, **SIZES)
   assert got.path.name == "photo_stylized_a.png"  # named as the CLI names it
-  want = cli(weights, tmp_path / "cli", files["content"], [files["a"]], "--alpha", "0.6", *CLI_SIZES)
+  want = cli(model_weights, tmp_path / "cli", files["content"], [files["a"]], "--alpha", "0.6", *CLI_SIZES)
   np.testing.assert_array_equal(pixels(got.path), want)
 
 
 @pytest.mark.parametrize("method", ["coral", "luminance"])
-def test_preserve_color_is_the_cli_png(studio, weights, files, tmp_path, method):
-  got = studio.stylize(files["content"], [files["a"]], alpha=0.8, preserve_color=method, **SIZES)
-  want = cli(weights, tmp_path / "cli", files["content"], [files["a"]], "--alpha", "0.8",
+def test_preserve_color_is_the_cli_png(studio, model, model_weights, files, tmp_path, method):
+  got = studio.stylize(files["content"], [files["a"]], alpha=0.8, preserve_color=method, model=model, **SIZES)
+  want = cli(model_weights, tmp_path / "cli", files["content"], [files["a"]], "--alpha", "0.8",
              "--preserve-color", method, *CLI_SIZES)
   np.testing.assert_array_equal(pixels(got.path), want)
 
 
-def test_weights_mix_as_the_cli_interpolation(studio, weights, files, tmp_path):
-  got = studio.stylize(files["content"], [files["a"], files["b"]], [1.0, 3.0], **SIZES)
+def test_weights_mix_as_the_cli_interpolation(studio, model, model_weights, files, tmp_path):
+  got = studio.stylize(files["content"], [files["a"], files["b"]], [1.0, 3.0], model=model, **SIZES)
   assert got.path.name == "photo_interpolation.png"
-  want = cli(weights, tmp_path / "cli", files["content"], [files["a"], files["b"]], "--style-weights", "1,3",
+  want = cli(model_weights, tmp_path / "cli", files["content"], [files["a"], files["b"]], "--style-weights", "1,3",
              *CLI_SIZES)
   np.testing.assert_array_equal(pixels(got.path), want)
 
@@ -127,7 +147,7 @@ def test_bad_inputs_are_one_line_naming_the_upload(studio, files, tmp_path, monk
     assert str(tmp_path) not in str(e.value) and "\n" not in str(e.value)
   monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 1000)
   with pytest.raises(AdainError, match="photo.png: image too large"):
-    Studio(studio.stylizer, tmp_path / "fresh").stylize(c, [a], **SIZES)
+    Studio(studio.load_stylizer, tmp_path / "fresh").stylize(c, [a], **SIZES)
   monkeypatch.undo()
   assert studio.stylize(c, [a], **SIZES).path.exists()  # and the next call works
 
@@ -141,16 +161,18 @@ def test_api_handler_gives_messages_not_tracebacks(studio, files, tmp_path, monk
   text = tmp_path / "notes.txt"
   text.write_text("hello")
   with pytest.raises(gr.Error, match="notes.txt: not an image file") as e:
-    api(str(text), files["a"], 0.5)
+    api(str(text), files["a"], 0.5, "adain")
   assert e.value.print_exception is False
   with pytest.raises(gr.Error, match="alpha must be in"):
-    api(files["content"], files["a"], 1.5)
+    api(files["content"], files["a"], 1.5, "adain")
+  with pytest.raises(gr.Error, match="unknown model 'vgg': one of adain, microast"):
+    api(files["content"], files["a"], 0.5, "vgg")
   # A good call is the CLI's defaults (its pixels: test_app_browser.py, through the server).
   calls = []
   monkeypatch.setattr(studio, "stylize", lambda *a, **k: calls.append((a, k)) or studio_module.Result(
       tmp_path / "out.png", ""))
-  assert api(files["content"], files["a"], 0.5) == str(tmp_path / "out.png")
-  assert calls == [((files["content"], [files["a"]]), {"alpha": 0.5})]
+  assert api(files["content"], files["a"], 0.5, "microast") == str(tmp_path / "out.png")
+  assert calls == [((files["content"], [files["a"]]), {"alpha": 0.5, "model": "microast"})]
   defaults = stylize.build_parser().parse_args([])
   assert studio_module.CLI_SIZE == defaults.content_size == defaults.style_size
 
@@ -160,15 +182,15 @@ def test_page_handler_reads_the_painted_strokes(studio, files):
   strokes = np.zeros((20, 28, 4), np.uint8)
   strokes[:, :14, 3] = 255
   editor = {"background": None, "layers": [strokes], "composite": None}
-  args = (files["content"], editor, [files["a"], files["b"]], 1.0, 0, 0, "none", 1.0, 1.0, 1.0, 1.0)
+  args = ("adain", files["content"], editor, [files["a"], files["b"]], 1.0, 0, 0, "none", 1.0, 1.0, 1.0, 1.0)
   masked, summary = page(*args)
   assert "px in" in summary
-  unpainted = page(files["content"], {"layers": [np.zeros_like(strokes)]}, *args[2:])[0]
+  unpainted = page("adain", files["content"], {"layers": [np.zeros_like(strokes)]}, *args[3:])[0]
   assert not np.array_equal(pixels(masked), pixels(unpainted))  # no strokes: mixed, not masked
-  assert page(None, None, [files["a"]], *args[3:]) == (
+  assert page("adain", None, None, [files["a"]], *args[4:]) == (
       None, "Add a content image and at least one style to begin.")
   with pytest.raises(gr.Error, match="needs exactly two styles"):
-    page(files["content"], editor, [files["a"]], *args[3:])
+    page("adain", files["content"], editor, [files["a"]], *args[4:])
 
 
 def test_mask_editor_shows_only_readable_content(studio, files, tmp_path):
@@ -179,15 +201,20 @@ def test_mask_editor_shows_only_readable_content(studio, files, tmp_path):
   assert shown(str(broken))["value"] is None and shown(None)["value"] is None
 
 
-def test_missing_weights_give_the_cli_message(tmp_path, monkeypatch, capsys):
+@pytest.fixture
+def offline(tmp_path, monkeypatch):
+  """No weights but the ones given: downloads fail, an empty cache, no checkpoints/ here."""
   from adain.hub import download
 
-  def offline(urls, *args, **kwargs):
+  def fetch(urls, *args, **kwargs):
     raise download.DownloadError(None, f"download failed from every source: {urls[0]}: offline")
 
-  monkeypatch.setattr(download, "fetch", offline)
+  monkeypatch.setattr(download, "fetch", fetch)
   monkeypatch.setenv("ADAIN_HOME", str(tmp_path / "home"))
   monkeypatch.chdir(tmp_path)
+
+
+def test_missing_weights_give_the_cli_message(offline, capsys):
   assert app_main.main([]) == 1
   app_err = capsys.readouterr().err
   assert stylize.main([]) == 1
@@ -203,10 +230,10 @@ def test_clip_is_stylized_with_its_sound(studio, files, tmp_path):
   assert len(frames) == 6 and audio == ["aac"] and seen[-1] == (6, 6)
   assert result.path.name == "walk_interpolation.mp4" and result.summary.startswith("6 frames")
   page = endpoint(ui.build(studio), "stylize_video")
-  path, summary = page(str(src), [files["a"]], 1.0, 0, 0, "coral", 1.0, 1.0, 1.0, 1.0)
+  path, summary = page("microast", str(src), [files["a"]], 1.0, 0, 0, "coral", 1.0, 1.0, 1.0, 1.0)
   assert path.endswith("walk_stylized_a.mp4") and len(read_clip(path)[0]) == 6
   with pytest.raises(gr.Error, match="one style at a time"):
-    page(str(src), [files["a"], files["b"]], 1.0, 0, 0, "coral", 1.0, 1.0, 1.0, 1.0)
+    page("adain", str(src), [files["a"], files["b"]], 1.0, 0, 0, "coral", 1.0, 1.0, 1.0, 1.0)
 
 
 def test_clip_without_the_video_extra_is_one_line(studio, files, monkeypatch):
@@ -241,7 +268,7 @@ def test_concat_decoder_takes_one_style_at_alpha_1(files, tmp_path):
   from seeded_variants import variant_model
 
   concat = Stylizer(variant_model("concat"))
-  studio = Studio(concat, tmp_path / "results")
+  studio = Studio(lambda model: concat, tmp_path / "results")
   got = studio.stylize(files["content"], [files["a"]], **SIZES)
   want = concat.stylize(images.load_image(files["content"]), images.load_image(files["a"]))
   np.testing.assert_array_equal(pixels(got.path), images.to_uint8(want))
@@ -256,7 +283,10 @@ def live_frames(n=3, h=36, w=48):
   return [Image.fromarray(f) for f in frame_images(n, h, w)]
 
 
-def test_live_frame_is_generate_on_that_frame_with_the_stills_codes(studio, stylizer, files, monkeypatch):
+def test_live_frame_is_generate_on_that_frame_with_the_stills_codes(studio, stylizers, model, files,
+                                                                    monkeypatch):
+  stylizer = stylizers[model]
+  studio.model = model  # the page's initial model: frames and stills without a model of their own
   studio.stylize(files["content"], [files["a"]], **SIZES)  # a still: the style's code is kept
   calls = []
   encode = stylizer.encode_style
@@ -275,7 +305,7 @@ def test_live_frame_is_generate_on_that_frame_with_the_stills_codes(studio, styl
   half = studio.live_frame(stream, frames[0], [files["a"]], size=128, style_size=0)
   assert half.shape == (36, 48, 3)  # never more than the frame's own size
   small = studio.live_frame(stream, frames[0], [files["a"], files["b"]], [1.0, 2.0], size=24, style_size=0)
-  mixed = StyleCode.concat([stylizer.encode_style(images.load_image(files[k])) for k in "ab"]).mix([1.0, 2.0])
+  mixed = stylizer.concat_codes([stylizer.encode_style(images.load_image(files[k])) for k in "ab"]).mix([1.0, 2.0])
   want = images.to_uint8(stylizer.generate(images.from_pil(frames[0], 24), mixed))
   assert small.shape == (24, 32, 3) and np.abs(small.astype(int) - want).max() <= 2  # scaled, mixed
 
@@ -366,27 +396,81 @@ def test_live_handler_keeps_one_stream_per_session(studio, files, tmp_path):
   live = endpoint(ui.build(studio), "live_frame")
   frame = live_frames(1)[0]
   weights = (1.0, 1.0, 1.0, 1.0)
-  path, line, mine = live(frame, None, [files["a"]], 1.0, 0, "none", "auto", *weights)
+  path, line, mine = live("adain", frame, None, [files["a"]], 1.0, 0, "none", "auto", *weights)
   out = pixels(path)
   assert isinstance(mine, LiveStream) and out.shape == (36, 48, 3) and path.endswith(".jpg")
   assert line.startswith("**0.0** frames/s") and "48×36 px (auto)" in line
-  out, line, again = live(frame, mine, [files["a"]], 1.0, 0, "none", "auto", *weights)
+  out, line, again = live("adain", frame, mine, [files["a"]], 1.0, 0, "none", "auto", *weights)
   assert again is mine and mine.frames == 2 and float(line.split("**")[1]) > 0
-  _, _, theirs = live(frame, None, [files["a"]], 1.0, 0, "none", "128", *weights)
+  _, _, theirs = live("adain", frame, None, [files["a"]], 1.0, 0, "none", "128", *weights)
   assert theirs is not mine and theirs.frames == 1 and mine.frames == 2
   with studio.turns.still():
-    skipped, line, _ = live(frame, mine, [files["a"]], 1.0, 0, "none", "auto", *weights)
+    skipped, line, _ = live("adain", frame, mine, [files["a"]], 1.0, 0, "none", "auto", *weights)
   assert skipped == gr.skip() and line.endswith("48×36 px (auto) · paused while a still runs")
   assert mine.dropped == 1
-  assert live(frame, mine, [], 1.0, 0, "none", "auto", *weights)[:2] == (
+  assert live("adain", frame, mine, [], 1.0, 0, "none", "auto", *weights)[:2] == (
       gr.skip(), "Add at least one style, then start the webcam.")
   text = tmp_path / "notes.png"
   text.write_text("not an image")
-  skipped, line, _ = live(frame, mine, [str(text)], 1.0, 0, "none", "auto", *weights)
+  skipped, line, _ = live("adain", frame, mine, [str(text)], 1.0, 0, "none", "auto", *weights)
   assert skipped == gr.skip() and line.startswith("notes.png: not an image file")  # the stream goes on
-  coral = pixels(live(frame, mine, [files["a"]], 1.0, 0, "coral", "auto", *weights)[0])
+  coral = pixels(live("adain", frame, mine, [files["a"]], 1.0, 0, "coral", "auto", *weights)[0])
   assert coral.shape == (36, 48, 3) and not np.array_equal(coral, out)
   # Frames are files the page fetches; a stream keeps its last few.
   for _ in range(studio_module.KEEP_LIVE + 2):
-    live(frame, mine, [files["a"]], 1.0, 0, "none", "auto", *weights)
+    live("adain", frame, mine, [files["a"]], 1.0, 0, "none", "auto", *weights)
   assert len(list(studio.live_dir.glob(f"{id(mine):x}-*.jpg"))) == studio_module.KEEP_LIVE
+
+
+def test_switching_the_model_switches_stills_frames_and_codes(studio, stylizers, files, tmp_path):
+  """The page's model choice reaches stills and a running stream; each network keeps codes of its
+  own, and a style code file of one is refused by the other."""
+  app = ui.build(studio)
+  page, live = endpoint(app, "stylize_page"), endpoint(app, "live_frame")
+  rest = (files["content"], None, [files["a"]], 1.0, 0, 0, "none", 1.0, 1.0, 1.0, 1.0)
+  shown = {model: pixels(page(model, *rest)[0]) for model in ("adain", "microast")}
+  assert not np.array_equal(shown["adain"], shown["microast"])
+  np.testing.assert_array_equal(pixels(page("adain", *rest)[0]), shown["adain"])  # codes kept per model
+  frame, weights = live_frames(1)[0], (1.0, 1.0, 1.0, 1.0)
+  stream = None
+  for model in ("adain", "microast"):  # mid-stream
+    path, _, stream = live(model, frame, stream, [files["a"]], 1.0, 0, "none", "auto", *weights)
+    style = stylizers[model].encode_style(images.load_image(files["a"]))
+    want = jpeg(images.to_uint8(stylizers[model].generate(images.from_pil(frame), style)))
+    assert np.abs(pixels(path).astype(int) - want).max() <= 4  # the JPEG of generate on the frame
+  assert stream.frames == 2 and stream.model == "microast"
+  code = tmp_path / "adain_code.npz"
+  studio.style_code(studio.network("adain"), files["a"], 0, None, None).save(code)
+  assert np.array_equal(pixels(page("adain", files["content"], None, [str(code)], *rest[3:])[0]),
+                        shown["adain"])
+  with pytest.raises(gr.Error, match="adain_code.npz: is a style code of the adain model, not of microast"):
+    page("microast", files["content"], None, [str(code)], *rest[3:])
+
+
+def jpeg(img_u8: np.ndarray) -> np.ndarray:
+  """``img_u8`` as the Live tab's JPEG shows it."""
+  data = io.BytesIO()
+  Image.fromarray(img_u8).save(data, "jpeg", quality=studio_module.LIVE_QUALITY)
+  return np.asarray(Image.open(data))
+
+
+def test_missing_model_is_one_message_and_the_other_works(offline, weights, files, tmp_path, capsys):
+  """The app's own loading: microast's weights are nowhere, adain's are given."""
+  args = app_main.build_parser().parse_args(["--vgg", str(weights[0]), "--decoder", str(weights[1])])
+  studio = Studio(app_main.loader(args), tmp_path / "results", args.model)
+  app = ui.build(studio)
+  changed, page, live = (endpoint(app, name) for name in ("model_changed", "stylize_page", "live_frame"))
+  assert stylize.main(["--model", "microast", "--content", files["content"], "--style", files["a"]]) == 1
+  message = capsys.readouterr().err.removeprefix("error: ").strip()
+  assert message.startswith("MicroAST's weights not found") and "\n" not in message
+  with pytest.raises(gr.Error) as e:
+    changed("microast")
+  assert e.value.message == message
+  rest = (files["content"], None, [files["a"]], 1.0, 0, 0, "none", 1.0, 1.0, 1.0, 1.0)
+  with pytest.raises(gr.Error) as e:
+    page("microast", *rest)
+  assert e.value.message == message
+  line = live("microast", live_frames(1)[0], None, [files["a"]], 1.0, 0, "none", "auto", 1.0, 1.0, 1.0, 1.0)[1]
+  assert line == message
+  changed("adain")
+  assert page("adain", *rest)[0].endswith("photo_stylized_a.png")

@@ -37,7 +37,7 @@ def debug_frames(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def server(weights, debug_frames, tmp_path_factory):
+def server(weights, microast_weights, debug_frames, tmp_path_factory):
   """The app's URL; the process is stopped after the module's tests."""
   with socket.socket() as s:
     s.bind(("127.0.0.1", 0))
@@ -45,7 +45,7 @@ def server(weights, debug_frames, tmp_path_factory):
   log = tmp_path_factory.mktemp("app") / "server.log"
   with open(log, "wb") as out:
     proc = subprocess.Popen([sys.executable, "-m", "adain.app", "--port", str(port), "--vgg",
-                             str(weights[0]), "--decoder", str(weights[1]),
+                             str(weights[0]), "--decoder", str(weights[1]), "--weights", str(microast_weights),
                              "--debug-frames", str(debug_frames)], stdout=out, stderr=out)
   url = f"http://127.0.0.1:{port}/"
   try:
@@ -93,20 +93,66 @@ def test_page_in_chromium(server, files, weights, tmp_path):
       page.locator("#content input[type=file]").set_input_files(files["content"])
       first = page.wait_for_selector("#result img", timeout=120_000).get_attribute("src")
       page.locator("#alpha input[type=range]").fill("0.5")
-      src, shown = first, []
-      for _ in range(3):  # the alpha move's result; a job queued before it may land first
-        page.wait_for_function("s => document.querySelector('#result img').src !== s", arg=src,
-                               timeout=120_000)
-        src = page.locator("#result img").get_attribute("src")
-        assert src.endswith("photo_stylized_a.png")
-        shown.append(np.asarray(Image.open(io.BytesIO(page.request.get(src).body()))))
-        if np.array_equal(shown[-1], want):
-          break
+      shown = results_until(page, first, want)
       page.screenshot(path=tmp_path / "page.png", full_page=True)
     finally:
       browser.close()
-  np.testing.assert_array_equal(shown[-1], want)
+  np.testing.assert_array_equal(shown, want)
   assert outside == []  # offline: nothing but the app itself was asked for
+
+
+def results_until(page, src: str, want: np.ndarray) -> np.ndarray:
+  """The result the page shows after ``src``, or the one after it, ... (up to 3) until it is
+  ``want``: a job queued before the change that ``want`` is of may land first."""
+  for _ in range(3):
+    page.wait_for_function("s => document.querySelector('#result img').src !== s", arg=src,
+                           timeout=120_000)
+    src = page.locator("#result img").get_attribute("src")
+    assert src.endswith("photo_stylized_a.png")
+    shown = np.asarray(Image.open(io.BytesIO(page.request.get(src).body())))
+    if np.array_equal(shown, want):
+      break
+  return shown
+
+
+def test_model_choice_in_chromium(server, files, weights, microast_weights, tmp_path):
+  """The page starts on --model's network; choosing microast gives the CLI's MicroAST pixels,
+  and adain again the CLI's AdaIN ones; /stylize takes the model by name."""
+  from playwright.sync_api import sync_playwright
+
+  assert CHROMIUM, "the browser test needs Debian's chromium: apt-get install chromium"
+  sizes = ("--content-size", "0", "--style-size", "0")
+  want = {model: cli(w, tmp_path / model, files["content"], [files["a"]], *sizes)
+          for model, w in (("adain", weights), ("microast", microast_weights))}
+  assert not np.array_equal(want["adain"], want["microast"])
+  with sync_playwright() as p:
+    browser = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
+    try:
+      page = browser.new_page(viewport={"width": 1400, "height": 1000})
+      page.goto(server)
+      page.wait_for_selector("#content input[type=file]", state="attached", timeout=60_000)
+      assert page.locator("#model input[value=adain]").is_checked()
+      for size in ("#content-size", "#style-size"):
+        box = page.locator(f"{size} input[type=number]")
+        box.fill("0")
+        box.press("Enter")
+      page.locator("#styles input[type=file]").set_input_files(files["a"])
+      page.locator("#content input[type=file]").set_input_files(files["content"])
+      src = page.wait_for_selector("#result img", timeout=120_000).get_attribute("src")
+      shown = {}
+      for model in ("microast", "adain"):
+        page.locator("#model").get_by_text(model, exact=True).click()
+        shown[model] = results_until(page, src, want[model])
+        src = page.locator("#result img").get_attribute("src")
+    finally:
+      browser.close()
+  for model, pixels in want.items():
+    np.testing.assert_array_equal(shown[model], pixels)
+  client = Client(server, verbose=False)
+  got = client.predict(handle_file(files["content"]), handle_file(files["a"]), 1.0, "microast",
+                       api_name="/stylize")
+  np.testing.assert_array_equal(np.asarray(Image.open(got)),
+                                cli(microast_weights, tmp_path / "api", files["content"], [files["a"]]))
 
 
 def test_api_gives_the_cli_png_and_keeps_serving(server, files, weights, tmp_path):

@@ -72,9 +72,9 @@ done
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 # The app's Live tab: a 640x480 webcam frame through Studio.live_frame and live_file (the model and
-# the JPEG; no Gradio or browser there) at each frame size: the frames/s it can reach.
+# the JPEG; no Gradio or browser there) at each frame size, with each model: the frames/s it can reach.
 "$PY" - "$work/live" "${LIVE_FRAMES:-20}" <<'EOF'
-import json, os, sys, time
+import json, os, shutil, sys, time
 sys.path.insert(0, "tests")
 import numpy as np
 import seeded_weights
@@ -84,18 +84,21 @@ from adain.stylizer import Stylizer
 
 work, n = sys.argv[1], int(sys.argv[2])
 os.makedirs(work)
-studio = Studio(Stylizer.from_files(*seeded_weights.save(work)), work)
+microast = shutil.copytree("tests/fixtures/microast/weights", os.path.join(work, "microast"))
+studio = Studio({"adain": Stylizer.from_files(*seeded_weights.save(work)),
+                 "microast": Stylizer.from_files(model="microast", weights=microast)}.__getitem__, work)
 frame = Image.fromarray(np.random.default_rng(0).integers(0, 256, (480, 640, 3), np.uint8))
-for size in LIVE_SIZES:
+for model, size in ((m, s) for m in ("adain", "microast") for s in LIVE_SIZES):
   stream = LiveStream(target_ms=0)
   def step():
-    studio.live_file(stream, studio.live_frame(stream, frame, ["adain/assets/style.png"], size=size))
+    studio.live_file(stream, studio.live_frame(stream, frame, ["adain/assets/style.png"], size=size,
+                                               model=model))
   step()  # compiles
   start = time.perf_counter()
   for _ in range(n):
     step()
   ms = 1000 * (time.perf_counter() - start) / n
-  print(json.dumps({"live_size": size, "ms_per_frame": round(ms, 1), "frames_per_s": round(1000 / ms, 1)}))
+  print(json.dumps({"model": model, "live_size": size, "ms_per_frame": round(ms, 1), "frames_per_s": round(1000 / ms, 1)}))
 EOF
 "$PY" - "$work" "${EVAL_CONTENTS:-10}" <<'EOF'
 import os, sys

@@ -1,5 +1,8 @@
 """The web app's model side, without Gradio: uploads in, stylized PNGs out, codes kept per upload.
 
+Either network (adain.models.NETWORKS) stylizes: each is loaded on first use, and keeps codes of
+its own (a code of one never reaches the other).
+
 A person moving the alpha slider or a style weight should wait for AdaIN and the decoder only,
 so the decoded images and their content and style codes are kept in small LRU caches keyed by
 the file's SHA-256 and the sizes (and, for colour preservation, by what the code depends on).
@@ -26,6 +29,7 @@ from PIL import Image
 from adain.inference import color
 from adain.errors import AdainError
 from adain.media import images
+from adain.models import network
 from adain.models.adain.codes import StyleCode
 from adain.inference.stylizer import PRESERVE_COLOR, ContentCode, StyleFeatures, Stylizer
 
@@ -102,14 +106,14 @@ def _check(styles: list[str], weights: list[float] | None, preserve_color: str |
     raise AdainError(None, "style weights: one per style, and not all 0")
 
 
-def _combined(codes: list, weights: list[float] | None, masked: bool):
+def _combined(stylizer: Stylizer, codes: list, weights: list[float] | None, masked: bool):
   """The styles' codes as generate takes them: mixed by their weights (equal when None, as
   --style-weights), or both kept for a mask."""
   if len(codes) == 1:
     return codes[0]
-  if not all(isinstance(c, StyleCode) for c in codes):  # a concat decoder's StyleFeatures
+  if stylizer.concat:  # its styles are StyleFeatures
     raise AdainError(None, "an Enc-Concat-Dec (concat) decoder takes one style at a time")
-  codes = StyleCode.concat(codes)
+  codes = stylizer.concat_codes(codes)
   return codes if masked else codes.mix(weights or [1.0] * len(codes))
 
 
@@ -179,6 +183,7 @@ class LiveStream:
   and recent frame times."""
 
   target_ms: float  # auto keeps a frame's model time under this: the interval frames arrive at
+  model: str | None = None  # the network of the last frame
   size: int = LIVE_SIZES[0]  # auto's size; it starts small (the first frame is the quickest)
   too_slow: int = 1 << 30  # the smallest size found over target_ms
   ms: float = 0.0  # the last frame's model time
@@ -189,6 +194,11 @@ class LiveStream:
   frames: int = 0
   dropped: int = 0
   busy: threading.Lock = dataclasses.field(default_factory=threading.Lock)
+
+  def use(self, model: str) -> None:
+    """Auto starts afresh on another network (its speed is another)."""
+    if model != self.model:
+      self.model, self.size, self.too_slow, self.at_size = model, LIVE_SIZES[0], 1 << 30, []
 
   @property
   def fps(self) -> float:
@@ -219,52 +229,92 @@ class LiveStream:
         del self.at_size[1]
 
 
-class Studio:
-  """One Stylizer taking Turns (one job at a time), with the codes of recent uploads."""
+@dataclasses.dataclass
+class Model:
+  """A loaded network and the codes of recent uploads that it made."""
 
-  def __init__(self, stylizer: Stylizer, out_dir: str | Path, cache_size: int = 8,
-               debug_frames: str | Path | None = None):
-    self.stylizer = stylizer
+  stylizer: Stylizer
+  content_codes: _LRU
+  style_codes: _LRU
+
+
+def _hits(net: Model) -> int:
+  return net.content_codes.hits + net.style_codes.hits
+
+
+class Studio:
+  """The networks, each loaded on first use by ``load`` (a name of adain.models.NETWORKS to a
+  Stylizer, raising AdainError when its weights are missing), taking Turns (one job at a time)
+  with the codes of recent uploads. ``model``: the one a job without a model of its own uses."""
+
+  def __init__(self, load: Callable[[str], Stylizer], out_dir: str | Path, model: str = "adain",
+               cache_size: int = 8, debug_frames: str | Path | None = None):
+    self.load_stylizer, self.model, self.cache_size = load, model, cache_size
+    self.models: dict[str, Model | AdainError] = {}  # or the error of one whose weights are missing
+    self.loading = threading.Lock()
     self.out_dir = Path(out_dir)
     self.debug_frames = Path(debug_frames) if debug_frames else None  # see _keep_frame
     self.live_dir = self.out_dir / "live"
     self.turns = Turns()
     # Decoded images are the largest (a photo at its own size can take hundreds of MB).
     self.images = _LRU(max(cache_size // 2, 1))
-    self.content_codes, self.style_codes = _LRU(cache_size), _LRU(cache_size)
     self.results = 0
+
+  def network(self, model: str | None = None) -> Model:
+    """The network ``model`` (None: the studio's), loaded on first use. A missing one raises its
+    weights' message, the same each time without looking again (a live stream asks per frame)."""
+    model = model or self.model
+    network(model)  # an unknown name is one line
+    with self.loading:
+      if model not in self.models:
+        try:
+          self.models[model] = Model(self.load_stylizer(model), _LRU(self.cache_size), _LRU(self.cache_size))
+        except AdainError as e:
+          self.models[model] = e
+      found = self.models[model]
+    if isinstance(found, AdainError):
+      raise found
+    return found
 
   def load(self, path: str, size: int) -> tuple[str, np.ndarray]:
     """(key, image) of an uploaded image at ``size`` (0: its own size), as the CLI loads it."""
     key = f"{_digest(path)}:{size}"
     return key, self.images.get(key, lambda: images.load_image(path, size))
 
-  def style_code(self, path: str, size: int, method: str | None,
+  def style_code(self, net: Model, path: str, size: int, method: str | None,
                  content: tuple[str, np.ndarray] | None) -> StyleCode | StyleFeatures:
-    """One style's code, from an image or an .npz style code (adain.encode_style); ``content``
-    (key, image) is what a preserve-colour ``method`` matches the style to (a key of None, a live
-    frame's, is not kept)."""
+    """One style's code for ``net``, from an image or an .npz style code (adain.encode_style);
+    ``content`` (key, image) is what a preserve-colour ``method`` matches the style to (a key of
+    None, a live frame's, is not kept)."""
     if path.lower().endswith(".npz"):
       if method:
         raise AdainError(path, "keeping the content's colours needs the style image, not a style code")
-      code = self.style_codes.get(_digest(path), lambda: self.stylizer.load_style_code(path))
+      code = net.style_codes.get(_digest(path), lambda: net.stylizer.load_style_code(path))
       if len(code) != 1:
         raise AdainError(path, f"holds {len(code)} style codes; give one per file")
       return code
     key, img = self.load(path, size)
     def encode():
-      return self.stylizer.encode_style(color.style_input(img, content[1], method) if method else img)
+      return net.stylizer.encode_style(color.style_input(img, content[1], method) if method else img)
     if not method:
-      return self.style_codes.get(key, encode)
+      return net.style_codes.get(key, encode)
     # coral and luminance matching make the style's network input depend on the content
-    return self.style_codes.get(f"{key}:{method}:{content[0]}", encode) if content[0] else encode()
+    return net.style_codes.get(f"{key}:{method}:{content[0]}", encode) if content[0] else encode()
+
+  def styles(self, net: Model, styles: list[str], weights: list[float] | None, size: int,
+             method: str | None, content: tuple[str | None, np.ndarray] | None, masked: bool = False):
+    """The styles' codes for ``net`` as generate takes them (see _combined)."""
+    return _combined(net.stylizer, [self.style_code(net, s, size, method, content) for s in styles],
+                     weights, masked)
 
   @_names_files
   def stylize(self, content: str, styles: list[str], weights: list[float] | None = None,
               alpha: float = 1.0, content_size: int = CLI_SIZE, style_size: int = CLI_SIZE,
-              preserve_color: str | None = None, mask_grey: np.ndarray | None = None) -> Result:
+              preserve_color: str | None = None, mask_grey: np.ndarray | None = None,
+              model: str | None = None) -> Result:
     """Stylizes ``content`` with ``styles`` mixed by ``weights`` (None: equal), or with a mask
-    (grey, any size, > 0.5 = first style) the first style where painted, the second elsewhere.
+    (grey, any size, > 0.5 = first style) the first style where painted, the second elsewhere,
+    with the network ``model`` (None: the studio's).
 
     With one style, no mask and the CLI's sizes this writes what ``python -m adain.stylize
     --ext png`` writes for the same files and alpha.
@@ -272,18 +322,18 @@ class Studio:
     _check(styles, weights, preserve_color)
     if mask_grey is not None and len(styles) != 2:
       raise AdainError(None, f"a painted mask needs exactly two styles (painted, rest), got {len(styles)}")
+    net = self.network(model)
     with self.turns.still():
-      start, hits = time.perf_counter(), self._hits()
+      start, hits = time.perf_counter(), _hits(net)
       key, img = self.load(content, content_size)
-      code: ContentCode = self.content_codes.get(f"{key}:{preserve_color == 'luminance'}", lambda:
-          self.stylizer.encode_content(img, preserve_color))
-      style = _combined([self.style_code(s, style_size, preserve_color, (key, img)) for s in styles],
-                        weights, mask_grey is not None)
-      mask = None if mask_grey is None else self.stylizer.code_mask(mask_grey, img.shape[:2])
-      out = self.stylizer.generate(code, style, alpha, mask)  # the content's colours kept (code)
+      code: ContentCode = net.content_codes.get(f"{key}:{preserve_color == 'luminance'}", lambda:
+          net.stylizer.encode_content(img, preserve_color))
+      style = self.styles(net, styles, weights, style_size, preserve_color, (key, img), mask_grey is not None)
+      mask = None if mask_grey is None else net.stylizer.code_mask(mask_grey, img.shape[:2])
+      out = net.stylizer.generate(code, style, alpha, mask)  # the content's colours kept (code)
       path = self._result_path(content, styles, mask is not None, ".png")
       images.save_image(path, out)
-      seconds, hits = time.perf_counter() - start, self._hits() - hits
+      seconds, hits = time.perf_counter() - start, _hits(net) - hits
     h, w = out.shape[:2]
     return Result(path, f"{w}×{h} px in {seconds:.2f} s; {hits} of {len(styles) + 1} codes reused")
 
@@ -291,8 +341,10 @@ class Studio:
   def stylize_clip(self, src: str, styles: list[str], weights: list[float] | None = None,
                    alpha: float = 1.0, content_size: int = CLI_SIZE, style_size: int = CLI_SIZE,
                    preserve_color: str | None = None,
-                   progress: Callable[[int, int | None], object] | None = None) -> Result:
-    """Stylizes a video file into an MP4 with its sound (adain.pipelines.video, the ``video`` extra)."""
+                   progress: Callable[[int, int | None], object] | None = None,
+                   model: str | None = None) -> Result:
+    """Stylizes a video file into an MP4 with its sound (adain.pipelines.video, the ``video``
+    extra) with the network ``model`` (None: the studio's)."""
     _check(styles, weights, preserve_color)
     if preserve_color and len(styles) != 1:
       raise AdainError(None, "keeping the content's colours in a clip works with one style at a time")
@@ -300,13 +352,14 @@ class Studio:
       from adain.pipelines import video
     except ImportError:
       raise AdainError(None, "stylizing clips needs PyAV: pip install 'adain[video]'") from None
+    net = self.network(model)
     with self.turns.still():
       if preserve_color:  # the clip's frames are the content: the style goes as an image
         style = self.load(styles[0], style_size)[1]
       else:
-        style = _combined([self.style_code(s, style_size, None, None) for s in styles], weights, False)
+        style = self.styles(net, styles, weights, style_size, None, None)
       path = self._result_path(src, styles, False, ".mp4")
-      clip = video.stylize_clip(self.stylizer, src, path, style, alpha=alpha,
+      clip = video.stylize_clip(net.stylizer, src, path, style, alpha=alpha,
                                 content_size=content_size, preserve_color=preserve_color,
                                 progress=progress)
     return Result(path, f"{clip.frames} frames in {clip.seconds:.1f} s ({clip.fps:.2f} frames/s)")
@@ -314,13 +367,16 @@ class Studio:
   @_names_files
   def live_frame(self, stream: LiveStream, frame: Image.Image, styles: list[str],
                  weights: list[float] | None = None, alpha: float = 1.0, size: int = 0,
-                 style_size: int = CLI_SIZE, preserve_color: str | None = None) -> np.ndarray | None:
-    """One webcam frame stylized as uint8 RGB, its shorter side ``size`` (0: auto's, see
-    LiveStream; never more than the frame's own), or None when it is dropped: the model is
-    busy with a still, or with this stream's previous frame. Style codes are the stills' own,
-    kept per upload; a colour-preserving style is matched to each frame.
+                 style_size: int = CLI_SIZE, preserve_color: str | None = None,
+                 model: str | None = None) -> np.ndarray | None:
+    """One webcam frame stylized by the network ``model`` (None: the studio's) as uint8 RGB, its
+    shorter side ``size`` (0: auto's, see LiveStream; never more than the frame's own), or None
+    when it is dropped: the model is busy with a still, or with this stream's previous frame.
+    Style codes are the stills' own, kept per upload; a colour-preserving style is matched to
+    each frame.
     """
     _check(styles, weights, preserve_color)
+    net = self.network(model)
     if not stream.busy.acquire(blocking=False):  # two streams of one page session
       stream.dropped += 1
       return None
@@ -330,10 +386,10 @@ class Studio:
           stream.dropped += 1
           return None
         start = time.perf_counter()
+        stream.use(net.stylizer.network)
         img = images.from_pil(frame, min(size or stream.size, *frame.size))
-        style = _combined([self.style_code(s, style_size, preserve_color, (None, img)) for s in styles],
-                          weights, False)
-        out = self.stylizer.generate(color.content_input(img, preserve_color), style, alpha)
+        style = self.styles(net, styles, weights, style_size, preserve_color, (None, img))
+        out = net.stylizer.generate(color.content_input(img, preserve_color), style, alpha)
         out = color.output(out, img, preserve_color)
         ms = 1000 * (time.perf_counter() - start)
       stream.hw = out.shape[:2]
@@ -362,9 +418,6 @@ class Studio:
     stem = self.debug_frames / f"{id(stream):x}-{stream.frames:06d}"
     images.save_image(f"{stem}-in.png", images.from_pil(frame))
     images.save_image(f"{stem}-out.png", out)
-
-  def _hits(self) -> int:
-    return self.content_codes.hits + self.style_codes.hits
 
   def _result_path(self, content: str, styles: list[str], masked: bool, ext: str) -> Path:
     """A new folder per result (named as the CLI names its files); old ones are removed."""

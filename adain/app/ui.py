@@ -10,6 +10,7 @@ import numpy as np
 from adain.app.studio import CLI_SIZE, LIVE_SIZES, LiveStream, Studio
 from adain.errors import AdainError
 from adain.media import images
+from adain.models import NETWORKS
 
 import gradio as gr
 
@@ -23,6 +24,10 @@ MODEL_QUEUE = dict(concurrency_id="model", concurrency_limit=1)
 LIVE_QUEUE = dict(concurrency_id="live", concurrency_limit=8)
 STREAM_EVERY = 1 / 30  # seconds between the frames the browser sends: a webcam's rate
 LIVE_SECONDS = 600  # a stream stops after this (press the webcam's button again)
+# The camera asked for frames about as tall as the largest live size, not Gradio's 1920x1440:
+# each frame comes as a JPEG that the server decodes and scales down (56 ms a frame at 1920x1440,
+# 5 ms at 640x480, on 2 cores), for frames of at most 512 px.
+CAMERA = gr.WebcamOptions(constraints={"video": {"height": {"ideal": max(LIVE_SIZES)}}})
 
 INTRO = """\
 # adain · arbitrary style transfer
@@ -75,8 +80,8 @@ def _method(preserve: str) -> str | None:
   return None if preserve == "none" else preserve
 
 
-def _run(stylize, hint: str, media, styles, alpha, content_size, style_size, preserve, weights,
-         *extra) -> tuple[str | None, str]:
+def _run(stylize, hint: str, model: str, media, styles, alpha, content_size, style_size, preserve,
+         weights, *extra) -> tuple[str | None, str]:
   """A page job (an image or a clip) with the shared controls: ``hint`` until there is something
   to stylize, then (result path, summary), or the error as a message."""
   styles = _paths(styles)
@@ -86,7 +91,7 @@ def _run(stylize, hint: str, media, styles, alpha, content_size, style_size, pre
     raise gr.Error(f"{len(styles)} styles: the page mixes up to {MAX_STYLES}", print_exception=False)
   try:
     result = stylize(media, styles, _weights(styles, weights), alpha, int(content_size),
-                     int(style_size), _method(preserve), *extra)
+                     int(style_size), _method(preserve), *extra, model=model)
   except AdainError as e:
     raise _message(e) from None
   return str(result.path), result.summary
@@ -104,18 +109,26 @@ def build(studio: Studio) -> gr.Blocks:
   """The app: an image tab (with mask painting), a video tab, a live webcam tab, and the
   /stylize API endpoint."""
 
-  def stylize_page(content, mask, styles, alpha, content_size, style_size, preserve, *weights):
-    return _run(studio.stylize, "Add a content image and at least one style to begin.", content,
-                styles, alpha, content_size, style_size, preserve, weights, _painted(mask))
+  def stylize_page(model, content, mask, styles, alpha, content_size, style_size, preserve, *weights):
+    return _run(studio.stylize, "Add a content image and at least one style to begin.", model,
+                content, styles, alpha, content_size, style_size, preserve, weights, _painted(mask))
 
-  def stylize_video(clip, styles, alpha, content_size, style_size, preserve, *weights,
+  def stylize_video(model, clip, styles, alpha, content_size, style_size, preserve, *weights,
                     progress=gr.Progress()):
     def frames(done, total):
       progress((done, total), desc="Stylizing frames", unit="frames")
-    return _run(studio.stylize_clip, "Add a clip and at least one style to begin.", clip,
+    return _run(studio.stylize_clip, "Add a clip and at least one style to begin.", model, clip,
                 styles, alpha, content_size, style_size, preserve, weights, frames)
 
-  def live_frame(frame, stream, styles, alpha, style_size, preserve, size, *weights):
+  def model_changed(model):
+    """The chosen network loaded (on first use), or its weights' message: then the page's job
+    does not run."""
+    try:
+      studio.network(model)
+    except AdainError as e:
+      raise _message(e) from None
+
+  def live_frame(model, frame, stream, styles, alpha, style_size, preserve, size, *weights):
     """A webcam frame in, its stylization out, or the last one kept (gr.skip) when it is dropped."""
     stream = stream or LiveStream(target_ms=1000 * STREAM_EVERY)
     styles = _paths(styles)[:MAX_STYLES]
@@ -124,7 +137,7 @@ def build(studio: Studio) -> gr.Blocks:
     auto = size == "auto"
     try:
       out = studio.live_frame(stream, frame, styles, _weights(styles, weights), alpha,
-                              0 if auto else int(size), int(style_size), _method(preserve))
+                              0 if auto else int(size), int(style_size), _method(preserve), model)
     except AdainError as e:  # the stream goes on: the styles can be fixed while it runs
       return gr.skip(), str(e), stream
     if out is None:
@@ -149,12 +162,13 @@ def build(studio: Studio) -> gr.Blocks:
       content = None
     return gr.update(value={"background": content, "layers": [], "composite": None} if content else None)
 
-  def stylize(content: str, style: str, alpha: float) -> str:
-    """Stylizes as `python -m adain.stylize --ext png` does with its default sizes: a PNG."""
+  def stylize(content: str, style: str, alpha: float, model: str) -> str:
+    """Stylizes as `python -m adain.stylize --ext png --model MODEL` does with its default
+    sizes: a PNG."""
     if not 0.0 <= alpha <= 1.0:
       raise gr.Error(f"alpha must be in [0, 1], got {alpha}", print_exception=False)
     try:
-      return str(studio.stylize(content, [style], alpha=alpha).path)
+      return str(studio.stylize(content, [style], alpha=alpha, model=model).path)
     except AdainError as e:
       raise _message(e) from None
 
@@ -165,6 +179,8 @@ def build(studio: Studio) -> gr.Blocks:
     gr.Markdown(INTRO, elem_id="intro")
     with gr.Row(equal_height=False):
       with gr.Column(scale=2, min_width=280):
+        model = gr.Radio(list(NETWORKS), value=studio.model, label="Model",
+                         info="adain: the paper's; microast: real time on a CPU", elem_id="model")
         styles = gr.File(label="Styles: images or .npz style codes", file_count="multiple",
                          file_types=["image", ".npz"], elem_id="styles")
         gallery = gr.Gallery(show_label=False, columns=4, height=110, object_fit="cover",
@@ -211,7 +227,7 @@ def build(studio: Studio) -> gr.Blocks:
                         "gives more frames per second.")
             with gr.Row(equal_height=True):
               webcam = gr.Image(label="Webcam", sources=["webcam"], streaming=True, type="pil",
-                                height=360, elem_id="live-webcam")
+                                height=360, elem_id="live-webcam", webcam_options=CAMERA)
               live = gr.Image(label="Live", interactive=False, height=360,
                               buttons=["fullscreen"], elem_id="live-output")
             live_fps = gr.Markdown(elem_id="live-fps")
@@ -220,26 +236,28 @@ def build(studio: Studio) -> gr.Blocks:
                                  elem_id="live-size")
             live_stream = gr.State()
 
-    inputs = [content, mask, styles, alpha, content_size, style_size, preserve, *weights]
+    inputs = [model, content, mask, styles, alpha, content_size, style_size, preserve, *weights]
     model_job = dict(fn=stylize_page, inputs=inputs, outputs=[result, status], **MODEL_QUEUE,
                      trigger_mode="always_last", api_visibility="private")
     gr.on([run.click, alpha.change, content_size.change, style_size.change, preserve.change,
            mask.input, *[w.change for w in weights]], **model_job)
+    model.change(model_changed, model, None, api_visibility="private", **MODEL_QUEUE).success(**model_job)
     content.change(content_changed, content, mask, queue=False, api_visibility="private").then(**model_job)
     styles.change(styles_changed, styles, [gallery, *weights], queue=False,
                   api_visibility="private").then(**model_job)
 
-    run_clip.click(stylize_video, [clip, styles, alpha, content_size, style_size, preserve, *weights],
+    run_clip.click(stylize_video, [model, clip, styles, alpha, content_size, style_size, preserve, *weights],
                    [clip_result, clip_status], **MODEL_QUEUE, api_visibility="private")
 
-    webcam.stream(live_frame, [webcam, live_stream, styles, alpha, style_size, preserve, live_size, *weights],
+    webcam.stream(live_frame, [model, webcam, live_stream, styles, alpha, style_size, preserve, live_size, *weights],
                   [live, live_fps, live_stream], stream_every=STREAM_EVERY, time_limit=LIVE_SECONDS,
                   show_progress="hidden", api_visibility="private", **LIVE_QUEUE)
 
     # The API: files in, a lossless PNG out (gradio_client: Client(url).predict(..., api_name="/stylize")).
     api_content, api_style = gr.File(visible=False), gr.File(visible=False)
     api_alpha, api_out = gr.Number(1.0, visible=False), gr.File(label="stylized", visible=False)
-    gr.Button(visible=False).click(stylize, [api_content, api_style, api_alpha], api_out,
+    api_model = gr.Textbox(studio.model, visible=False)  # --model's unless the call names one
+    gr.Button(visible=False).click(stylize, [api_content, api_style, api_alpha, api_model], api_out,
                                    api_name="stylize", **MODEL_QUEUE)
   return app
 

@@ -10,6 +10,8 @@ import tempfile
 from adain.commands import flags
 from adain.errors import AdainError
 
+OWN_FLAGS = {"adain": ("vgg", "decoder"), "microast": ("weights",)}  # each network's weight flags
+
 
 def build_parser() -> argparse.ArgumentParser:
   p = flags.Parser(prog="python -m adain.app", description=__doc__.split("\n")[0],
@@ -24,6 +26,17 @@ def build_parser() -> argparse.ArgumentParser:
   return p
 
 
+def loader(args: argparse.Namespace):
+  """The Studio's load: a network by name, from its own weight flags (--vgg and --decoder for
+  adain, --weights for microast; the page holds both, so the other's flags are no error), else
+  checkpoints/, the cache or a download, as every command finds them."""
+  def load(model: str):
+    own = {flag: getattr(args, flag) if flag in OWN_FLAGS[model] else None
+           for flag in ("vgg", "decoder", "weights")}
+    return flags.load_stylizer(argparse.Namespace(model=model, **own))
+  return load
+
+
 def main(argv: list[str] | None = None) -> int:
   args = build_parser().parse_args(argv)
   # Gradio reads this when imported: no usage statistics or version checks leave the machine.
@@ -36,14 +49,15 @@ def main(argv: list[str] | None = None) -> int:
     print("error: the app needs Gradio: pip install 'adain[app]'", file=sys.stderr)
     return 1
   from adain.app.studio import Studio
-  try:
-    stylizer = flags.load_stylizer(args)
-  except AdainError as e:
-    print(f"error: {e}", file=sys.stderr)
-    return 1
   with tempfile.TemporaryDirectory(prefix="adain-app-") as out_dir:  # results, removed at exit
+    studio = Studio(loader(args), out_dir, args.model, debug_frames=args.debug_frames)
     try:
-      ui.launch(ui.build(Studio(stylizer, out_dir, debug_frames=args.debug_frames)), args.host, args.port)
+      studio.network()  # --model's weights at start: missing ones are the CLI's message and exit
+    except AdainError as e:
+      print(f"error: {e}", file=sys.stderr)
+      return 1
+    try:
+      ui.launch(ui.build(studio), args.host, args.port)
     except KeyboardInterrupt:
       pass
     except OSError as e:  # the port is taken, the address is not ours, ...

@@ -462,7 +462,7 @@ def test_missing_model_is_one_message_and_the_other_works(offline, weights, file
   changed, page, live = (endpoint(app, name) for name in ("model_changed", "stylize_page", "live_frame"))
   assert stylize.main(["--model", "microast", "--content", files["content"], "--style", files["a"]]) == 1
   message = capsys.readouterr().err.removeprefix("error: ").strip()
-  assert message.startswith("MicroAST's weights not found") and "\n" not in message
+  assert message.startswith("MicroAST's weights were not found") and "\n" not in message
   with pytest.raises(gr.Error) as e:
     changed("microast")
   assert e.value.message == message

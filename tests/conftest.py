@@ -13,9 +13,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import seeded_weights
 from PIL import Image
 
-import seeded_weights
 from adain import runtime
 
 # The suite never touches the user's weights cache or saved programs.
@@ -39,6 +39,24 @@ def microast_weights(tmp_path_factory) -> Path:
   """A copy of tests/fixtures/microast/weights (seeded, in the published layout), a --weights
   folder: loading converts each file to .npz beside it, so never the fixtures' own."""
   return Path(shutil.copytree(MICROAST_FIXTURES / "weights", tmp_path_factory.mktemp("microast") / "weights"))
+
+
+@pytest.fixture(scope="session")
+def microast_expected() -> dict:
+  """What MicroAST's PyTorch code computed from the seeded weights (tools/make_microast_fixtures.py):
+  images, codes and outputs."""
+  with np.load(MICROAST_FIXTURES / "expected.npz") as z:
+    return dict(z)
+
+
+@pytest.fixture(scope="session")
+def microast_pngs(microast_expected, tmp_path_factory) -> dict[str, str]:
+  """The MicroAST fixtures' images as PNG files, by name, for the commands."""
+  d = tmp_path_factory.mktemp("microast-images")
+  names = [k.removeprefix("image/") for k in microast_expected if k.startswith("image/")]
+  for name in names:
+    Image.fromarray(microast_expected[f"image/{name}"]).save(d / f"{name}.png")
+  return {name: str(d / f"{name}.png") for name in names}
 
 
 def weight_flags(weights) -> list[str]:

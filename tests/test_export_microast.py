@@ -11,7 +11,6 @@ import onnx
 import onnxruntime as ort
 import pytest
 from conftest import cli
-from PIL import Image
 
 from adain.commands.export import main as export_main
 from adain.export import onnx_builder as ob
@@ -24,12 +23,6 @@ from adain.models.microast.network import upsample_bilinear2x as flax_upsample
 
 FIXTURES = Path(__file__).parent / "fixtures" / "microast"
 LEVELS = 1  # of 255, as tests/test_microast.py
-
-
-@pytest.fixture(scope="module")
-def expected():
-  with np.load(FIXTURES / "expected.npz") as z:
-    return dict(z)
 
 
 @pytest.fixture(scope="module")
@@ -62,17 +55,17 @@ def generate(sessions, content, style: MicroASTCode, own: MicroASTCode, alpha: f
   return sessions[1].run(["image"], feeds)[0]
 
 
-def fixture_image(expected, name) -> np.ndarray:
-  return expected[f"image/{name}"].astype(np.float32)[None] / 255
+def fixture_image(microast_expected, name) -> np.ndarray:
+  return microast_expected[f"image/{name}"].astype(np.float32)[None] / 255
 
 
-def case_code(sessions, expected, case: str) -> tuple[MicroASTCode, float]:
+def case_code(sessions, microast_expected, case: str) -> tuple[MicroASTCode, float]:
   """The style code and alpha of a fixture case: style_a at 1 or 0.6, or styles a and b mixed."""
-  a = encode(sessions, fixture_image(expected, "style_a"))[1]
+  a = encode(sessions, fixture_image(microast_expected, "style_a"))[1]
   if case == "mixed":
-    b = encode(sessions, fixture_image(expected, "style_b"))[1]
-    return MicroASTCode.concat([a, b]).mix(expected["mix_weights"]), 1.0
-  return a, float(expected["alpha"]) if case == "alpha" else 1.0
+    b = encode(sessions, fixture_image(microast_expected, "style_b"))[1]
+    return MicroASTCode.concat([a, b]).mix(microast_expected["mix_weights"]), 1.0
+  return a, float(microast_expected["alpha"]) if case == "alpha" else 1.0
 
 
 def onnx_picture(sessions, content_b1hw3, style: MicroASTCode, alpha: float) -> np.ndarray:
@@ -91,43 +84,34 @@ def assert_levels(got, want, what: str) -> None:
   assert diff.max() <= LEVELS, f"{what}: {diff.max():.3f} levels off"
 
 
-def test_codes_match_pytorch(sessions, expected):
+def test_codes_match_pytorch(sessions, microast_expected):
   for name in ("style_a", "style_b", "content_even", "content_odd"):
-    _, code = encode(sessions, fixture_image(expected, name))
+    _, code = encode(sessions, fixture_image(microast_expected, name))
     for f, got in zip(FIELDS, code.fields()):
-      np.testing.assert_allclose(got, expected[f"code/{name}/{f}"], rtol=1e-4, atol=1e-5, err_msg=f"{name} {f}")
+      np.testing.assert_allclose(got, microast_expected[f"code/{name}/{f}"], rtol=1e-4, atol=1e-5, err_msg=f"{name} {f}")
 
 
 @pytest.mark.parametrize("content", ["content_even", "content_odd"])  # 48x64, 45x37
 @pytest.mark.parametrize("case", ["alpha1", "alpha", "mixed"])
-def test_pixels_match_pytorch(sessions, expected, content, case):
-  style, alpha = case_code(sessions, expected, case)
-  got = onnx_picture(sessions, fixture_image(expected, content), style, alpha)
-  key = f"out/{content}/alpha{float(expected['alpha']):g}" if case == "alpha" else f"out/{content}/{case}"
-  assert_levels(got, expected[key], f"{content} {case}")
-
-
-@pytest.fixture(scope="module")
-def fixture_files(expected, tmp_path_factory):
-  """The fixtures' images as PNG files, for the CLI."""
-  d = tmp_path_factory.mktemp("images")
-  for name in ("content_even", "content_odd", "style_a", "style_b"):
-    Image.fromarray(expected[f"image/{name}"]).save(d / f"{name}.png")
-  return d
+def test_pixels_match_pytorch(sessions, microast_expected, content, case):
+  style, alpha = case_code(sessions, microast_expected, case)
+  got = onnx_picture(sessions, fixture_image(microast_expected, content), style, alpha)
+  key = f"out/{content}/alpha{float(microast_expected['alpha']):g}" if case == "alpha" else f"out/{content}/{case}"
+  assert_levels(got, microast_expected[key], f"{content} {case}")
 
 
 @pytest.mark.parametrize("content", ["content_even", "content_odd"])
 @pytest.mark.parametrize("case", ["alpha1", "alpha", "mixed"])
-def test_pixels_match_the_cli(sessions, microast_weights, expected, fixture_files, tmp_path, content, case):
+def test_pixels_match_the_cli(sessions, microast_weights, microast_expected, microast_pngs, tmp_path, content, case):
   """python -m adain.stylize --model microast's PNG: the same saved pixels, within 1 level."""
-  style, alpha = case_code(sessions, expected, case)
-  got = images.to_uint8(onnx_picture(sessions, fixture_image(expected, content), style, alpha)[0])
-  styles = [str(fixture_files / "style_a.png")]
+  style, alpha = case_code(sessions, microast_expected, case)
+  got = images.to_uint8(onnx_picture(sessions, fixture_image(microast_expected, content), style, alpha)[0])
+  styles = [microast_pngs["style_a"]]
   extra = ["--alpha", str(alpha), "--content-size", "0", "--style-size", "0"]
   if case == "mixed":
-    styles.append(str(fixture_files / "style_b.png"))
-    extra += ["--style-weights", ",".join(str(float(w)) for w in expected["mix_weights"])]
-  want = cli(microast_weights, tmp_path, str(fixture_files / f"{content}.png"), styles, *extra)
+    styles.append(microast_pngs["style_b"])
+    extra += ["--style-weights", ",".join(str(float(w)) for w in microast_expected["mix_weights"])]
+  want = cli(microast_weights, tmp_path, microast_pngs[content], styles, *extra)
   assert np.abs(got.astype(int) - want).max() <= LEVELS
 
 

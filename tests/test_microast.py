@@ -17,20 +17,14 @@ import pytest
 from flax import nnx
 
 from adain.errors import AdainError, WeightsError
+from adain.models.interface import arrays_of
 from adain.models.microast import architecture as arch
 from adain.models.microast import weights as mw
 from adain.models.microast.codes import FIELDS, MicroASTCode
 from adain.models.microast.network import MicroAST, blocked_conv, upsample_bilinear2x
-from adain.models.interface import arrays_of
 from adain.weights import write_native
 
 FIXTURES = Path(__file__).parent / "fixtures" / "microast"
-
-
-@pytest.fixture(scope="module")
-def expected():
-  with np.load(FIXTURES / "expected.npz") as z:
-    return dict(z)
 
 
 @pytest.fixture
@@ -45,12 +39,12 @@ def model(tmp_path_factory):
   return mw.model_from_state_dicts(mw.state_dicts(folder, download=False))
 
 
-def image(expected, name):
-  return jnp.asarray(expected[f"image/{name}"].astype(np.float32) / 255.0)[None]
+def image(microast_expected, name):
+  return jnp.asarray(microast_expected[f"image/{name}"].astype(np.float32) / 255.0)[None]
 
 
-def code(expected, name) -> MicroASTCode:
-  return MicroASTCode(*(jnp.asarray(expected[f"code/{name}/{f}"]) for f in FIELDS))
+def code(microast_expected, name) -> MicroASTCode:
+  return MicroASTCode(*(jnp.asarray(microast_expected[f"code/{name}/{f}"]) for f in FIELDS))
 
 
 def stylize(model, content_bhwc, style: MicroASTCode, alpha=1.0, **kw):
@@ -71,32 +65,32 @@ def assert_codes_close(a: MicroASTCode, b: MicroASTCode, tol=1e-4):
 
 # --- Parity with MicroAST's PyTorch code. ---
 
-def test_style_codes_match_torch(model, expected):
+def test_style_codes_match_torch(model, microast_expected):
   for name in ("style_a", "style_b", "content_even", "content_odd"):
-    assert_codes_close(model.encode_style(image(expected, name)), code(expected, name))
+    assert_codes_close(model.encode_style(image(microast_expected, name)), code(microast_expected, name))
 
 
 @pytest.mark.parametrize("content", ["content_even", "content_odd"])
 @pytest.mark.parametrize("case", ["alpha1", "alpha", "mixed"])
-def test_pixels_match_torch_within_one_level(model, expected, content, case):
-  c = image(expected, content)
-  style_a = model.encode_style(image(expected, "style_a"))
+def test_pixels_match_torch_within_one_level(model, microast_expected, content, case):
+  c = image(microast_expected, content)
+  style_a = model.encode_style(image(microast_expected, "style_a"))
   if case == "mixed":
-    styles = MicroASTCode.concat([style_a, model.encode_style(image(expected, "style_b"))])
-    out = stylize(model, c, styles.mix(expected["mix_weights"]))
+    styles = MicroASTCode.concat([style_a, model.encode_style(image(microast_expected, "style_b"))])
+    out = stylize(model, c, styles.mix(microast_expected["mix_weights"]))
   else:
-    alpha = float(expected["alpha"]) if case == "alpha" else 1.0
+    alpha = float(microast_expected["alpha"]) if case == "alpha" else 1.0
     out = stylize(model, c, style_a, alpha)
-  key = f"out/{content}/alpha{float(expected['alpha']):g}" if case == "alpha" else f"out/{content}/{case}"
-  want = expected[key]
-  assert out.shape == want.shape == (1, *expected[f"image/{content}"].shape)
+  key = f"out/{content}/alpha{float(microast_expected['alpha']):g}" if case == "alpha" else f"out/{content}/{case}"
+  want = microast_expected[key]
+  assert out.shape == want.shape == (1, *microast_expected[f"image/{content}"].shape)
   diff = np.abs(levels(out) - levels(want))
   assert diff.max() <= 1.0, f"max {diff.max():.3f} levels, mean {diff.mean():.4f}"
 
 
-def test_odd_size_rule(model, expected):
+def test_odd_size_rule(model, microast_expected):
   """The stride-2 convs round up; the decoder's output is 4x the features, cropped top-left."""
-  c = image(expected, "content_odd")  # 45 x 37
+  c = image(microast_expected, "content_odd")  # 45 x 37
   features = model.encode_content(c)
   assert features.shape[1:3] == (arch.feature_size(45), arch.feature_size(37)) == (12, 10)
   full = model.generate(features, model.encode_style(c))
@@ -107,15 +101,15 @@ def test_odd_size_rule(model, expected):
 
 
 @pytest.mark.parametrize("name", ["content_even", "content_odd"])
-def test_an_image_in_a_larger_array_is_its_own(model, expected, name):
+def test_an_image_in_a_larger_array_is_its_own(model, microast_expected, name):
   """valid_hw: an image in the top-left of a zero array (a size bucket) gives its own code and
   picture, its edges mirrored where the image ends, not where the array does."""
-  c = image(expected, name)
+  c = image(microast_expected, name)
   h, w = c.shape[1:3]
   padded = jnp.zeros((1, h + 11, w + 6, 3)).at[:, :h, :w].set(c)
   valid = jnp.array([h, w])
   assert_codes_close(model.encode_style(padded, valid_hw=valid), model.encode_style(c), 1e-5)
-  style = model.encode_style(image(expected, "style_a"))
+  style = model.encode_style(image(microast_expected, "style_a"))
   hc, wc = arch.feature_size(h), arch.feature_size(w)
   code = model.encode_content(padded, valid)
   np.testing.assert_allclose(np.asarray(code[:, :hc, :wc]), np.asarray(model.encode_content(c)), atol=1e-5)
@@ -123,11 +117,11 @@ def test_an_image_in_a_larger_array_is_its_own(model, expected, name):
   np.testing.assert_allclose(np.asarray(out), np.asarray(stylize(model, c, style)), atol=1e-5)
 
 
-def test_mask_regions_at_both_levels(model, expected):
+def test_mask_regions_at_both_levels(model, microast_expected):
   """A mask takes the first style where it is 1, the second where it is 0: all ones is the first
   style alone; a split mask gives each region its own statistics and filter scales."""
-  c = image(expected, "content_even")
-  a, b = (model.encode_style(image(expected, s)) for s in ("style_a", "style_b"))
+  c = image(microast_expected, "content_even")
+  a, b = (model.encode_style(image(microast_expected, s)) for s in ("style_a", "style_b"))
   both = MicroASTCode.concat([a, b])
   features = model.encode_content(c)
   ones = jnp.ones(features.shape[:3])
@@ -170,9 +164,9 @@ def test_blocked_conv_is_the_conv(block):
   np.testing.assert_allclose(np.asarray(blocked_conv(x, k, block)), np.asarray(want), rtol=1e-5, atol=1e-5)
 
 
-def test_alpha_one_is_the_network_and_alpha_needs_the_own_code(model, expected):
-  c = image(expected, "content_even")
-  style = model.encode_style(image(expected, "style_a"))
+def test_alpha_one_is_the_network_and_alpha_needs_the_own_code(model, microast_expected):
+  c = image(microast_expected, "content_even")
+  style = model.encode_style(image(microast_expected, "style_a"))
   features = model.encode_content(c)
   plain = model.generate(features, style)
   with_own = model.generate(features, style, 1.0, own_code=model.encode_style(c))
@@ -197,8 +191,8 @@ def test_random_init_and_placeholders():
 
 # --- Codes. ---
 
-def test_code_round_trips_through_npz(tmp_path, expected):
-  c = MicroASTCode.concat([code(expected, "style_a"), code(expected, "style_b")])
+def test_code_round_trips_through_npz(tmp_path, microast_expected):
+  c = MicroASTCode.concat([code(microast_expected, "style_a"), code(microast_expected, "style_b")])
   c.save(tmp_path / "code.npz")
   back = MicroASTCode.load(tmp_path / "code.npz")
   assert len(back) == 2
@@ -206,8 +200,8 @@ def test_code_round_trips_through_npz(tmp_path, expected):
     np.testing.assert_array_equal(np.asarray(x), np.asarray(y))
 
 
-def test_code_load_refuses_wrong_shapes_and_nan(tmp_path, expected):
-  good = {f: expected[f"code/style_a/{f}"] for f in FIELDS}
+def test_code_load_refuses_wrong_shapes_and_nan(tmp_path, microast_expected):
+  good = {f: microast_expected[f"code/style_a/{f}"] for f in FIELDS}
   cases = {"short": {**good, "w2": good["w2"][:, :32]}, "missing": {k: v for k, v in good.items() if k != "b1"},
            "nan": {**good, "mean1": np.full_like(good["mean1"], np.nan)},
            "zero_std": {**good, "std2": np.zeros_like(good["std2"])}}
@@ -225,14 +219,14 @@ def test_code_load_refuses_wrong_shapes_and_nan(tmp_path, expected):
     MicroASTCode.load(other)
 
 
-def test_mix_and_interpolate_are_linear(expected):
-  a, b = code(expected, "style_a"), code(expected, "style_b")
+def test_mix_and_interpolate_are_linear(microast_expected):
+  a, b = code(microast_expected, "style_a"), code(microast_expected, "style_b")
   mixed = MicroASTCode.concat([a, b]).mix([1.0, 3.0])
   half = a.interpolate(b, 0.25)
   for x, y, m, h in zip(a.fields(), b.fields(), mixed.fields(), half.fields()):
     np.testing.assert_allclose(np.asarray(m), 0.25 * np.asarray(x) + 0.75 * np.asarray(y), rtol=1e-6)
     np.testing.assert_allclose(np.asarray(h), np.asarray(m), rtol=1e-6, atol=1e-7)
-  assert_codes_close(mixed, code(expected, "mixed"), 1e-6)
+  assert_codes_close(mixed, code(microast_expected, "mixed"), 1e-6)
   assert_codes_close(a.interpolate(b, 1.0), a, 0)
   assert_codes_close(a.interpolate(b, 0.0), b, 0)
 

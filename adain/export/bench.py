@@ -37,9 +37,9 @@ def bench(sizes: list[int], repeats: int) -> list[dict]:
   import onnxruntime as ort
 
   from adain.export import onnx_graph
+  from adain.inference.stylizer import Stylizer
   from adain.models.adain.codes import StyleCode
   from adain.models.adain.network import AdaIN
-  from adain.inference.stylizer import Stylizer
 
   model = AdaIN()
   stylizer = Stylizer(model)

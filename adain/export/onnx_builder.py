@@ -7,6 +7,7 @@ Graphs are NCHW inside (ONNX's layout for Conv), NHWC at their inputs and output
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
@@ -116,6 +117,18 @@ def io_lines(io: dict) -> str:
 
   return "\n".join(f"    {kind[:-1]} {name}: float32 {dims(shape)}" for kind in ("inputs", "outputs")
                    for name, shape in io[kind].items())
+
+
+def write_export(out_dir: str | os.PathLike, encoder: onnx.ModelProto, generator: onnx.ModelProto,
+                 readme: str, spec: dict) -> list[Path]:
+  """A network's export: encoder.onnx, generator.onnx, README.txt and models.json into out_dir,
+  each under a temporary name, renamed once complete; their paths."""
+  return write_files(out_dir, {
+      "encoder.onnx": encoder.SerializeToString(),
+      "generator.onnx": generator.SerializeToString(),
+      "README.txt": readme.encode(),
+      "models.json": (json.dumps(spec, indent=2) + "\n").encode(),
+  })
 
 
 def write_files(out_dir: str | os.PathLike, files: dict[str, bytes]) -> list[Path]:

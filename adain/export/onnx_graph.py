@@ -18,7 +18,6 @@ images.to_uint8) and gives runtimes an image to show.
 
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 
@@ -175,9 +174,4 @@ models.json says the same for programs.
 def write(model: AdaIN, out_dir: str | os.PathLike) -> list[Path]:
   """Writes encoder.onnx, generator.onnx, README.txt and models.json into out_dir (each under a
   temporary name, renamed once complete); returns their paths."""
-  return ob.write_files(out_dir, {
-      "encoder.onnx": encoder_model(model).SerializeToString(),
-      "generator.onnx": generator_model(model).SerializeToString(),
-      "README.txt": readme(model.variant).encode(),
-      "models.json": (json.dumps(spec(model.variant), indent=2) + "\n").encode(),
-  })
+  return ob.write_export(out_dir, encoder_model(model), generator_model(model), readme(model.variant), spec(model.variant))

@@ -16,7 +16,6 @@ with half_pixel coordinates. The output is clipped to [0, 1] as AdaIN's.
 
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 
@@ -172,9 +171,4 @@ models.json says the same for programs.
 def write(model: MicroAST, out_dir: str | os.PathLike) -> list[Path]:
   """Writes encoder.onnx, generator.onnx, README.txt and models.json into out_dir (each under a
   temporary name, renamed once complete); returns their paths."""
-  return ob.write_files(out_dir, {
-      "encoder.onnx": encoder_model(model).SerializeToString(),
-      "generator.onnx": generator_model(model).SerializeToString(),
-      "README.txt": readme().encode(),
-      "models.json": (json.dumps(spec(), indent=2) + "\n").encode(),
-  })
+  return ob.write_export(out_dir, encoder_model(model), generator_model(model), readme(), spec())

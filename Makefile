@@ -68,27 +68,34 @@ bench: $(STAMP) $(ORT_WEB)/package.json
 	$(PY) tools/bench_web.py --ort-web $(ORT_WEB)
 	$(PY) -m train.bench --bf16
 
-# The paper's decoder recipe. CONTENT / STYLE: an image folder (recursive) or
-# tfds:NAME[/CONFIG][:SPLIT]; a missing dataset stops with how to get it. Killed or stopped,
-# the same command resumes. ARGS adds flags, e.g. ARGS=--config.max_steps=1000.
+# The paper's decoder recipe, or MODEL=microast MicroAST's (train/configs/microast.py).
+# CONTENT / STYLE: an image folder (recursive) or tfds:NAME[/CONFIG][:SPLIT]; a missing dataset
+# stops with how to get it. Killed or stopped, the same command resumes. ARGS adds flags, e.g.
+# ARGS=--config.max_steps=1000.
+train: MODEL ?= adain
 train: CONTENT ?= tfds:coco/2017
 train: STYLE ?= data/wikiart
 train: WORKDIR ?= workdir/train
 train: $(STAMP)
-	$(PY) -m train --workdir $(WORKDIR) --config train/configs/default.py \
+	$(PY) -m train --workdir $(WORKDIR) \
+	  --config train/configs/$(if $(filter microast,$(MODEL)),microast,default).py \
 	  --config.content=$(CONTENT) --config.style=$(STYLE) $(ARGS)
 
-# A tiny fresh run on images the pipeline draws itself (under 2 minutes on a laptop CPU).
+# A tiny fresh run on images the pipeline draws itself (under 2 minutes on a laptop CPU);
+# MODEL=microast for MicroAST's recipe, whose workdir then stylizes:
+# python -m adain.stylize --model microast --weights workdir/smoke --content ... --style ...
+train-smoke: MODEL ?= adain
 train-smoke: $(STAMP)
 	rm -rf workdir/smoke
-	$(PY) -m train --workdir workdir/smoke --config train/configs/smoke.py
+	$(PY) -m train --workdir workdir/smoke --config train/configs/smoke.py:$(MODEL)
 
 # The paper's Fig. 6 ablations: the four variants trained with the same seed and data into
 # WORKDIR/NAME (re-running resumes), then evaluated together into WORKDIR/report (results.json,
-# results.md, losses.png, curves.png, grid_NAME.jpg). ARGS adds --config.X=... to every run;
+# results.md, losses.png, curves.png, grid_NAME.jpg). ABLATIONS="adain microast ..." adds
+# MicroAST's recipe beside them. ARGS adds --config.X=... to every run;
 # EVAL_CONTENT / EVAL_STYLE (image folders; default CONTENT / STYLE) and EVAL_ARGS go to
 # train.evaluate.
-ABLATIONS := adain concat bn_decoder in_decoder
+ABLATIONS ?= adain concat bn_decoder in_decoder
 ablations: CONTENT ?= tfds:coco/2017
 ablations: STYLE ?= data/wikiart
 ablations: VGG ?= checkpoints/vgg_normalised.pth
@@ -99,6 +106,7 @@ ablations: EVAL_STYLE ?= $(STYLE)
 ablations: $(STAMP)
 	set -e; for v in $(ABLATIONS); do \
 	  config=train/configs/ablations/$$v.py; [ $$v != adain ] || config=train/configs/default.py; \
+	  [ $$v != microast ] || config=train/configs/microast.py; \
 	  $(PY) -m train --workdir $(WORKDIR)/$$v --config $$config --config.content=$(CONTENT) \
 	    --config.style=$(STYLE) --config.vgg=$(VGG) --config.max_steps=$(STEPS) $(ARGS); \
 	done

@@ -16,6 +16,7 @@ from PIL import Image
 
 import seeded_weights
 from seeded_variants import VARIANTS, save_variant
+from adain.models.microast import weights as mw
 from train import evaluate, plot
 
 FIXTURES = Path(__file__).parent / "fixtures" / "evaluate"
@@ -23,17 +24,24 @@ CONTENTS = ("c_wide", "c_tall")  # the fixture's row and column order
 STYLES = ("s_square", "s_wide")
 
 
+MICROAST = ("microast_run", "microast_published")  # a training workdir, the published layout
+
+
 @pytest.fixture(scope="module")
-def evaluated(tmp_path_factory):
-  """One evaluation of the four variants and the baselines, on the fixture's pairs plus an
-  unreadable file among the contents."""
+def evaluated(tmp_path_factory, microast_weights):
+  """One evaluation of the four variants, MicroAST (as a training workdir and as its published
+  files) and the baselines, on the fixture's pairs plus an unreadable file among the contents."""
   d = tmp_path_factory.mktemp("evaluate")
+  (d / "run").mkdir()
+  mw.save_exports(d / "run", mw.model_from_state_dicts(mw.state_dicts(microast_weights)), step=1)
   vgg, _ = seeded_weights.save(d)
   content = d / "content"
   shutil.copytree(FIXTURES / "content", content)
   (content / "broken.jpg").write_bytes(b"\xff\xd8 not really a jpeg")
   decoders = [f"{name}={save_variant(d / f'{name}.npz', name)}" for name in VARIANTS]
+  decoders.append(f"{MICROAST[0]}={d / 'run'}")
   argv = [*(a for spec in decoders for a in ("--decoder", spec)), "--vgg", str(vgg),
+          "--microast", f"{MICROAST[1]}={microast_weights}", "--time-sizes", "24,32",
           "--content", str(content), "--style", str(FIXTURES / "style"), "--content-size", "0",
           "--style-size", "0", "--output", str(d / "out"), "--baselines", "--optimize-steps", "3"]
   return d / "out", evaluate.main(argv)
@@ -49,7 +57,9 @@ def test_losses_match_pytorch(evaluated, capsys):
       *(seeded_weights.variant_decoder_state_dict(v.fusion, v.decoder_norm)
         for v in VARIANTS.values())), rtol=1e-12)
   results = json.loads((out / "results.json").read_text())
-  assert list(results["models"]) == [*VARIANTS, "content", "optimize"]
+  assert list(results["models"]) == [*VARIANTS, *MICROAST, "content", "optimize"]
+  a, b = (results["models"][m] for m in MICROAST)  # the same weights, either way in
+  assert a["pairs"] == b["pairs"] and a["variant"] == "microast"
   for name in (*VARIANTS, "content"):
     r = results["models"][name]
     assert len(r["pairs"]) == 4
@@ -82,7 +92,14 @@ def test_reports_and_skipped_image(evaluated):
   assert [Path(s["file"]).name for s in results["skipped"]] == ["broken.jpg"]
   assert results["protocol"]["contents"] == 2 and results["protocol"]["styles"] == 2
   table = (out / "results.md").read_text()
-  for name in (*VARIANTS, "content", "optimize"):
+  vgg_size = sum(np.size(v) for v in seeded_weights.vgg_state_dict().values())
+  microast_size = sum(np.size(a) for sd in mw.state_dicts(out.parent / "run").values()
+                      for a in sd.values())
+  for name in (*VARIANTS, *MICROAST):
+    r = results["models"][name]
+    assert list(r["seconds_at"]) == ["24", "32"] and min(r["seconds_at"].values()) > 0
+    assert r["parameters"] > vgg_size if name in VARIANTS else r["parameters"] == microast_size
+  for name in (*VARIANTS, *MICROAST, "content", "optimize"):
     assert f"| {name} |" in table
     with Image.open(out / f"grid_{name}.jpg") as im:  # (1 + contents) x (1 + styles) cells
       assert im.size == (3 * evaluate.CELL, 3 * evaluate.CELL)

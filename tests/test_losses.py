@@ -33,6 +33,22 @@ def test_style_loss_layers_and_zero():
   np.testing.assert_allclose(sum(per_layer), z["style_loss"], rtol=1e-5)
 
 
+def test_style_signal_contrastive_loss_is_microasts_loop():
+  """MicroAST's double loop over the batch (tools/make_train_fixtures.py's microast_forward),
+  in numpy; and a batch whose outputs carry their own style's signals scores 0."""
+  rng = np.random.default_rng(0)
+  out, sty = ([rng.normal(size=(3, 64)).astype(np.float32) for _ in range(8)] for _ in range(2))
+
+  def d(i, j):
+    return sum(np.mean((o[i] - s[j]) ** 2) for o, s in zip(out, sty))
+
+  want = sum(d(i, i) / sum(d(i, j) for j in range(3) if j != i) for i in range(3))
+  got = losses.style_signal_contrastive_loss([jnp.asarray(a) for a in out],
+                                             [jnp.asarray(a) for a in sty])
+  np.testing.assert_allclose(got, want, rtol=1e-6)
+  assert float(losses.style_signal_contrastive_loss(sty, sty)) == 0.0
+
+
 def test_adain_does_not_import_training_or_extra_dependencies():
   # (optax is not checked: flax.nnx itself imports it.) PyAV, Gradio, onnx load only where used.
   code = ("import sys, adain, adain.models.losses, adain.inference.stylizer, adain.pipelines.video, adain.stylize, "

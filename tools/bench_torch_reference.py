@@ -4,11 +4,14 @@ Run with the fixtures virtualenv (torch, numpy, pillow); it runs ours with the m
 
   .venv-fixtures/bin/python tools/bench_torch_reference.py --content-dir DIR --style FILE
   .venv-fixtures/bin/python tools/bench_torch_reference.py --train [--batch-size 8 --crop-size 256]
+      [--model microast]
 
 ``--train`` alternates, for --rounds rounds, a process timing pytorch-AdaIN's training step
 (net.py's forward, backward and train.py's Adam step, re-implemented below) and one timing ours
 (``python -m train.bench``), each on random batches after warm-up steps; the summary gives the
 median steps/s of each and ours/torch (above 1: we are faster), also round by round.
+``--model microast`` times MicroAST's recipe instead: its Net.forward, backward and Adam over its
+four parts (tools/make_train_fixtures.py's re-implementation, on the seeded fixture weights).
 
 Each round times three whole processes, alternating so that a busy machine slows all of them
 alike: pytorch-AdaIN's test.py loop (below, re-implemented from its net.py and test.py as
@@ -233,18 +236,30 @@ def microast_side_by_side(args) -> None:
       for k in ("per_pair_s", "cached_code_s")}}))
 
 
-def torch_train_run(batch_size: int, crop_size: int, steps: int) -> None:
-  """Steps/s of pytorch-AdaIN's train.py step on a random batch, as one JSON line."""
+def torch_train_run(batch_size: int, crop_size: int, steps: int, model: str = "adain") -> None:
+  """Steps/s of pytorch-AdaIN's train.py step (or MicroAST's train_microAST.py step) on a random
+  batch, as one JSON line."""
   import torch
 
   import make_parity_fixtures as ref
+  import make_train_fixtures as train_ref
   import seeded_weights
 
-  vgg, decoder, optimizer = ref.reference_training(seeded_weights.decoder_state_dict())
+  if model == "microast":
+    vgg, net, optimizer = train_ref.microast_training()
 
-  def step(content, style):  # net.py's Net.forward and train.py's loop body
-    loss_c, loss_s = ref.net_forward(vgg, decoder, content, style)
-    loss = loss_c + 10.0 * loss_s
+    def total(content, style):  # net_microAST.py's Net.forward, train_microAST.py's weights
+      loss_c, loss_s, loss_k = train_ref.microast_forward(vgg, net, content, style)
+      return loss_c + 3.0 * loss_s + 3.0 * loss_k
+  else:
+    vgg, decoder, optimizer = ref.reference_training(seeded_weights.decoder_state_dict())
+
+    def total(content, style):  # net.py's Net.forward, train.py's weights
+      loss_c, loss_s = ref.net_forward(vgg, decoder, content, style)
+      return loss_c + 10.0 * loss_s
+
+  def step(content, style):  # the loop body
+    loss = total(content, style)
     optimizer.zero_grad()
     loss.backward()
     optimizer.step()
@@ -269,9 +284,10 @@ def train_side_by_side(args) -> None:
   """Alternates torch and ours (a process each), prints each run and the medians' ratio."""
   sizes = {"batch_size": args.batch_size, "crop_size": args.crop_size, "steps": args.steps}
   runs = {
-      "torch": [sys.executable, __file__, "--train-torch-only",
+      "torch": [sys.executable, __file__, "--train-torch-only", f"--model={args.model}",
                 *(f"--{k.replace('_', '-')}={v}" for k, v in sizes.items())],
-      "ours": [str(MAIN_PYTHON), "-m", "train.bench", *(f"--{k}={v}" for k, v in sizes.items())],
+      "ours": [str(MAIN_PYTHON), "-m", "train.bench", *(f"--{k}={v}" for k, v in sizes.items()),
+               f"--models={args.model}"],
   }
   rates: dict[str, list[float]] = {k: [] for k in runs}
   for r in range(args.rounds):
@@ -283,7 +299,7 @@ def train_side_by_side(args) -> None:
                         "first_step_sec": round(line["first_step_sec"], 2)}), flush=True)
   med = {k: statistics.median(v) for k, v in rates.items()}
   by_round = [o / t for o, t in zip(rates["ours"], rates["torch"])]  # neighbours: drift cancels
-  print(json.dumps({"summary": {k: round(v, 4) for k, v in med.items()},
+  print(json.dumps({"summary": {k: round(v, 4) for k, v in med.items()}, "model": args.model,
                     "batch_size": args.batch_size, "crop_size": args.crop_size,
                     "ours_over_torch": round(med["ours"] / med["torch"], 3),
                     "ours_over_torch_by_round": [round(r, 3) for r in by_round]}))
@@ -307,7 +323,8 @@ def main() -> None:
   p.add_argument("--crop-size", type=int, default=256)
   p.add_argument("--steps", type=int, default=5, help="timed training steps per run")
   p.add_argument("--width", type=int, help="--prepare's width (default --size: square)")
-  p.add_argument("--model", choices=("adain", "microast"), default="adain")
+  p.add_argument("--model", choices=("adain", "microast"), default="adain",
+                 help="the network to time (with --train: the recipe)")
   p.add_argument("--weights", type=Path, help="--model microast: the published weights' folder")
   p.add_argument("--threads", type=int, default=os.cpu_count(), help="torch's threads")
   p.add_argument("--train-torch-only", action="store_true", help=argparse.SUPPRESS)
@@ -330,7 +347,7 @@ def main() -> None:
     microast_compute_run(*args.microast_compute_only)
     return
   if args.train_torch_only:
-    torch_train_run(args.batch_size, args.crop_size, args.steps)
+    torch_train_run(args.batch_size, args.crop_size, args.steps, args.model)
     return
   if args.train:
     train_side_by_side(args)

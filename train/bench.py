@@ -1,7 +1,9 @@
-"""Training speed: `python -m train.bench [--crop_size 256 --batch_size 8 --bf16 --steps 10]`.
+"""Training speed: `python -m train.bench [--models adain,microast --crop_size 256 --batch_size 8
+--bf16 --steps 10]`.
 
-Prints one JSON line per setting with the jitted train step's steps (and images) per second on
-all local devices, on device-resident random batches: the step itself, not the input pipeline.
+Prints one JSON line per network and setting with the jitted train step's steps (and images) per
+second on all local devices, on device-resident random batches: the step itself, not the input
+pipeline. tools/bench_torch_reference.py --train [--model microast] sets them beside PyTorch's.
 """
 
 from __future__ import annotations
@@ -16,18 +18,21 @@ flags.DEFINE_integer("crop_size", 256, "Square crop side (pixels).")
 flags.DEFINE_integer("batch_size", 8, "Global batch size.")
 flags.DEFINE_integer("steps", 10, "Timed steps (their median), after one warm-up (compiling) step.")
 flags.DEFINE_bool("bf16", False, "Also time bfloat16 compute.")
+flags.DEFINE_list("models", ["adain", "microast"], "Networks whose recipe to time.")
 FLAGS = flags.FLAGS
 
 
-def benchmark_train(crop_size: int, batch_size: int, steps: int, bf16: bool = False) -> dict:
-  """Steps per second of the paper's train step (random VGG: the speed is the same)."""
+def benchmark_train(crop_size: int, batch_size: int, steps: int, bf16: bool = False,
+                    model: str = "adain") -> dict:
+  """Steps per second of the network's train step (random VGG and a fresh init: the speed is
+  the same)."""
   import jax
   import numpy as np
 
   from train import trainer
-  from train.configs import default
+  from train.configs import default, microast
 
-  cfg = default.get_config()
+  cfg = (microast if model == "microast" else default).get_config()
   cfg.vgg, cfg.crop_size, cfg.load_size = "random", crop_size, crop_size
   cfg.batch_size, cfg.bf16 = batch_size, bf16
   mesh = jax.make_mesh((jax.device_count(),), ("data",))
@@ -51,7 +56,7 @@ def benchmark_train(crop_size: int, batch_size: int, steps: int, bf16: bool = Fa
     jax.block_until_ready(metrics)
     times.append(time.perf_counter() - t1)
   seconds = statistics.median(times)
-  return {"bench": "train_step", "crop_size": crop_size, "batch_size": batch_size,
+  return {"bench": "train_step", "model": model, "crop_size": crop_size, "batch_size": batch_size,
           "dtype": "bf16" if bf16 else "fp32", "devices": jax.device_count(),
           "platform": jax.devices()[0].platform, "steps_per_sec": 1 / seconds,
           "images_per_sec": batch_size / seconds, "first_step_sec": first}
@@ -59,9 +64,10 @@ def benchmark_train(crop_size: int, batch_size: int, steps: int, bf16: bool = Fa
 
 def main(argv):
   del argv
-  for bf16 in (False, True) if FLAGS.bf16 else (False,):
-    print(json.dumps(benchmark_train(FLAGS.crop_size, FLAGS.batch_size, FLAGS.steps, bf16)),
-          flush=True)
+  for model in FLAGS.models:
+    for bf16 in (False, True) if FLAGS.bf16 else (False,):
+      print(json.dumps(benchmark_train(FLAGS.crop_size, FLAGS.batch_size, FLAGS.steps, bf16,
+                                       model)), flush=True)
 
 
 if __name__ == "__main__":

@@ -1,9 +1,12 @@
-"""python -m train.evaluate: the paper's content and style losses of decoders, as its Fig. 3 / 6.
+"""python -m train.evaluate: the paper's content and style losses of models, as its Fig. 3 / 6.
 
-For every model and every content x style pair: the output image (clipped to [0, 1]) and the
-training losses of it: content loss = MSE(relu4_1(output), AdaIN(f(c), f(s))) at alpha 1, style
-loss = sum over relu1_1..relu4_1 of MSE(channel means) + MSE(channel stds) of output and style.
-Writes results.json, results.md, losses.png and grid_NAME.jpg to --output.
+Models: AdaIN decoders (any variant) and MicroAST networks side by side, each measured the same
+way. For every model and every content x style pair: the output image (clipped to [0, 1]) and
+the training losses of it: content loss = MSE(relu4_1(output), AdaIN(f(c), f(s))) at alpha 1,
+style loss = sum over relu1_1..relu4_1 of MSE(channel means) + MSE(channel stds) of output and
+style (the paper's measure for every model, so that the numbers compare); plus each model's
+parameter count and its seconds per image at each of --time-sizes. Writes results.json,
+results.md, losses.png and grid_NAME.jpg to --output.
 """
 
 from __future__ import annotations
@@ -35,8 +38,11 @@ def build_parser() -> argparse.ArgumentParser:
   p = flags.Parser(prog="python -m train.evaluate", description=__doc__.split("\n")[0],
                  formatter_class=argparse.ArgumentDefaultsHelpFormatter)
   p.add_argument("--decoder", action="append", default=[], metavar="[NAME=]FILE_OR_DIR",
-                 help="a decoder (.npz/.pth/.t7) or training workdir; repeat for several; named "
-                      "by its workdir or file unless NAME= is given")
+                 help="an AdaIN decoder (.npz/.pth/.t7) or a training workdir of either network; "
+                      "repeat for several; named by its workdir or file unless NAME= is given")
+  p.add_argument("--microast", action="append", default=[], metavar="[NAME=]DIR",
+                 help="a MicroAST weights folder (its four published files, or a training "
+                      "workdir); repeatable")
   p.add_weights(decoder=False)
   p.add_argument("--content", required=True, metavar="DIR", help="folder of content images")
   p.add_argument("--style", required=True, metavar="DIR", help="folder of style images")
@@ -54,7 +60,13 @@ def build_parser() -> argparse.ArgumentParser:
                       "style optimization of the image from the content, same weighted loss)")
   p.add_argument("--optimize-steps", type=flags.pixels, default=200, metavar="N",
                  help="Adam steps of the `optimize` baseline")
+  p.add_argument("--time-sizes", type=_sizes, default=(256, 512, 1024), metavar="N[,N...]",
+                 help="time each model on the first content image at these shorter sides")
   return p
+
+
+def _sizes(text: str) -> tuple[int, ...]:
+  return tuple(flags.pixels(t) for t in text.split(",") if t)
 
 
 # --- The measurements: jitted per input shape, on the frozen VGG's encoder. ---
@@ -153,6 +165,24 @@ def _write_text(path: Path, text: str) -> None:
     f.write(text)
 
 
+def time_sizes(stylizer, content: Path, style, sizes, repeats: int = 3) -> dict:
+  """{side: median seconds of one stylization} of the content image at each shorter side (after
+  a warm-up call that compiles)."""
+  from adain.media import images
+
+  out = {}
+  for side in sizes:
+    img = images.load_image(content, side)
+    stylizer.generate(img, style)
+    times = []
+    for _ in range(repeats):
+      t0 = time.perf_counter()
+      stylizer.generate(img, style)
+      times.append(time.perf_counter() - t0)
+    out[str(side)] = float(np.median(times))
+  return out
+
+
 def summarize(pairs: list[dict], seconds: list[float]) -> dict:
   c = np.array([p["content_loss"] for p in pairs])
   s = np.array([p["style_loss"] for p in pairs])
@@ -163,17 +193,24 @@ def summarize(pairs: list[dict], seconds: list[float]) -> dict:
 
 
 def write_markdown(path: Path, results: dict) -> None:
-  lines = ["| model | variant | content loss | style loss | s / image | pairs |",
-           "| --- | --- | --- | --- | --- | --- |"]
+  sizes = results["protocol"]["time_sizes"]
+  lines = ["| model | variant | parameters | content loss | style loss | s / image | "
+           + "".join(f"s at {n} px | " for n in sizes) + "pairs |",
+           "| --- " * (7 + len(sizes)) + "|"]
   for name, r in results["models"].items():
-    lines.append(f"| {name} | {r['variant']} | {r['content_loss']:.4g} ± {r['content_loss_std']:.2g}"
+    timed = "".join(f"{r['seconds_at'][str(n)]:.3g} | " if r["seconds_at"] else "- | "
+                    for n in sizes)
+    lines.append(f"| {name} | {r['variant']} | {r['parameters'] or '-'}"
+                 f" | {r['content_loss']:.4g} ± {r['content_loss_std']:.2g}"
                  f" | {r['style_loss']:.4g} ± {r['style_loss_std']:.2g}"
-                 f" | {r['seconds_per_image']:.3g} | {len(r['pairs'])} |")
+                 f" | {r['seconds_per_image']:.3g} | {timed}{len(r['pairs'])} |")
   p = results["protocol"]
   lines += ["", f"{p['styles']} style(s) x {p['contents']} content(s), content size "
             f"{p['content_size'] or 'original'}, style size {p['style_size'] or 'original'}; "
             "mean ± std over the pairs; seconds per image: median time of one stylization "
-            "(style encoded once per style)."]
+            "(style encoded once per style), also at each timed shorter side on the first "
+            "content; parameters: all the network needs to stylize (AdaIN's VGG to relu4_1 and "
+            "decoder, MicroAST's four parts)."]
   if results["skipped"]:
     lines.append(f"Skipped (unreadable): {', '.join(s['file'] for s in results['skipped'])}.")
   _write_text(path, "\n".join(lines) + "\n")
@@ -203,19 +240,36 @@ def plot_losses(path: Path, results: dict) -> None:
 
 # --- The run. ---
 
+def _is_microast_workdir(path: str) -> bool:
+  from adain.models.microast.weights import EXPORTS
+
+  return all((Path(path) / name).is_file() for name in EXPORTS.values())
+
+
 def _load_models(args, parser, vgg) -> dict:
-  """{name: (path, Stylizer)} of the --decoder flags."""
-  from adain.models.adain import weights
+  """{name: (path, Stylizer)} of the --decoder and --microast flags, in their order."""
   from adain.inference.stylizer import Stylizer
+  from adain.models.adain import weights
+  from adain.models.microast import weights as microast_weights
+  from adain.models.microast.architecture import Spec
 
   models = {}
-  for spec in args.decoder:
+  specs = [(s, False) for s in args.decoder] + [(s, True) for s in args.microast]
+  for spec, is_microast in specs:
     name, path = named(spec)
     if name in models or (args.baselines and name in ("content", "optimize")):
       parser.error(f"two models are named {name!r}: name them with --decoder NAME=PATH")
-    decoder = weights.load_weights(path, "decoder")
-    models[name] = (path, Stylizer.from_arrays(*weights.model_arrays(vgg, decoder)))
+    if is_microast or _is_microast_workdir(path):
+      arrays = microast_weights.model_arrays(microast_weights.state_dicts(path, download=False))
+      models[name] = (path, Stylizer.from_arrays(Spec(), arrays))
+    else:
+      decoder = weights.load_weights(path, "decoder")
+      models[name] = (path, Stylizer.from_arrays(*weights.model_arrays(vgg, decoder)))
   return models
+
+
+def parameters(stylizer) -> int:
+  return int(sum(np.size(a) for a in stylizer.params.arrays.values()))
 
 
 def run(args, parser) -> int:
@@ -224,8 +278,8 @@ def run(args, parser) -> int:
   from adain.media import images
   from adain.models.adain.weights import resolve_weights
 
-  if not args.decoder and not args.baselines:
-    parser.error("nothing to evaluate: give --decoder (repeatable) and/or --baselines")
+  if not args.decoder and not args.microast and not args.baselines:
+    parser.error("nothing to evaluate: give --decoder / --microast (repeatable) and/or --baselines")
   contents = parser.files_in(args.content)[:args.num_contents or None]
   styles = parser.files_in(args.style)[:args.num_styles or None]
   out_dir = Path(args.output)
@@ -273,6 +327,8 @@ def run(args, parser) -> int:
         bar.update(len(style_inputs))
         continue
       i = len(content_thumbs)
+      if not i:
+        first_content = c
       content_thumbs.append(_thumb(content))
       for j, (s, (style_features, _, encoded)) in enumerate(style_inputs.items()):
         target = _target(content_features, style_features)
@@ -295,14 +351,20 @@ def run(args, parser) -> int:
     print(f"error: none of the {len(contents)} content image(s) could be read", file=sys.stderr)
     return 1
 
+  first_style = next(iter(style_inputs.values()))[2]
+  seconds_at = {name: time_sizes(m, first_content, first_style[name], args.time_sizes)
+                for name, (_, m) in models.items()}
   results = {
       "protocol": {"content_dir": args.content, "style_dir": args.style,
                    "contents": len(content_thumbs), "styles": len(style_inputs),
                    "content_size": args.content_size, "style_size": args.style_size,
-                   "optimize_steps": args.optimize_steps if args.baselines else None},
+                   "optimize_steps": args.optimize_steps if args.baselines else None,
+                   "time_sizes": list(args.time_sizes)},
       "skipped": skipped,
       "models": {name: {"variant": models[name][1].variant.name if name in models else "baseline",
                         "decoder": models[name][0] if name in models else None,
+                        "parameters": parameters(models[name][1]) if name in models else None,
+                        "seconds_at": seconds_at.get(name, {}),
                         **summarize(pairs[name], seconds.get(name, []))}
                  for name in rows},
   }

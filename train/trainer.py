@@ -1,4 +1,6 @@
-"""The decoder's training loop: a pure jitted step, data parallel over a `data` mesh axis.
+"""The training loop of either network (cfg.model): a pure jitted step, data parallel over a
+`data` mesh axis. AdaIN trains its decoder (the paper's recipe); MicroAST all four of its parts
+(its train_microAST.py's recipe); both with the frozen VGG as the loss network.
 
 Step numbers count finished updates: the checkpoint and the metrics line of step k hold the
 state after k updates and the losses of the k-th update (computed on batch k - 1). A resumed
@@ -34,12 +36,15 @@ from adain.models.adain import weights
 from adain.errors import AdainError
 from adain.files import atomic_write, temp_target
 from adain.models.adain.architecture import FEATURES, MIN_SIDE, Variant
-from adain.models.adain.network import AdaIN, Decoder, concat_input
+from adain.models.adain.network import AdaIN, Decoder, Encoder, concat_input
+from adain.models.microast import weights as microast_weights
+from adain.models.microast.network import MicroAST
 
 CHECKPOINT_FORMAT = "adain-train/1"
 # Config fields a checkpoint must agree with: they fix what its state and data positions mean.
-RUN_FIELDS = ("content", "style", "seed", "batch_size", "load_size", "crop_size", "style_layers",
-              "fusion", "decoder_norm")
+RUN_FIELDS = ("model", "content", "style", "seed", "batch_size", "load_size", "crop_size",
+              "style_layers", "fusion", "decoder_norm")
+NETWORKS = ("adain", "microast")
 
 
 class TrainError(AdainError):
@@ -56,6 +61,17 @@ class Interrupted(Exception):
 
 
 def check_config(cfg: ml_collections.ConfigDict, devices: int) -> None:
+  if cfg.model not in NETWORKS:
+    raise TrainError(None, f"model must be one of {NETWORKS}, got {cfg.model!r}")
+  if cfg.model == "microast":
+    adain_only = [f"{k} {cfg[k]!r}" for k, v in (("fusion", "adain"), ("decoder_norm", "none"),
+                                                 ("alpha", 1.0), ("init_decoder", ""))
+                  if cfg[k] != v]
+    if adain_only:
+      raise TrainError(None, f"MicroAST has no {', '.join(adain_only)} (AdaIN's fields); "
+                       "start from weights with --config.init_weights=DIR")
+  elif cfg.init_weights:
+    raise TrainError(None, "init_weights is MicroAST's; AdaIN starts from --config.init_decoder")
   if cfg.batch_size % devices:
     raise TrainError(None, f"batch_size {cfg.batch_size} is not a multiple of the {devices} "
                      "devices that share it")
@@ -86,8 +102,20 @@ def _random_vgg(seed: int) -> dict[str, np.ndarray]:
           for name, shape in weights.VGG_SHAPES.items()}
 
 
-def build_model(cfg: ml_collections.ConfigDict) -> AdaIN:
-  """The pretrained VGG from cfg.vgg and a decoder from cfg.init_decoder or a seeded init."""
+class MicroASTTraining(nnx.Module):
+  """MicroAST (``network``: all four parts, trained) beside the frozen VGG of its losses
+  (``encoder``, as AdaIN's)."""
+
+  def __init__(self, network: MicroAST, encoder: Encoder):
+    self.network, self.encoder = network, encoder
+
+
+def trained_part(model: AdaIN | MicroASTTraining) -> nnx.Module:
+  """What the optimizer updates: AdaIN's decoder, or all of MicroAST."""
+  return model.network if isinstance(model, MicroASTTraining) else model.decoder
+
+
+def _vgg(cfg: ml_collections.ConfigDict) -> dict[str, np.ndarray]:
   if cfg.vgg == "random":
     vgg = _random_vgg(cfg.seed)
   elif cfg.vgg and os.path.exists(cfg.vgg):
@@ -97,6 +125,19 @@ def build_model(cfg: ml_collections.ConfigDict) -> AdaIN:
                      "https://github.com/naoto0804/pytorch-AdaIN/releases/download/v0.0.0/"
                      "vgg_normalised.pth to checkpoints/vgg_normalised.pth, or pass "
                      "--config.vgg=PATH (.pth, .t7 or .npz)")
+  return vgg
+
+
+def build_model(cfg: ml_collections.ConfigDict) -> AdaIN | MicroASTTraining:
+  """The pretrained VGG from cfg.vgg, and for AdaIN a decoder from cfg.init_decoder or a seeded
+  init; for MicroAST its four parts from cfg.init_weights (its published files' folder or a
+  training workdir) or torch's default init from cfg.seed."""
+  vgg = _vgg(cfg)
+  if cfg.model == "microast":
+    network = (microast_weights.model_from_state_dicts(
+        microast_weights.state_dicts(cfg.init_weights, download=False)) if cfg.init_weights
+        else MicroAST(rngs=nnx.Rngs(cfg.seed)))
+    return MicroASTTraining(network, weights.model_from_state_dicts(vgg).encoder)
   variant = variant_of(cfg)
   if cfg.init_decoder:
     decoder = weights.load_weights(cfg.init_decoder, "decoder")
@@ -124,32 +165,45 @@ ADAM = optax.scale_by_adam(b1=0.9, b2=0.999, eps=1e-8)
 
 @dataclasses.dataclass(frozen=True)
 class Recipe:
-  """What the step computes, fixed at trace time (hashable: equal recipes share a compile)."""
+  """What the step computes, fixed at trace time (hashable: equal recipes share a compile).
 
+  ``encoder`` is the frozen VGG, ``trained`` what the optimizer updates (trained_part);
+  ``weights`` pairs each of the network's losses with its weight in the loss."""
+
+  network: str
   encoder: nnx.GraphDef
-  decoder: nnx.GraphDef
-  content_weight: float
-  style_weight: float
+  trained: nnx.GraphDef
+  weights: tuple[tuple[str, float], ...]
   style_layers: tuple[str, ...]
   alpha: float
   dtype: Any
   fusion: str
 
 
-def recipe_of(cfg: ml_collections.ConfigDict, model: AdaIN) -> Recipe:
-  return Recipe(nnx.graphdef(model.encoder), nnx.graphdef(model.decoder), cfg.content_weight,
-                cfg.style_weight, tuple(cfg.style_layers), cfg.alpha,
-                jnp.bfloat16 if cfg.bf16 else jnp.float32, model.variant.fusion)
+def recipe_of(cfg: ml_collections.ConfigDict, model: AdaIN | MicroASTTraining) -> Recipe:
+  weighted = (("content_loss", cfg.content_weight), ("style_loss", cfg.style_weight))
+  if cfg.model == "microast":
+    weighted += (("contrastive_loss", cfg.contrastive_weight),)
+  return Recipe(cfg.model, nnx.graphdef(model.encoder), nnx.graphdef(trained_part(model)),
+                weighted, tuple(cfg.style_layers), cfg.alpha,
+                jnp.bfloat16 if cfg.bf16 else jnp.float32, cfg.fusion)
 
 
 def _to(dtype, tree):
   return jax.tree.map(lambda x: x.astype(dtype), tree)
 
 
-def forward(recipe: Recipe, decoder_params, encoder_params, content_u8, style_u8,
-            batch_stats=None, train: bool = False):
-  """Output images, the content and style losses of net.py's forward, and the decoder's batch
-  norm statistics (None without): updated in ``train``ing, else used.
+def forward(recipe: Recipe, params, encoder_params, content_u8, style_u8, batch_stats=None,
+            train: bool = False):
+  """(output images, {loss name: loss}, the trained part's batch norm statistics or None:
+  updated in ``train``ing, else used) of the recipe's network."""
+  run = _microast_forward if recipe.network == "microast" else _adain_forward
+  return run(recipe, params, encoder_params, content_u8, style_u8, batch_stats, train)
+
+
+def _adain_forward(recipe: Recipe, decoder_params, encoder_params, content_u8, style_u8,
+                   batch_stats, train):
+  """pytorch-AdaIN's net.py forward: the content loss against the AdaIN target, the style loss.
 
   The content loss's target is the AdaIN target for every variant: an Enc-Concat-Dec decoder
   sees the content and style features stacked instead, and is measured as the paper's model.
@@ -157,7 +211,7 @@ def forward(recipe: Recipe, decoder_params, encoder_params, content_u8, style_u8
   encoder = nnx.merge(recipe.encoder, _to(recipe.dtype, encoder_params))
   # Batch statistics as fresh variables of this trace, so that training may update them.
   stats = [] if batch_stats is None else [_to(jnp.float32, batch_stats)]
-  decoder = nnx.merge(recipe.decoder, _to(recipe.dtype, decoder_params), *stats)
+  decoder = nnx.merge(recipe.trained, _to(recipe.dtype, decoder_params), *stats)
   images = jnp.concatenate([content_u8, style_u8]).astype(recipe.dtype) / 255
   both = encoder.features(images)  # one pass for content and style: a smaller program
   n = content_u8.shape[0]
@@ -168,22 +222,46 @@ def forward(recipe: Recipe, decoder_params, encoder_params, content_u8, style_u8
                    concat_input(content_feat, style_feats["relu4_1"]))
   output = decoder(decoder_input.astype(recipe.dtype), train=train)
   loss_c, loss_s = losses.output_losses(encoder, output, target, style_feats, recipe.style_layers)
-  return output, loss_c, loss_s, (
+  return output, {"content_loss": loss_c, "style_loss": loss_s}, (
       None if batch_stats is None else nnx.state(decoder, nnx.BatchStat))
 
 
+def _microast_forward(recipe: Recipe, params, encoder_params, content_u8, style_u8, batch_stats,
+                      train):
+  """MicroAST's Net.forward (net_microAST.py): the output at alpha 1, not clamped, cropped to
+  the input; content loss = MSE of relu4_1 of output and content image; style loss as AdaIN's;
+  and the style signal contrastive loss of the output's code (style encoder and modulator run
+  on the output) against the batch's style codes."""
+  del batch_stats, train  # no batch norm
+  vgg = nnx.merge(recipe.encoder, _to(recipe.dtype, encoder_params))
+  net = nnx.merge(recipe.trained, _to(recipe.dtype, params))
+  n, h, w = content_u8.shape[:3]
+  images = jnp.concatenate([content_u8, style_u8]).astype(recipe.dtype) / 255
+  both = vgg.features(images)  # one pass for content and style, as AdaIN's
+  style_code = net.encode_style(images[n:])
+  output = net.generate(net.encode_content(images[:n]), style_code)[:, :h, :w]
+  out_feats = vgg.features(output)
+  return output, {
+      "content_loss": losses.content_loss(out_feats["relu4_1"], both["relu4_1"][:n]),
+      "style_loss": losses.style_loss(out_feats, {k: v[n:] for k, v in both.items()},
+                                      recipe.style_layers),
+      "contrastive_loss": losses.style_signal_contrastive_loss(
+          net.encode_style(output).fields(), style_code.fields()),
+  }, None
+
+
 def train_step(state, encoder_params, content_u8, style_u8, lr, *, recipe: Recipe):
-  """One Adam update of the decoder; returns the new state and the update's losses.
+  """One Adam update of the trained part; returns the new state and the update's losses.
 
   A batch norm decoder's running statistics (state["batch_stats"]) are updated alongside,
   not by Adam.
   """
 
   def loss_fn(params):
-    _, loss_c, loss_s, stats = forward(recipe, params, encoder_params, content_u8, style_u8,
-                                       state.get("batch_stats"), train=True)
-    loss = recipe.content_weight * loss_c + recipe.style_weight * loss_s
-    return loss, ({"loss": loss, "content_loss": loss_c, "style_loss": loss_s}, stats)
+    _, parts, stats = forward(recipe, params, encoder_params, content_u8, style_u8,
+                              state.get("batch_stats"), train=True)
+    loss = sum(weight * parts[name] for name, weight in recipe.weights)
+    return loss, ({"loss": loss, **parts}, stats)
 
   grads, (metrics, stats) = jax.grad(loss_fn, has_aux=True)(state["params"])
   direction, opt_state = ADAM.update(grads, state["opt_state"])
@@ -217,16 +295,17 @@ def jit_steps(recipe: Recipe, mesh: jax.sharding.Mesh):
   return step, sample
 
 
-def init_state(model: AdaIN, mesh: jax.sharding.Mesh):
-  """(train state, encoder parameters), replicated on the mesh.
+def init_state(model: AdaIN | MicroASTTraining, mesh: jax.sharding.Mesh):
+  """(train state, VGG parameters), replicated on the mesh.
 
-  The state is {"params", "opt_state"}, plus "batch_stats" for a batch norm decoder: its
-  running statistics, replicated, donated and checkpointed with the rest of the state.
+  The state is {"params", "opt_state"} of the trained part, plus "batch_stats" for a batch norm
+  decoder: its running statistics, replicated, donated and checkpointed with the rest.
   """
   repl, _ = shardings(mesh)
-  params = nnx.state(model.decoder, nnx.Param)
+  trained = trained_part(model)
+  params = nnx.state(trained, nnx.Param)
   state = {"params": params, "opt_state": ADAM.init(params)}
-  stats = nnx.state(model.decoder, nnx.BatchStat)
+  stats = nnx.state(trained, nnx.BatchStat)
   if jax.tree.leaves(stats):
     state["batch_stats"] = stats
   return jax.device_put(state, repl), jax.device_put(nnx.state(model.encoder), repl)
@@ -237,13 +316,20 @@ def _host(tree):
   return jax.tree.map(lambda x: np.asarray(x.addressable_data(0)), tree)
 
 
-class Checkpoints:
-  """orbax checkpoints under WORKDIR/checkpoints plus the exported WORKDIR/decoder.npz."""
+def exports(cfg: ml_collections.ConfigDict) -> tuple[str, ...]:
+  """The weight files a workdir holds for the inference commands (``--decoder`` / ``--weights``)."""
+  return tuple(microast_weights.EXPORTS.values()) if cfg.model == "microast" else ("decoder.npz",)
 
-  def __init__(self, workdir: str, cfg: ml_collections.ConfigDict, model: AdaIN):
+
+class Checkpoints:
+  """orbax checkpoints under WORKDIR/checkpoints plus the exported weights (``exports``):
+  WORKDIR/decoder.npz (AdaIN), MicroAST's four WORKDIR/microast_PART.npz."""
+
+  def __init__(self, workdir: str, cfg: ml_collections.ConfigDict, model):
     self.workdir, self.cfg, self.model = workdir, cfg, model
-    for stale in glob.glob(os.path.join(workdir, ".decoder.npz.*.tmp")):  # a killed run's write
-      if temp_target(os.path.basename(stale)) == "decoder.npz":
+    names = exports(cfg)
+    for stale in glob.glob(os.path.join(workdir, ".*.tmp")):  # a killed run's write
+      if temp_target(os.path.basename(stale)) in names:
         os.remove(stale)
     self.manager = ocp.CheckpointManager(
         os.path.abspath(os.path.join(workdir, "checkpoints")),
@@ -266,7 +352,7 @@ class Checkpoints:
     if meta.get("format") != CHECKPOINT_FORMAT:
       raise TrainError(where, f"not an adain training checkpoint ({meta.get('format')!r})")
     # Checkpoints from before the variants were of the paper's model.
-    saved = {"fusion": "adain", "decoder_norm": "none", **meta["run_config"]}
+    saved = {"model": "adain", "fusion": "adain", "decoder_norm": "none", **meta["run_config"]}
     ours = self.run_config()
     diff = [f"{k}: checkpoint {saved.get(k)!r}, now {ours[k]!r}" for k in ours
             if saved.get(k) != ours[k]]
@@ -295,7 +381,7 @@ class Checkpoints:
     return step, restored, {"content": meta["content_pos"][p], "style": meta["style_pos"][p]}
 
   def save(self, step: int, state, positions: dict) -> None:
-    """Saves asynchronously, and exports the decoder for `python -m adain.stylize`."""
+    """Saves asynchronously, and exports the weights for `python -m adain.stylize`."""
     from jax.experimental import multihost_utils
 
     pos = multihost_utils.process_allgather(
@@ -306,11 +392,15 @@ class Checkpoints:
     self.manager.save(step, args=ocp.args.Composite(state=ocp.args.StandardSave(state),
                                                     meta=ocp.args.JsonSave(meta)))
     if jax.process_index() == 0:
-      nnx.update(self.model.decoder, _host(state["params"]))
+      trained = trained_part(self.model)
+      nnx.update(trained, _host(state["params"]))
       if "batch_stats" in state:
-        nnx.update(self.model.decoder, _host(state["batch_stats"]))
-      weights.save_native(os.path.join(self.workdir, "decoder.npz"),
-                          weights.decoder_state_dict(self.model), "decoder", step=step)
+        nnx.update(trained, _host(state["batch_stats"]))
+      if isinstance(self.model, MicroASTTraining):
+        microast_weights.save_exports(self.workdir, self.model.network, step=step)
+      else:
+        weights.save_native(os.path.join(self.workdir, "decoder.npz"),
+                            weights.decoder_state_dict(self.model), "decoder", step=step)
 
   def close(self) -> None:
     self.manager.wait_until_finished()
@@ -403,8 +493,8 @@ def _finite_or_raise(step: int, metrics: dict, last_saved: int, workdir: str) ->
   if not all(math.isfinite(v) for v in values.values()):
     kept = (f"the last good checkpoint, step {last_saved}, is kept in {workdir}/checkpoints"
             if last_saved else "no checkpoint was saved")
-    raise TrainError(None, f"loss is {values['loss']} at step {step} (content "
-                     f"{values['content_loss']}, style {values['style_loss']}); stopped, and "
+    parts = ", ".join(f"{k.removesuffix('_loss')} {v}" for k, v in values.items() if k != "loss")
+    raise TrainError(None, f"loss is {values['loss']} at step {step} ({parts}); stopped, and "
                      f"{kept}. Lower --config.lr or check the data")
   return values
 

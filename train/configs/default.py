@@ -26,8 +26,10 @@ def get_config() -> ml_collections.ConfigDict:
   c.batch_size = 8  # global, split over every device
   c.shuffle_buffer = 1024  # tfds inputs only: examples shuffled in memory per epoch
   # Model.
+  c.model = "adain"  # or "microast" (configs/microast.py)
   c.vgg = "checkpoints/vgg_normalised.pth"  # .pth, .t7 or .npz; "random" only for smoke tests
   c.init_decoder = ""  # optional decoder weights to start from instead of a random init
+  c.init_weights = ""  # MicroAST: a folder of its four files or a training workdir to start from
   c.fusion = "adain"  # or "concat": Enc-Concat-Dec (configs/ablations/concat.py)
   c.decoder_norm = "none"  # or "batch" / "instance" after every decoder conv but the last
   c.style_layers = ("relu1_1", "relu2_1", "relu3_1", "relu4_1")
@@ -39,6 +41,7 @@ def get_config() -> ml_collections.ConfigDict:
   c.lr_decay = 5e-5  # lr / (1 + lr_decay * step)
   c.content_weight = 1.0
   c.style_weight = 10.0
+  c.contrastive_weight = 3.0  # MicroAST's style signal contrastive loss (unused by AdaIN)
   c.seed = 0
   # Reporting and checkpoints.
   c.log_every = 50

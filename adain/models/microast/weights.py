@@ -42,6 +42,8 @@ if TYPE_CHECKING:
 SUBDIR = "microast"  # checkpoints/microast/, $ADAIN_HOME/microast/
 _REPO = "https://github.com/EndyWon/MicroAST/raw/main/models"
 FILENAMES = {part: f"{part}_iter_160000.pth.tar" for part in PARTS}
+# A training workdir's weights (train.trainer exports them at every checkpoint): native .npz.
+EXPORTS = {part: f"microast_{part}.npz" for part in PARTS}
 PUBLISHED = {part: Source(f"{_REPO}/{name}", name) for part, name in FILENAMES.items()}
 SHA256 = {
     "content_encoder": "c8d895c0eec52507c157e102fab217c37f0c399ef3e168ef8b0b2677714660a4",
@@ -147,6 +149,13 @@ def state_dicts_of(model: MicroAST) -> dict[str, StateDict]:
   return sds
 
 
+def save_exports(folder: str | os.PathLike, model: MicroAST, **meta: str | int) -> None:
+  """The model's four parts as native .npz under EXPORTS' names in ``folder`` (each written
+  atomically), which find_files reads as a weights folder."""
+  for part, sd in state_dicts_of(model).items():
+    write_native(Path(folder) / EXPORTS[part], sd, _native_kind(part), meta)
+
+
 # --- Files: any readable format, converted once to native .npz beside the source. ---
 
 def _read_any(path: Path, part: str) -> StateDict:
@@ -187,19 +196,22 @@ def load_weights(path: str | os.PathLike, part: str) -> StateDict:
 def find_files(weights_dir: str | os.PathLike | None = None, *, download: bool = True,
                progress: bool = True) -> dict[str, Path]:
   """The four published files: all in ``weights_dir`` (``--weights DIR``) under their published
-  names; else each found in checkpoints/microast/, then $ADAIN_HOME/microast/; else downloaded
+  names, or a training workdir's four EXPORTS; else each found in checkpoints/microast/, then $ADAIN_HOME/microast/; else downloaded
   there (SHA-256 checked before it is renamed into place). One WeightsError says what is missing."""
   if weights_dir is not None:
     folder = Path(weights_dir)
     if not folder.is_dir():
       raise WeightsError(folder, "not a folder (MicroAST's --weights is a folder holding its four "
                          f"files: {', '.join(FILENAMES.values())})")
+    if all((folder / name).is_file() for name in EXPORTS.values()):  # a training workdir
+      return {part: folder / name for part, name in EXPORTS.items()}
     missing = [part for part, name in FILENAMES.items() if not (folder / name).is_file()]
     if missing:
       others = "".join(f"; {folder / FILENAMES[p]} too ({PUBLISHED[p].url})" for p in missing[1:])
       raise WeightsError(folder / FILENAMES[missing[0]], (
           f"missing: MicroAST's weights folder needs its four published files "
-          f"({', '.join(FILENAMES.values())}); this one is at {PUBLISHED[missing[0]].url}{others}"))
+          f"({', '.join(FILENAMES.values())}) or, a training workdir, its four exports "
+          f"({', '.join(EXPORTS.values())}); this one is at {PUBLISHED[missing[0]].url}{others}"))
     return {part: folder / name for part, name in FILENAMES.items()}
   from adain.hub import download as dl
 

@@ -23,7 +23,7 @@ FLAGS = flags.FLAGS
 
 
 def benchmark_train(crop_size: int, batch_size: int, steps: int, bf16: bool = False,
-                    model: str = "adain") -> dict:
+                    network: str = "adain") -> dict:
   """Steps per second of the network's train step (random VGG and a fresh init: the speed is
   the same)."""
   import jax
@@ -32,7 +32,7 @@ def benchmark_train(crop_size: int, batch_size: int, steps: int, bf16: bool = Fa
   from train import trainer
   from train.configs import default, microast
 
-  cfg = (microast if model == "microast" else default).get_config()
+  cfg = (microast if network == "microast" else default).get_config()
   cfg.vgg, cfg.crop_size, cfg.load_size = "random", crop_size, crop_size
   cfg.batch_size, cfg.bf16 = batch_size, bf16
   mesh = jax.make_mesh((jax.device_count(),), ("data",))
@@ -56,7 +56,7 @@ def benchmark_train(crop_size: int, batch_size: int, steps: int, bf16: bool = Fa
     jax.block_until_ready(metrics)
     times.append(time.perf_counter() - t1)
   seconds = statistics.median(times)
-  return {"bench": "train_step", "model": model, "crop_size": crop_size, "batch_size": batch_size,
+  return {"bench": "train_step", "model": network, "crop_size": crop_size, "batch_size": batch_size,
           "dtype": "bf16" if bf16 else "fp32", "devices": jax.device_count(),
           "platform": jax.devices()[0].platform, "steps_per_sec": 1 / seconds,
           "images_per_sec": batch_size / seconds, "first_step_sec": first}

@@ -6,10 +6,14 @@ Command: `make train-smoke [MODEL=microast]`, or
 
 Expected: under 2 minutes on 2 CPU cores (about half of it compiling): 30 steps of batch 2 on
 32 px crops; metrics.jsonl, TensorBoard events, sample grids at steps 15 and 30, checkpoints at
-steps 15 and 30 and the exported weights (WORKDIR/decoder.npz, MicroAST's four
-WORKDIR/microast_*.npz). The random VGG makes the results useless for style transfer: this config
-tests plumbing, not quality; MicroAST's (trained from scratch, at lr 1e-3) learns visibly, its
-loss falling by about half. Running it again finds step 30 and exits.
+steps 15 and 30 and WORKDIR/decoder.npz. The random VGG makes the results useless for style
+transfer: this config tests plumbing. Running it again finds step 30 and exits.
+
+MicroAST's (`:microast`, about 90 s) learns from scratch, visibly: 120 steps of batch 4 at lr 1e-3
+(the recipe's 1e-4 barely moves a fresh network in a smoke run's steps), the loss (means of 20
+steps) falling from about 6.8 to 5.2 (its style loss from 0.88 to 0.37); grids and checkpoints at 60 and 120, and
+the four WORKDIR/microast_*.npz, which `python -m adain.stylize --model microast --weights
+WORKDIR` reads.
 """
 
 from __future__ import annotations
@@ -30,5 +34,5 @@ def get_config(model: str = "adain"):
   c.sample_every = 15
   c.save_every = 15
   if model == "microast":
-    c.lr = 1e-3  # from scratch: 30 steps at the recipe's 1e-4 barely move it
+    c.update(lr=1e-3, batch_size=4, max_steps=120, log_every=10, sample_every=60, save_every=60)
   return c

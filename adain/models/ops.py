@@ -130,12 +130,12 @@ def interleave_phases(y_bhwc: jax.Array) -> jax.Array:
   layer's training time).
   """
   b, h1, w1, c4 = y_bhwc.shape
-  y = _reshape(y_bhwc, (b, h1, w1, 2, 2, c4 // 4))[:, :, :, ::-1, ::-1]
-  y = _reshape(y.transpose(0, 1, 3, 2, 4, 5), (b, 2 * h1, 2 * w1, c4 // 4))
+  y = batch_reshape(y_bhwc, (b, h1, w1, 2, 2, c4 // 4))[:, :, :, ::-1, ::-1]
+  y = batch_reshape(y.transpose(0, 1, 3, 2, 4, 5), (b, 2 * h1, 2 * w1, c4 // 4))
   return y[:, 1:-1, 1:-1]
 
 
-def _reshape(x, shape):
+def batch_reshape(x, shape):
   """x.reshape(shape) for shapes that split or merge axes after the (sharded) batch axis,
   whose sharding jax does not infer."""
   return jax.lax.reshape(x, shape, out_sharding=jax.typeof(x).sharding)

@@ -71,13 +71,13 @@ def blocked_conv(xp_bhwc: jax.Array, kernel_hwio: jax.Array, block: tuple[int, i
   nh, nw = -(-ho // sh), -(-wo // sw)  # output tiles; the input's end is zero-filled to fit
   hb, wb = nh + th - 1, nw + tw - 1
   xp = jnp.pad(xp_bhwc, ((0, 0), (0, sh * hb - hp), (0, sw * wb - wp), (0, 0)))
-  xb = xp.reshape(b, hb, sh, wb, sw, cin).transpose(0, 1, 3, 2, 4, 5)
+  xb = ops.batch_reshape(xp, (b, hb, sh, wb, sw, cin)).transpose(0, 1, 3, 2, 4, 5)
   y = jax.lax.conv_general_dilated(
-      xb.reshape(b, hb, wb, sh * sw * cin), blocked_kernel(kernel_hwio, block),
+      ops.batch_reshape(xb, (b, hb, wb, sh * sw * cin)), blocked_kernel(kernel_hwio, block),
       window_strides=(1, 1), padding="VALID", dimension_numbers=("NHWC", "HWIO", "NHWC"),
       precision=jax.lax.Precision.HIGHEST)
-  y = y.reshape(b, nh, nw, sh, sw, cout).transpose(0, 1, 3, 2, 4, 5)
-  return y.reshape(b, nh * sh, nw * sw, cout)[:, :ho, :wo]
+  y = ops.batch_reshape(y, (b, nh, nw, sh, sw, cout)).transpose(0, 1, 3, 2, 4, 5)
+  return ops.batch_reshape(y, (b, nh * sh, nw * sw, cout))[:, :ho, :wo]
 
 
 def _taps(ksize: int, side: int) -> int:

@@ -31,7 +31,7 @@ from jax.sharding import NamedSharding, PartitionSpec
 from PIL import Image
 from tqdm import tqdm
 
-from adain.models import losses
+from adain.models import NETWORKS, losses
 from adain.models.adain import weights
 from adain.errors import AdainError
 from adain.files import atomic_write, temp_target
@@ -44,7 +44,6 @@ CHECKPOINT_FORMAT = "adain-train/1"
 # Config fields a checkpoint must agree with: they fix what its state and data positions mean.
 RUN_FIELDS = ("model", "content", "style", "seed", "batch_size", "load_size", "crop_size",
               "style_layers", "fusion", "decoder_norm")
-NETWORKS = ("adain", "microast")
 
 
 class TrainError(AdainError):

@@ -11,8 +11,6 @@ from types import ModuleType
 
 import jax
 
-from adain.models import network
-
 # Host memory one untiled stylization needs per image pixel is the network's BYTES_PER_PIXEL
 # (AdaIN: XLA's temporaries for encode and decode, 963 bytes by compiled memory_analysis at 256²
 # to 1024², plus convolution scratch).
@@ -37,14 +35,9 @@ def default_budget() -> int:
   return available_memory() // 4
 
 
-def _net(net: ModuleType | str) -> ModuleType:
-  return network(net) if isinstance(net, str) else net
-
-
-def choose_tile(h: int, w: int, net: ModuleType | str = "adain", budget: int | None = None) -> int:
+def choose_tile(h: int, w: int, net: ModuleType, budget: int | None = None) -> int:
   """0 (untiled) when an h x w stylization by network ``net`` (adain.models.network) fits the
   budget (``default_budget`` if None), else the largest tile whose window does."""
-  net = _net(net)
   budget = default_budget() if budget is None else budget
   if h * w * net.BYTES_PER_PIXEL <= budget:
     return 0
@@ -54,12 +47,11 @@ def choose_tile(h: int, w: int, net: ModuleType | str = "adain", budget: int | N
   return TILE_SIZES[-1]
 
 
-def batch_that_fits(h: int, w: int, cap: int, net: ModuleType | str = "adain",
-                    budget: int | None = None) -> int:
+def batch_that_fits(h: int, w: int, cap: int, net: ModuleType, budget: int | None = None) -> int:
   """How many h x w stylizations by ``net``, 1 to ``cap``, one call may take within the budget
   (``default_budget`` if None)."""
   budget = default_budget() if budget is None else budget
-  return int(max(1, min(cap, budget // (h * w * _net(net).BYTES_PER_PIXEL))))
+  return int(max(1, min(cap, budget // (h * w * net.BYTES_PER_PIXEL))))
 
 
 def batch_cap(requested: int | None = None) -> int:

@@ -347,9 +347,9 @@ class Stylizer:
       mask_hw = np.pad(np.asarray(mask_hw, np.float32),
                        ((0, code.shape[1] - hc), (0, code.shape[2] - wc)))[None]
     own = None
-    if self.net.OWN_CODE:  # alpha blends with the content's own code, computed when it matters
-      own = self._style_code(*content.bucketed) if alpha != 1 else None
-      alpha = alpha if alpha != 1 else None
+    if self.net.OWN_CODE and alpha != 1:  # alpha blends with the content's own code
+      own = self._style_code(*content.bucketed)
+    elif self.net.OWN_CODE:  # alpha 1: no own code, and generate's alpha the number 1
+      alpha = None
     out = _decode(self.params.spec, self.params.arrays, code, style, alpha, mask_hw, valid_hw, own)
     return np.asarray(out)[:, :h, :w]
-

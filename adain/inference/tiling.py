@@ -91,8 +91,6 @@ def _moments(x_nc: np.ndarray, w_n: np.ndarray) -> tuple[float, np.ndarray, np.n
 
 def _merge(a, b):
   """Chan et al.'s pairwise update: the moments of the union of two sets from each one's."""
-  if a is None:
-    return b
   (na, ma, sa), (nb, mb, sb) = a, b
   n = na + nb
   if n == 0:
@@ -116,10 +114,11 @@ class _Regions:
 
   def add(self, ys: slice, xs: slice, core_hwc: np.ndarray) -> None:
     x = core_hwc.reshape(-1, core_hwc.shape[-1]).astype(np.float64)
-    regions = [np.ones(len(x))]
-    if self.mask_hw is not None:
-      regions = [self.mask_hw[ys, xs].ravel().astype(np.float64)]
-      regions.append(1.0 - regions[0])
+    if self.mask_hw is None:
+      regions = [np.ones(len(x))]
+    else:
+      fg = self.mask_hw[ys, xs].ravel().astype(np.float64)
+      regions = [fg, 1.0 - fg]
     tile = [_moments(x, r) for r in regions]
     self.moments = tile if self.moments is None else [_merge(a, b) for a, b in zip(self.moments, tile)]
 

@@ -272,7 +272,7 @@ class Batcher:
   """Groups (job, image, code) items of one image size into batches: as many as fit a quarter of
   the memory, at most ``batch_size``; with more than 4 * batch_size waiting, the fullest goes."""
 
-  def __init__(self, batch_size: int, net: str = "adain"):
+  def __init__(self, batch_size: int, net):
     from adain.inference import memory
 
     self.batch_size, self.net, self.budget = batch_size, net, memory.default_budget()
@@ -452,7 +452,7 @@ def stylize_all(work: Run, todo: list[Job], style_root: Path) -> None:
                                  weights=options.weights, dtype=options.dtype)
   check_decoder(stylizer.variant, options.decoder)
   devices = jax.local_devices()
-  batcher = Batcher(memory.batch_cap(options.batch_size), stylizer.network)
+  batcher = Batcher(memory.batch_cap(options.batch_size), stylizer.net)
   with ThreadPoolExecutor(options.workers, thread_name_prefix="read") as pool:
     codes = encode_styles(stylizer, style_root, work.styles, sorted({j.style for j in todo}), options, pool)
     batches = queue.Queue(maxsize=2 * len(devices))

@@ -117,7 +117,7 @@ class _Stylize:
         if outputs:
           add([j for j, _ in outputs], [img for _, img in outputs])
 
-    batcher = sd.Batcher(self.batch_size, self.stylizer.network)
+    batcher = sd.Batcher(self.batch_size, self.stylizer.net)
     for content, styles, outputs, img, error in zip(batch["content"], batch["style"], batch["output"],
                                                      batch["image"], batch["error"]):
       jobs = [Job(Path(content), int(s), Path(o)) for s, o in zip(styles, outputs)]

@@ -75,7 +75,7 @@ def _box_mean(x_hw: np.ndarray, r: int) -> np.ndarray:
   return s[:x_hw.shape[0], :x_hw.shape[1]] / (k * k)
 
 
-def default_batch(h: int, w: int, net: str = "adain") -> int:
+def default_batch(h: int, w: int, net) -> int:
   """Frames per step: as many as fit the default budget in the frames' size bucket for network
   ``net``, at most ``memory.batch_cap()`` (1 on a CPU)."""
   return memory.batch_that_fits(bucket(h), bucket(w), memory.batch_cap(), net)
@@ -128,7 +128,7 @@ def _stylized(stylizer, frames, style, alpha, mask, preserve_color, batch, tile,
   for frame in frames:
     if mask is not None and mask_code is None:
       mask_code = stylizer.code_mask(mask, frame.shape[:2])
-    batch = batch or min(default_batch(*frame.shape[:2], stylizer.network), total or memory.MAX_BATCH)
+    batch = batch or min(default_batch(*frame.shape[:2], stylizer.net), total or memory.MAX_BATCH)
     pending.append(frame)
     if len(pending) == batch:
       yield from flush()

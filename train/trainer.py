@@ -456,6 +456,23 @@ class Reporter:
       self.writer.close()
 
 
+def _compiled_together(step_fn, sample_fn, state, encoder_params, cfg, batch_sharding):
+  """The steps compiled ahead, then a wait for every process at the coordinator.
+
+  Gloo (CPU collectives) gives up on a peer that joins its first collective over 30 s late, or
+  hangs: processes that compile (or start) at different speeds on a loaded machine would. The
+  coordinator's barrier waits as long as it takes, so the first collective starts together.
+  """
+  from jax._src import distributed
+
+  images = jax.ShapeDtypeStruct((cfg.batch_size, cfg.crop_size, cfg.crop_size, 3), np.uint8,
+                                sharding=batch_sharding)
+  step_fn = step_fn.lower(state, encoder_params, images, images, np.float32(0)).compile()
+  sample_fn = sample_fn.lower(state, encoder_params, images, images).compile()
+  distributed.global_state.client.wait_at_barrier("adain-train-compiled", 3_600_000)
+  return step_fn, sample_fn
+
+
 class _Signals:
   """Turns the first SIGTERM / SIGINT into a request to save and stop; a second one kills.
 
@@ -516,6 +533,9 @@ def train_and_evaluate(cfg: ml_collections.ConfigDict, workdir: str) -> int:
     return step
   step_fn, sample_fn = jit_steps(recipe, mesh)
   _, batch_sharding = shardings(mesh)
+  if jax.process_count() > 1:
+    step_fn, sample_fn = _compiled_together(step_fn, sample_fn, state, encoder_params, cfg,
+                                            batch_sharding)
   report = Reporter(workdir, start)
   from train import data  # tf.data: only the loop needs TensorFlow (train.bench runs without)
 

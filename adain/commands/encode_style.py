@@ -1,7 +1,10 @@
 """python -m adain.encode_style: save style codes (.npz) to reuse with --style code.npz.
 
-A style code is the mean and std of the style image's relu4_1 features; stylizing with the code
-gives the same pixels as stylizing with the image, without reading or encoding it again.
+A style code is what the network keeps of a style image (AdaIN: the mean and std of its relu4_1
+features); stylizing with the code gives the same pixels as stylizing with the image, without
+reading or encoding it again. ``--style-dir DIR --output bank.npz`` writes one file holding the
+codes of every image under DIR, one row each in sorted path order: a style bank for
+adain.augment (unreadable images are named on stderr and left out).
 """
 
 from __future__ import annotations
@@ -17,9 +20,14 @@ from adain.commands import flags
 def build_parser() -> argparse.ArgumentParser:
   p = flags.Parser(prog="python -m adain.encode_style", description=__doc__.split("\n")[0],
               formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-  p.add_argument("images", nargs="+", help="style images")
+  p.add_argument("images", nargs="*", help="style images")
+  p.add_argument("--style-dir", "--style_dir", dest="style_dir",
+                 help="a folder of style images (any depth): their codes as one .npz bank")
+  p.add_argument("--extensions", nargs="+", default=["png", "jpeg", "jpg"], metavar="EXT",
+                 help="with --style-dir: extensions of the image files to read, in any case")
   p.add_argument("--output", required=True,
-                 help="a .npz file (one image), or a folder that gets IMAGE_STEM.npz per image")
+                 help="a .npz file (one image, or the --style-dir bank), or a folder that gets "
+                      "IMAGE_STEM.npz per image")
   p.add_weights(decoder=False)
   p.add_argument("--style-size", "--style_size", dest="style_size", type=flags.pixels, default=512,
                  help="shorter side the style image is resized to; 0 keeps its size")
@@ -40,9 +48,30 @@ def output_paths(images: list[str], output: str, parser) -> list[Path]:
   return [out / f"{Path(i).stem}.npz" for i in images]
 
 
+def bank_images(args, parser) -> list[Path]:
+  """--style-dir's images, sorted (the bank's row order)."""
+  from adain.pipelines.datasets import list_images
+
+  root = Path(args.style_dir)
+  if args.images:
+    parser.error("give style images or --style-dir, not both")
+  if Path(args.output).suffix.lower() != ".npz" or Path(args.output).is_dir():
+    parser.error(f"{args.output}: --style-dir writes one .npz bank file")
+  if not root.is_dir():
+    parser.error(f"{root}: --style-dir is not a folder")
+  found = [root / p for p in list_images(root, args.extensions)]
+  if not found:
+    parser.error(f"{root}: no images with extensions {' '.join(args.extensions)} (any case) in this folder tree")
+  return found
+
+
 def main(argv: list[str] | None = None) -> int:
   parser = build_parser()
   args = parser.parse_args(argv)
+  if args.style_dir is None and not args.images:
+    parser.error("give style images, or --style-dir DIR")
+  if args.style_dir is not None:
+    return _bank(args, bank_images(args, parser))
   outputs = output_paths(args.images, args.output, parser)
   from adain.media import images
 
@@ -64,6 +93,34 @@ def main(argv: list[str] | None = None) -> int:
   print(f"wrote {len(outputs) - failed} style code(s)" + (f", {failed} failed" if failed else ""),
         file=sys.stderr)
   return 1 if failed else 0
+
+
+def _bank(args, paths: list[Path]) -> int:
+  """The codes of ``paths`` as one file; unreadable images are named and left out."""
+  from tqdm import tqdm
+
+  from adain.media import images
+
+  out = Path(args.output)
+  try:
+    out.parent.mkdir(parents=True, exist_ok=True)
+    stylizer = flags.load_stylizer(args, encoder_only=True)
+  except (AdainError, OSError) as e:
+    print(f"error: {e}", file=sys.stderr)
+    return 1
+  codes, failed = [], 0
+  for path in tqdm(paths, desc="style codes", unit="image", dynamic_ncols=True):
+    try:
+      codes.append(stylizer.encode_style(images.load_image(path, args.style_size, args.crop)))
+    except (AdainError, OSError) as e:
+      failed += 1
+      tqdm.write(f"error: {e}", file=sys.stderr)
+  if codes:
+    stylizer.concat_codes(codes).save(out)
+    print(out)
+  print(f"wrote {len(codes)} style codes to one bank" + (f", {failed} failed" if failed else ""),
+        file=sys.stderr)
+  return 1 if failed or not codes else 0
 
 
 def entry() -> None:

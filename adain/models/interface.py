@@ -34,8 +34,8 @@ The module ``bind`` returns has:
   ``style_maps(images_bhwc)`` are the maps whose statistics the code is, and ``code_of(stats)``
   the code from each map's (mean, std): tiles merge the statistics of huge images.
 - ``generate(content_code, style_code, alpha, mask_bhw=None, content_stats=None,
-  valid_hw=None)`` (and ``own_code`` where ``OWN_CODE``): the stylized images. ``alpha``
-  interpolates the style's code with the content's own code (alpha 1: the style; 0: the content
+  valid_hw=None)`` (and ``own_code`` where ``OWN_CODE``): the stylized images. ``alpha`` (a
+  number, or one per image) interpolates the style's code with the content's own code (alpha 1: the style; 0: the content
   re-rendered). ``mask_bhw`` (at code resolution) takes the first of two codes where it is 1
   and the second where it is 0, statistics taken within each region. ``content_stats`` are the
   content code's statistics over the whole image, in (mean, std) rows per region.

@@ -188,6 +188,13 @@ def adain(content_bhwc: jax.Array, style_mean_bc: jax.Array, style_std_bc: jax.A
   return normalized * style_std_bc[:, None, None, :] + style_mean_bc[:, None, None, :]
 
 
+def per_image(alpha, ndim: int):
+  """``alpha``, a number or one per image (B,), shaped to broadcast over arrays (B, ...) of
+  ``ndim`` dimensions: a batch stylized with an alpha for each image (adain.augment)."""
+  a = jnp.asarray(alpha)
+  return a.reshape(a.shape + (1,) * (ndim - 1)) if a.ndim == 1 else a
+
+
 def torch_conv_init(key: jax.Array, shape, fan_in: int) -> jax.Array:
   """PyTorch's default Conv2d init: U(-1/sqrt(fan_in), 1/sqrt(fan_in)) for weight and bias."""
   bound = 1.0 / fan_in ** 0.5

@@ -27,6 +27,7 @@ class StyleCode:
 
   mean: jax.Array
   std: jax.Array
+  POSITIVE = ("std",)  # fields that are always > 0 (adain.augment draws them log-normal)
 
   def __len__(self) -> int:
     return self.mean.shape[0]

@@ -232,6 +232,7 @@ class AdaIN(nnx.Module):
       bg = restyle(1.0 - mask_bhw, style[1:2], stats[1])
       m = mask_bhw[..., None]
       target = m * fg + (1.0 - m) * bg
+    alpha = ops.per_image(alpha, target.ndim)
     target = alpha * target + (1.0 - alpha) * content_code
     return self.decoder(target.astype(content_code.dtype), valid_hw)
 

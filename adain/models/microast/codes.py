@@ -10,6 +10,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from adain.errors import AdainError
+from adain.models import ops
 from adain.models.microast.architecture import CHANNELS
 from adain.weights.npz import read_npz, write_npz
 
@@ -41,6 +42,7 @@ class MicroASTCode:
   std2: jax.Array
   w2: jax.Array
   b2: jax.Array
+  POSITIVE = ("std1", "std2")  # fields that are always > 0 (adain.augment draws them log-normal)
 
   def fields(self) -> tuple[jax.Array, ...]:
     return tuple(getattr(self, f) for f in FIELDS)
@@ -63,7 +65,8 @@ class MicroASTCode:
     return MicroASTCode(*(jnp.concatenate([getattr(c, f) for c in codes]) for f in FIELDS))
 
   def interpolate(self, content_code: MicroASTCode, alpha: float | jax.Array) -> MicroASTCode:
-    """alpha * self + (1 - alpha) * content_code, field by field (batches broadcast).
+    """alpha * self + (1 - alpha) * content_code, field by field (batches broadcast; alpha a
+    number or one per image).
 
     MicroAST's own alpha blends features inside the decoder, which leaves the range of images
     below 1 (outputs from -1.5 to 8.5 at alpha 0.8). Blending with the content's own code
@@ -71,6 +74,7 @@ class MicroASTCode:
     published network at 1 and the content re-rendered with its own code at 0, with a smooth
     trade-off between.
     """
+    alpha = ops.per_image(alpha, 2)
     return MicroASTCode(*(alpha * s + (1.0 - alpha) * c
                           for s, c in zip(self.fields(), content_code.fields())))
 

@@ -67,6 +67,7 @@ bench: $(STAMP) $(ORT_WEB)/package.json
 	$(PY) -m adain.export.bench
 	$(PY) tools/bench_web.py --ort-web $(ORT_WEB)
 	$(PY) -m train.bench --bf16
+	$(PY) -m adain.augment.bench
 
 # The paper's decoder recipe, or MODEL=microast MicroAST's (train/configs/microast.py).
 # CONTENT / STYLE: an image folder (recursive) or tfds:NAME[/CONFIG][:SPLIT]; a missing dataset

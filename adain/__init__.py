@@ -2,9 +2,10 @@
 
 The package's layers, top to bottom: ``commands`` (argv, printing, exit codes; ``python -m
 adain.X``), ``app`` and ``export`` (the web app and the ONNX/browser export), ``pipelines``
-(clips, datasets), ``inference`` (Stylizer, saved programs, tiling), ``models`` (the networks),
-``weights`` (file formats) and ``hub`` (finding and fetching them), ``media`` (image and video
-files), with ``errors``, ``files`` and ``runtime`` at the bottom. Nothing imports upward.
+(clips, datasets) and ``augment`` (style augmentation for training), ``inference`` (Stylizer,
+saved programs, tiling), ``models`` (the networks), ``weights`` (file formats) and ``hub``
+(finding and fetching them), ``media`` (image and video files), with ``errors``, ``files`` and
+``runtime`` at the bottom. Nothing imports upward.
 """
 
 from __future__ import annotations

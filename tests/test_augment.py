@@ -270,3 +270,20 @@ def test_grain_route(stylizer, bank):
   mapped = StyleAugmentMap(aug).random_map(x[0], rng)
   want = np.asarray(aug(key_of(np.random.Generator(np.random.Philox(key=0))), x[:1]))[0]
   np.testing.assert_array_equal(mapped, want)
+
+
+def test_bench_resnet50_is_torchvisions_and_prints(capsys):
+  """The reference the augmentation is measured against: torchvision's ResNet-50 parameter
+  count (25,557,032), and the bench's JSON lines at a toy size."""
+  import json
+
+  from flax import nnx
+
+  from adain.augment import bench
+
+  assert sum(x.size for x in jax.tree.leaves(nnx.state(bench.ResNet50(), nnx.Param))) == 25_557_032
+  assert bench.main(["--batch", "2", "--size", "32", "--models", "microast", "--repeats", "1"]) == 0
+  rows = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+  assert [r["bench"] for r in rows] == ["augment", "resnet50_train_step", "augment"]
+  assert rows[2]["model"] == "microast" and rows[2]["images_per_s"] > 0
+  assert rows[2]["of_resnet50_step"] == round(rows[2]["ms_per_batch"] / rows[1]["ms_per_step"], 3)

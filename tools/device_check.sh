@@ -15,14 +15,14 @@
 # JSON lines: the device, train steps/s at the paper's setting (batch 8, 256 px) in fp32 and bf16
 # (python -m train.bench), stylization images/s at 512 px and video frames/s at 1280x720 and
 # 1920x1080 in fp32 and bf16 for both networks (python -m adain.bench), MicroAST and AdaIN at
-# 3840x2160, and train.evaluate's seconds per image at
+# 3840x2160, style augmentation beside a ResNet-50 step (python -m adain.augment.bench), and train.evaluate's seconds per image at
 # 512 px on seeded weights and the demo images (speed does not depend on them); and, where ray[data]
 # is installed, python -m adain.stylize_dataset on one host and with --ray (DATASET_BATCH images per
 # call, one GPU per actor).
 #
 # Then the app's Live tab: frames/s of Studio.live_frame at each live frame size (LIVE_FRAMES each).
 # Smaller settings (e.g. a CPU dry run): BATCH=2 CROP=32 STEPS=2 SIZES=64 VIDEOS=64x48 FRAMES=4
-# EVAL_SIZE=64 EVAL_CONTENTS=2 LIVE_FRAMES=2.
+# EVAL_SIZE=64 EVAL_CONTENTS=2 LIVE_FRAMES=2 AUG_BATCH=2 AUG_SIZE=64.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PYTHON:-python3}
@@ -67,6 +67,8 @@ for dtype in float32 bfloat16; do
   "$PY" -m adain.bench --dtype "$dtype" --sizes "${SIZES:-512}" --videos "${VIDEOS:-1280x720,1920x1080}" \
     --frames "${FRAMES:-16}"
 done
+# Style augmentation (StyleAugment) of a 224 px batch of 32 beside a ResNet-50 SGD step on it.
+"$PY" -m adain.augment.bench --batch "${AUG_BATCH:-32}" --size "${AUG_SIZE:-224}" --repeats 10
 # MicroAST at 4K beside AdaIN (the paper: about 0.5 s a 4K image on an RTX 2080).
 "$PY" -m adain.bench --sizes "${SIZES_4K:-3840x2160}" --videos "" --process 0
 work=$(mktemp -d)

@@ -14,6 +14,8 @@ import json
 import os
 import sys
 
+from adain.errors import AdainError
+from adain.files import atomic_path, atomic_write
 from adain.inference.stylizer import Stylizer
 from examples.style_augment import example
 
@@ -36,16 +38,21 @@ def parse(argv):
 
 def main(argv=None) -> int:
   args = parse(argv)
-  if args.model == "microast":
-    stylizer = Stylizer.from_files(model="microast", weights=args.weights)
-  else:
-    stylizer = Stylizer.from_files(args.vgg, args.decoder)
+  try:
+    if args.model == "microast":
+      stylizer = Stylizer.from_files(model="microast", weights=args.weights)
+    else:
+      stylizer = Stylizer.from_files(args.vgg, args.decoder)
+  except AdainError as e:  # e.g. offline: which files to place where, in one line
+    print(f"error: {e}", file=sys.stderr)
+    return 1
   results, picture = example.run(stylizer, steps=args.steps, batch_size=args.batch_size,
                                  image_size=args.image_size, seed=args.seed)
   os.makedirs(args.output, exist_ok=True)
-  with open(os.path.join(args.output, "results.json"), "w") as f:
+  with atomic_write(os.path.join(args.output, "results.json"), "w") as f:
     json.dump(results, f, indent=2)
-  picture.save(os.path.join(args.output, "augmented.png"))
+  with atomic_path(os.path.join(args.output, "augmented.png")) as tmp:
+    picture.save(tmp, format="PNG")
   print(example.table(results))
   print(f"{args.steps} steps of {args.batch_size} images of {args.image_size}², both runs in "
         f"{results['seconds']} s; results.json and augmented.png in {args.output}")

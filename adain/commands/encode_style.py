@@ -23,7 +23,7 @@ def build_parser() -> argparse.ArgumentParser:
   p.add_argument("images", nargs="*", help="style images")
   p.add_argument("--style-dir", "--style_dir", dest="style_dir",
                  help="a folder of style images (any depth): their codes as one .npz bank")
-  p.add_argument("--extensions", nargs="+", default=["png", "jpeg", "jpg"], metavar="EXT",
+  p.add_argument("--extensions", nargs="+", default=list(flags.IMAGE_EXTENSIONS), metavar="EXT",
                  help="with --style-dir: extensions of the image files to read, in any case")
   p.add_argument("--output", required=True,
                  help="a .npz file (one image, or the --style-dir bank), or a folder that gets "
@@ -70,9 +70,11 @@ def main(argv: list[str] | None = None) -> int:
   args = parser.parse_args(argv)
   if args.style_dir is None and not args.images:
     parser.error("give style images, or --style-dir DIR")
-  if args.style_dir is not None:
-    return _bank(args, bank_images(args, parser))
-  outputs = output_paths(args.images, args.output, parser)
+  bank = args.style_dir is not None
+  paths = bank_images(args, parser) if bank else args.images
+  outputs = [Path(args.output)] if bank else output_paths(args.images, args.output, parser)
+  from tqdm import tqdm
+
   from adain.media import images
 
   try:
@@ -81,46 +83,25 @@ def main(argv: list[str] | None = None) -> int:
   except (AdainError, OSError) as e:
     print(f"error: {e}", file=sys.stderr)
     return 1
-  failed = 0
-  for image, out in zip(args.images, outputs):
-    try:
-      code = stylizer.encode_style(images.load_image(image, args.style_size, args.crop))
-      code.save(out)
-      print(out)
-    except (AdainError, OSError) as e:
-      failed += 1
-      print(f"error: {e}", file=sys.stderr)
-  print(f"wrote {len(outputs) - failed} style code(s)" + (f", {failed} failed" if failed else ""),
-        file=sys.stderr)
-  return 1 if failed else 0
-
-
-def _bank(args, paths: list[Path]) -> int:
-  """The codes of ``paths`` as one file; unreadable images are named and left out."""
-  from tqdm import tqdm
-
-  from adain.media import images
-
-  out = Path(args.output)
-  try:
-    out.parent.mkdir(parents=True, exist_ok=True)
-    stylizer = flags.load_stylizer(args, encoder_only=True)
-  except (AdainError, OSError) as e:
-    print(f"error: {e}", file=sys.stderr)
-    return 1
   codes, failed = [], 0
-  for path in tqdm(paths, desc="style codes", unit="image", dynamic_ncols=True):
+  for i, path in enumerate(tqdm(paths, desc="style codes", unit="image", dynamic_ncols=True,
+                                disable=not bank)):
     try:
-      codes.append(stylizer.encode_style(images.load_image(path, args.style_size, args.crop)))
+      code = stylizer.encode_style(images.load_image(path, args.style_size, args.crop))
+      if bank:  # unreadable images are named and left out of the one file
+        codes.append(code)
+      else:
+        code.save(outputs[i])
+        print(outputs[i])
     except (AdainError, OSError) as e:
       failed += 1
       tqdm.write(f"error: {e}", file=sys.stderr)
   if codes:
-    stylizer.concat_codes(codes).save(out)
-    print(out)
-  print(f"wrote {len(codes)} style codes to one bank" + (f", {failed} failed" if failed else ""),
-        file=sys.stderr)
-  return 1 if failed or not codes else 0
+    stylizer.concat_codes(codes).save(outputs[0])
+    print(outputs[0])
+  written = f"{len(codes)} style codes to one bank" if bank else f"{len(paths) - failed} style code(s)"
+  print(f"wrote {written}" + (f", {failed} failed" if failed else ""), file=sys.stderr)
+  return 1 if failed or (bank and not codes) else 0
 
 
 def entry() -> None:

@@ -10,6 +10,8 @@ import math
 import sys
 from pathlib import Path
 
+IMAGE_EXTENSIONS = ("png", "jpeg", "jpg")  # what folders of images are read for (stylize-datasets')
+
 
 class Parser(argparse.ArgumentParser):
   """Usage errors as one line on stderr, exit status 2."""

@@ -21,8 +21,6 @@ from adain.commands import flags
 from adain.errors import AdainError
 from adain.pipelines import datasets
 
-EXTENSIONS = ("png", "jpeg", "jpg")  # stylize-datasets' default
-
 
 def shard(text: str) -> tuple[int, int]:
   try:
@@ -47,7 +45,7 @@ def build_parser() -> argparse.ArgumentParser:
                  help="stylized copies of each image, each with a different style")
   p.add_argument("--alpha", type=flags.alpha, default=1.0, metavar="A",
                  help="degree of stylization, 0 (content) to 1 (full style)")
-  p.add_argument("--extensions", nargs="+", default=list(EXTENSIONS), metavar="EXT",
+  p.add_argument("--extensions", nargs="+", default=list(flags.IMAGE_EXTENSIONS), metavar="EXT",
                  help="extensions of the image files to read from both folders, in any case")
   p.add_argument("--content-size", "--content_size", dest="content_size", type=flags.pixels, default=0,
                  metavar="N", help="shorter side of content images; 0 keeps their size")

@@ -174,4 +174,5 @@ models.json says the same for programs.
 def write(model: AdaIN, out_dir: str | os.PathLike) -> list[Path]:
   """Writes encoder.onnx, generator.onnx, README.txt and models.json into out_dir (each under a
   temporary name, renamed once complete); returns their paths."""
-  return ob.write_export(out_dir, encoder_model(model), generator_model(model), readme(model.variant), spec(model.variant))
+  return ob.write_export(out_dir, encoder_model(model), generator_model(model),
+                         readme(model.variant), spec(model.variant))

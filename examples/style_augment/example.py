@@ -19,6 +19,7 @@ from flax import nnx
 from PIL import Image, ImageDraw
 
 from adain.augment import StyleAugment
+from adain.media.images import to_uint8
 
 CLASSES = ("circle", "square", "triangle", "cross")
 
@@ -189,7 +190,7 @@ def grid(rows: list[tuple[str, np.ndarray]], scale: int = 2) -> Image.Image:
     top = r * (h * scale + gap)
     pen.text((4, top + h * scale // 2 - 6), name, fill="black")
     for c, img in enumerate(imgs):
-      tile = Image.fromarray((np.asarray(img) * 255).round().astype(np.uint8))
+      tile = Image.fromarray(to_uint8(img))
       out.paste(tile.resize((w * scale, h * scale), Image.NEAREST), (label + c * (w * scale + gap), top))
   return out
 
